@@ -1,0 +1,44 @@
+// The admin HTTP server (JSON API on localhost) and the probes server (only
+// /healthz and /ready, for the kubelet). Both run on the control thread and
+// never touch a worker directly: they read snapshots and post to workers.
+#pragma once
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace sluice::admin {
+
+// What the admin API reads and asks of the running proxy.
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual std::uint64_t config_version() const = 0;
+    virtual nlohmann::json config_json() const = 0;      // the applied config document
+    virtual nlohmann::json listeners_json() const = 0;   // [{"name", "address", "connections"}]
+    virtual bool ready() const = 0;                      // false while draining
+    virtual void drain() = 0;
+};
+
+class AdminServer {
+public:
+    enum class Mode { admin, probes };
+
+    AdminServer(boost::asio::io_context& io, Backend& backend, Mode mode);
+    ~AdminServer();
+
+    // Binds and starts accepting; false with `error` set when the address cannot be used.
+    bool listen(const std::string& address, std::uint16_t port, std::string& error);
+    boost::asio::ip::tcp::endpoint local_endpoint() const;
+    void stop();
+
+    struct Impl;
+
+private:
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace sluice::admin

@@ -1,0 +1,379 @@
+#include "config/parse.h"
+
+#include "config/duration.h"
+#include "config/json_pointer.h"
+#include "config/patterns.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <initializer_list>
+
+namespace sluice::config {
+namespace {
+
+using json = nlohmann::json;
+
+// Fields that belong to later releases: named so the error says "not yet", not "typo".
+bool is_planned_field(std::string_view f) {
+    return f == "tls" || f == "health_check" || f == "hash_on";
+}
+
+class Reader {
+public:
+    explicit Reader(ConfigErrors& errors) : errors_(errors) {}
+
+    void error(std::string pointer, std::string message) {
+        errors_.push_back({std::move(pointer), std::move(message)});
+    }
+
+    // Checks that `j` is an object holding only `allowed` fields.
+    bool object(const json& j, const std::string& p, std::string_view what,
+                std::initializer_list<std::string_view> allowed) {
+        if (!j.is_object()) {
+            error(p, std::string("must be an object (") + std::string(what) + "), got " + describe_json(j));
+            return false;
+        }
+        for (auto it = j.begin(); it != j.end(); ++it) {
+            bool known = false;
+            for (auto a : allowed) known = known || a == it.key();
+            if (known) continue;
+            if (is_planned_field(it.key())) {
+                error(pointer_join(p, it.key()), "\"" + it.key() + "\" is not supported by this version of sluice yet; remove it");
+                continue;
+            }
+            std::string list;
+            for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+            error(pointer_join(p, it.key()), "unknown field \"" + it.key() + "\" in " + std::string(what) + "; expected one of: " + list);
+        }
+        return true;
+    }
+
+    bool string(const json& j, const std::string& p, std::string& out) {
+        if (!j.is_string()) {
+            error(p, "must be a string, got " + describe_json(j));
+            return false;
+        }
+        out = j.get<std::string>();
+        return true;
+    }
+
+    // A string in one of the shared formats; `hint` says what a good value looks like.
+    bool formatted(const json& j, const std::string& p, Pattern pat, std::string_view hint, std::string& out) {
+        if (!string(j, p, out)) return false;
+        if (matches(pat, out)) return true;
+        error(p, describe_json(j) + " is not valid: " + std::string(hint));
+        return false;
+    }
+
+    bool boolean(const json& j, const std::string& p, bool& out) {
+        if (!j.is_boolean()) {
+            error(p, "must be true or false, got " + describe_json(j));
+            return false;
+        }
+        out = j.get<bool>();
+        return true;
+    }
+
+    bool integer(const json& j, const std::string& p, std::int64_t lo, std::int64_t hi, std::int64_t& out) {
+        bool integral = j.is_number_integer() ||
+                        (j.is_number_float() && std::isfinite(j.get<double>()) && std::floor(j.get<double>()) == j.get<double>());
+        if (integral) {
+            double d = j.get<double>();
+            if (d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) {
+                out = static_cast<std::int64_t>(d);
+                return true;
+            }
+        }
+        error(p, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got " + describe_json(j));
+        return false;
+    }
+
+    void port(const json& j, const std::string& p, std::uint16_t& out) {
+        std::int64_t v = 0;
+        if (integer(j, p, 0, 65535, v)) out = static_cast<std::uint16_t>(v);
+    }
+
+    void duration(const json& j, const std::string& p, Duration& out) {
+        std::string s;
+        if (formatted(j, p, Pattern::duration, "use a whole number with a unit: 250ms, 5s, 2m or 1h (0s means no limit)", s))
+            out = *parse_duration(s);
+    }
+
+    void size(const json& j, const std::string& p, std::uint64_t& out) {
+        std::string s;
+        if (formatted(j, p, Pattern::size, "use a whole number above 0 with a unit: 512B, 64KiB or 1MiB", s))
+            out = *parse_size(s);
+    }
+
+    void name(const json& obj, const std::string& p, std::string_view what, std::string& out) {
+        auto it = obj.find("name");
+        if (it == obj.end()) {
+            error(pointer_join(p, "name"), "missing: every " + std::string(what) + " needs a name");
+            return;
+        }
+        formatted(*it, pointer_join(p, "name"), Pattern::name,
+                  "names start with a letter or digit and use only letters, digits, '_', '.' and '-' (at most 63)", out);
+    }
+
+    // Calls fn(value, pointer) when the field is present.
+    template <class F>
+    void opt(const json& obj, const std::string& p, std::string_view key, F&& fn) {
+        auto it = obj.find(key);
+        if (it != obj.end()) fn(*it, pointer_join(p, key));
+    }
+
+    template <class F>
+    void array(const json& j, const std::string& p, F&& fn) {
+        if (!j.is_array()) {
+            error(p, "must be an array, got " + describe_json(j));
+            return;
+        }
+        for (std::size_t i = 0; i < j.size(); ++i) fn(j[i], pointer_join(p, i));
+    }
+
+private:
+    ConfigErrors& errors_;
+};
+
+void read_address(Reader& r, const json& j, const std::string& p, std::string& out) {
+    r.formatted(j, p, Pattern::ip_address, "use an IP address such as 127.0.0.1, 0.0.0.0 or ::", out);
+}
+
+void read_timeouts(Reader& r, const json& j, const std::string& p, Timeouts& t) {
+    if (!r.object(j, p, "timeouts", {"connect", "request_headers", "http_idle", "upstream_response", "stream_idle",
+                                     "websocket_idle", "max_duration", "drain_delay", "drain"}))
+        return;
+    auto d = [&](std::string_view key, Duration& out) {
+        r.opt(j, p, key, [&](const json& v, const std::string& vp) { r.duration(v, vp, out); });
+    };
+    d("connect", t.connect);
+    d("request_headers", t.request_headers);
+    d("http_idle", t.http_idle);
+    d("upstream_response", t.upstream_response);
+    d("stream_idle", t.stream_idle);
+    d("websocket_idle", t.websocket_idle);
+    d("max_duration", t.max_duration);
+    d("drain_delay", t.drain_delay);
+    d("drain", t.drain);
+}
+
+void read_route_timeouts(Reader& r, const json& j, const std::string& p, RouteTimeouts& t) {
+    if (!j.is_object()) {
+        r.error(p, "must be an object (route timeouts), got " + describe_json(j));
+        return;
+    }
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        const std::string vp = pointer_join(p, it.key());
+        std::optional<Duration>* slot = nullptr;
+        if (it.key() == "connect") slot = &t.connect;
+        else if (it.key() == "upstream_response") slot = &t.upstream_response;
+        else if (it.key() == "stream_idle") slot = &t.stream_idle;
+        else if (it.key() == "websocket_idle") slot = &t.websocket_idle;
+        else if (it.key() == "max_duration") slot = &t.max_duration;
+        if (slot) {
+            Duration d{};
+            r.duration(it.value(), vp, d);
+            *slot = d;
+        } else if (it.key() == "request_headers" || it.key() == "http_idle" || it.key() == "drain_delay" ||
+                   it.key() == "drain") {
+            r.error(vp, "\"" + it.key() + "\" applies to a whole connection or to the process, not to one route; set it in /timeouts");
+        } else {
+            r.error(vp, "unknown field \"" + it.key() +
+                            "\" in route timeouts; expected one of: connect, upstream_response, stream_idle, websocket_idle, max_duration");
+        }
+    }
+}
+
+void read_endpoint(Reader& r, const json& j, const std::string& p, EndpointSpec& e) {
+    std::string s;
+    if (!r.formatted(j, p, Pattern::endpoint, "use \"host:port\" such as \"127.0.0.1:3000\", \"app:8080\" or \"[::1]:3000\"", s))
+        return;
+    auto colon = s.rfind(':');
+    e.text = s;
+    e.host = s.substr(0, colon);
+    if (!e.host.empty() && e.host.front() == '[') e.host = e.host.substr(1, e.host.size() - 2);
+    e.port = static_cast<std::uint16_t>(std::stoi(s.substr(colon + 1)));
+}
+
+void read_cluster(Reader& r, const json& j, const std::string& p, ClusterSpec& c) {
+    if (!r.object(j, p, "a cluster", {"name", "endpoints", "lb_policy"})) return;
+    r.name(j, p, "cluster", c.name);
+    auto it = j.find("endpoints");
+    if (it == j.end()) {
+        r.error(pointer_join(p, "endpoints"), "missing: every cluster needs endpoints, e.g. [\"127.0.0.1:3000\"]");
+    } else if (it->is_array() && it->empty()) {
+        r.error(pointer_join(p, "endpoints"), "must list at least one endpoint, e.g. [\"127.0.0.1:3000\"]");
+    } else {
+        r.array(*it, pointer_join(p, "endpoints"), [&](const json& v, const std::string& vp) {
+            EndpointSpec e;
+            read_endpoint(r, v, vp, e);
+            for (const auto& other : c.endpoints)
+                if (!e.text.empty() && other.text == e.text)
+                    r.error(vp, "endpoint \"" + e.text + "\" is listed twice in this cluster");
+            c.endpoints.push_back(std::move(e));
+        });
+    }
+    r.opt(j, p, "lb_policy", [&](const json& v, const std::string& vp) {
+        std::string s;
+        if (!r.string(v, vp, s)) return;
+        if (s == "round_robin") c.lb_policy = LbPolicy::round_robin;
+        else if (s == "least_request" || s == "random" || s == "hash" || s == "sticky")
+            r.error(vp, "lb_policy \"" + s + "\" is not supported by this version of sluice yet; use round_robin");
+        else r.error(vp, describe_json(v) + " is not a load-balancing policy; use round_robin");
+    });
+}
+
+void read_match(Reader& r, const json& j, const std::string& p, RouteMatch& m) {
+    if (!r.object(j, p, "a route match", {"path", "path_prefix", "host", "methods", "headers"})) return;
+    const char* path_hint = "a path starts with '/' and holds no query, fragment or spaces";
+    r.opt(j, p, "path", [&](const json& v, const std::string& vp) {
+        std::string s;
+        if (r.formatted(v, vp, Pattern::path, path_hint, s)) m.path = s;
+    });
+    r.opt(j, p, "path_prefix", [&](const json& v, const std::string& vp) {
+        std::string s;
+        if (r.formatted(v, vp, Pattern::path, path_hint, s)) m.path_prefix = s;
+    });
+    if (j.contains("path") == j.contains("path_prefix"))
+        r.error(p, "set exactly one of \"path\" (exact) or \"path_prefix\"");
+    r.opt(j, p, "host", [&](const json& v, const std::string& vp) {
+        std::string s;
+        if (!r.formatted(v, vp, Pattern::host, "use a host name such as \"api.example.com\" or \"*.example.com\" (no port)", s))
+            return;
+        for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        m.host = s;
+    });
+    r.opt(j, p, "methods", [&](const json& v, const std::string& vp) {
+        if (v.is_array() && v.empty()) r.error(vp, "must list at least one method, or be left out to match any method");
+        r.array(v, vp, [&](const json& mv, const std::string& mp) {
+            std::string s;
+            if (!r.formatted(mv, mp, Pattern::method, "methods are upper case, such as GET or POST", s)) return;
+            for (const auto& other : m.methods)
+                if (other == s) r.error(mp, "method " + s + " is listed twice");
+            m.methods.push_back(s);
+        });
+    });
+    r.opt(j, p, "headers", [&](const json& v, const std::string& vp) {
+        r.array(v, vp, [&](const json& hv, const std::string& hp) {
+            if (!r.object(hv, hp, "a header match", {"name", "value", "present"})) return;
+            HeaderMatch h;
+            auto n = hv.find("name");
+            if (n == hv.end()) r.error(pointer_join(hp, "name"), "missing: a header match needs the header name");
+            else r.formatted(*n, pointer_join(hp, "name"), Pattern::header_name, "use a header name such as x-user", h.name);
+            r.opt(hv, hp, "value", [&](const json& x, const std::string& xp) {
+                std::string s;
+                if (r.string(x, xp, s)) h.value = s;
+            });
+            r.opt(hv, hp, "present", [&](const json& x, const std::string& xp) { r.boolean(x, xp, h.present); });
+            if (hv.contains("value") == hv.contains("present"))
+                r.error(hp, "set exactly one of \"value\" (exact match) or \"present\" (true or false)");
+            m.headers.push_back(std::move(h));
+        });
+    });
+}
+
+void read_route(Reader& r, const json& j, const std::string& p, RouteSpec& route) {
+    if (!r.object(j, p, "a route", {"name", "match", "rewrite", "cluster", "timeouts", "websocket"})) return;
+    r.name(j, p, "route", route.name);
+    auto m = j.find("match");
+    if (m == j.end()) r.error(pointer_join(p, "match"), "missing: every route needs a match, e.g. {\"path_prefix\": \"/\"}");
+    else read_match(r, *m, pointer_join(p, "match"), route.match);
+    auto c = j.find("cluster");
+    if (c == j.end()) r.error(pointer_join(p, "cluster"), "missing: every route needs the name of the cluster it sends to");
+    else r.formatted(*c, pointer_join(p, "cluster"), Pattern::name, "use the name of a cluster defined under /clusters", route.cluster);
+    r.opt(j, p, "rewrite", [&](const json& v, const std::string& vp) {
+        if (!r.object(v, vp, "a rewrite", {"path", "path_prefix"})) return;
+        Rewrite rw;
+        const char* hint = "a path starts with '/' and holds no query, fragment or spaces";
+        r.opt(v, vp, "path", [&](const json& x, const std::string& xp) {
+            std::string s;
+            if (r.formatted(x, xp, Pattern::path, hint, s)) rw.path = s;
+        });
+        r.opt(v, vp, "path_prefix", [&](const json& x, const std::string& xp) {
+            std::string s;
+            if (r.formatted(x, xp, Pattern::path, hint, s)) rw.path_prefix = s;
+        });
+        if (v.contains("path") == v.contains("path_prefix"))
+            r.error(vp, "set exactly one of \"path\" (whole path) or \"path_prefix\" (replaces the matched prefix)");
+        route.rewrite = rw;
+    });
+    r.opt(j, p, "timeouts", [&](const json& v, const std::string& vp) { read_route_timeouts(r, v, vp, route.timeouts); });
+    r.opt(j, p, "websocket", [&](const json& v, const std::string& vp) { r.boolean(v, vp, route.websocket); });
+}
+
+}  // namespace
+
+std::string describe_json(const json& v) {
+    switch (v.type()) {
+    case json::value_t::string: {
+        std::string s = v.dump();
+        if (s.size() > 60) s = s.substr(0, 57) + "...\"";
+        return "the string " + s;
+    }
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+    case json::value_t::number_float: return "the number " + v.dump();
+    case json::value_t::boolean: return v.get<bool>() ? "true" : "false";
+    case json::value_t::null: return "null";
+    case json::value_t::object: return "an object";
+    case json::value_t::array: return "an array";
+    default: return "an unsupported value";
+    }
+}
+
+Config parse_document(const json& doc, ConfigErrors& errors) {
+    Reader r(errors);
+    Config cfg;
+    if (!r.object(doc, "", "the config document",
+                  {"admin", "probes", "listeners", "clusters", "routes", "timeouts", "limits"}))
+        return cfg;
+    r.opt(doc, "", "admin", [&](const json& v, const std::string& p) {
+        if (!r.object(v, p, "admin", {"address", "port"})) return;
+        r.opt(v, p, "address", [&](const json& x, const std::string& xp) { read_address(r, x, xp, cfg.admin.address); });
+        r.opt(v, p, "port", [&](const json& x, const std::string& xp) { r.port(x, xp, cfg.admin.port); });
+    });
+    r.opt(doc, "", "probes", [&](const json& v, const std::string& p) {
+        if (!r.object(v, p, "probes", {"address", "port"})) return;
+        ProbesSpec probes;
+        r.opt(v, p, "address", [&](const json& x, const std::string& xp) { read_address(r, x, xp, probes.address); });
+        r.opt(v, p, "port", [&](const json& x, const std::string& xp) { r.port(x, xp, probes.port); });
+        cfg.probes = probes;
+    });
+    r.opt(doc, "", "listeners", [&](const json& v, const std::string& p) {
+        r.array(v, p, [&](const json& x, const std::string& xp) {
+            ListenerSpec l;
+            if (r.object(x, xp, "a listener", {"name", "address", "port"})) {
+                r.name(x, xp, "listener", l.name);
+                r.opt(x, xp, "address", [&](const json& y, const std::string& yp) { read_address(r, y, yp, l.address); });
+                auto port = x.find("port");
+                if (port == x.end()) r.error(pointer_join(xp, "port"), "missing: every listener needs a port (0 picks a free one)");
+                else r.port(*port, pointer_join(xp, "port"), l.port);
+            }
+            cfg.listeners.push_back(std::move(l));
+        });
+    });
+    r.opt(doc, "", "clusters", [&](const json& v, const std::string& p) {
+        r.array(v, p, [&](const json& x, const std::string& xp) {
+            ClusterSpec c;
+            read_cluster(r, x, xp, c);
+            cfg.clusters.push_back(std::move(c));
+        });
+    });
+    r.opt(doc, "", "routes", [&](const json& v, const std::string& p) {
+        r.array(v, p, [&](const json& x, const std::string& xp) {
+            RouteSpec route;
+            read_route(r, x, xp, route);
+            cfg.routes.push_back(std::move(route));
+        });
+    });
+    r.opt(doc, "", "timeouts", [&](const json& v, const std::string& p) { read_timeouts(r, v, p, cfg.timeouts); });
+    r.opt(doc, "", "limits", [&](const json& v, const std::string& p) {
+        if (!r.object(v, p, "limits", {"request_headers", "request_line"})) return;
+        r.opt(v, p, "request_headers", [&](const json& x, const std::string& xp) { r.size(x, xp, cfg.limits.request_headers); });
+        r.opt(v, p, "request_line", [&](const json& x, const std::string& xp) { r.size(x, xp, cfg.limits.request_line); });
+    });
+    return cfg;
+}
+
+}  // namespace sluice::config

@@ -1,0 +1,81 @@
+#include "config/serialize.h"
+
+#include "config/duration.h"
+
+namespace sluice::config {
+namespace {
+
+using json = nlohmann::json;
+
+json timeouts_json(const Timeouts& t) {
+    return {{"connect", format_duration(t.connect)},
+            {"request_headers", format_duration(t.request_headers)},
+            {"http_idle", format_duration(t.http_idle)},
+            {"upstream_response", format_duration(t.upstream_response)},
+            {"stream_idle", format_duration(t.stream_idle)},
+            {"websocket_idle", format_duration(t.websocket_idle)},
+            {"max_duration", format_duration(t.max_duration)},
+            {"drain_delay", format_duration(t.drain_delay)},
+            {"drain", format_duration(t.drain)}};
+}
+
+json route_json(const RouteSpec& r) {
+    json match = json::object();
+    if (r.match.path) match["path"] = *r.match.path;
+    if (r.match.path_prefix) match["path_prefix"] = *r.match.path_prefix;
+    if (r.match.host) match["host"] = *r.match.host;
+    if (!r.match.methods.empty()) match["methods"] = r.match.methods;
+    if (!r.match.headers.empty()) {
+        json hs = json::array();
+        for (const auto& h : r.match.headers) {
+            json one = {{"name", h.name}};
+            if (h.value) one["value"] = *h.value;
+            else one["present"] = h.present;
+            hs.push_back(one);
+        }
+        match["headers"] = hs;
+    }
+    json out = {{"name", r.name}, {"match", match}, {"cluster", r.cluster}, {"websocket", r.websocket}};
+    if (r.rewrite) {
+        json rw = json::object();
+        if (r.rewrite->path) rw["path"] = *r.rewrite->path;
+        if (r.rewrite->path_prefix) rw["path_prefix"] = *r.rewrite->path_prefix;
+        out["rewrite"] = rw;
+    }
+    json t = json::object();
+    auto put = [&](const char* key, const std::optional<Duration>& d) {
+        if (d) t[key] = format_duration(*d);
+    };
+    put("connect", r.timeouts.connect);
+    put("upstream_response", r.timeouts.upstream_response);
+    put("stream_idle", r.timeouts.stream_idle);
+    put("websocket_idle", r.timeouts.websocket_idle);
+    put("max_duration", r.timeouts.max_duration);
+    if (!t.empty()) out["timeouts"] = t;
+    return out;
+}
+
+}  // namespace
+
+json to_json(const Config& cfg) {
+    json out;
+    out["admin"] = {{"address", cfg.admin.address}, {"port", cfg.admin.port}};
+    if (cfg.probes) out["probes"] = {{"address", cfg.probes->address}, {"port", cfg.probes->port}};
+    out["listeners"] = json::array();
+    for (const auto& l : cfg.listeners)
+        out["listeners"].push_back({{"name", l.name}, {"address", l.address}, {"port", l.port}});
+    out["clusters"] = json::array();
+    for (const auto& c : cfg.clusters) {
+        json eps = json::array();
+        for (const auto& e : c.endpoints) eps.push_back(e.text);
+        out["clusters"].push_back({{"name", c.name}, {"endpoints", eps}, {"lb_policy", "round_robin"}});
+    }
+    out["routes"] = json::array();
+    for (const auto& r : cfg.routes) out["routes"].push_back(route_json(r));
+    out["timeouts"] = timeouts_json(cfg.timeouts);
+    out["limits"] = {{"request_headers", format_size(cfg.limits.request_headers)},
+                     {"request_line", format_size(cfg.limits.request_line)}};
+    return out;
+}
+
+}  // namespace sluice::config

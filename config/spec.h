@@ -1,0 +1,133 @@
+// The config model: plain values as read from a JSON or YAML document, with the
+// defaults of SPEC.md. Pure data: no sockets, no threads.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::config {
+
+// A duration from the config; zero means "no limit".
+using Duration = std::chrono::milliseconds;
+
+struct Timeouts {
+    Duration connect{std::chrono::seconds(5)};
+    Duration request_headers{std::chrono::seconds(10)};
+    Duration http_idle{std::chrono::seconds(60)};
+    Duration upstream_response{std::chrono::minutes(5)};
+    Duration stream_idle{std::chrono::minutes(5)};
+    Duration websocket_idle{std::chrono::hours(1)};
+    Duration max_duration{0};
+    Duration drain_delay{std::chrono::seconds(5)};
+    Duration drain{std::chrono::seconds(30)};
+    bool operator==(const Timeouts&) const = default;
+};
+
+// The timeouts a route may override; unset ones inherit the global value.
+struct RouteTimeouts {
+    std::optional<Duration> connect;
+    std::optional<Duration> upstream_response;
+    std::optional<Duration> stream_idle;
+    std::optional<Duration> websocket_idle;
+    std::optional<Duration> max_duration;
+    bool operator==(const RouteTimeouts&) const = default;
+};
+
+struct Limits {
+    std::uint64_t request_headers = 64 * 1024;
+    std::uint64_t request_line = 8 * 1024;
+    bool operator==(const Limits&) const = default;
+};
+
+struct AdminSpec {
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 9901;
+    bool operator==(const AdminSpec&) const = default;
+};
+
+struct ProbesSpec {
+    std::string address = "0.0.0.0";
+    std::uint16_t port = 9902;
+    bool operator==(const ProbesSpec&) const = default;
+};
+
+struct ListenerSpec {
+    std::string name;
+    std::string address = "0.0.0.0";
+    std::uint16_t port = 0;
+    bool operator==(const ListenerSpec&) const = default;
+};
+
+struct EndpointSpec {
+    std::string host;  // hostname or IP literal, without IPv6 brackets
+    std::uint16_t port = 0;
+    std::string text;  // as written: "127.0.0.1:3000" or "[::1]:3000"
+    bool operator==(const EndpointSpec&) const = default;
+};
+
+enum class LbPolicy { round_robin };
+
+struct ClusterSpec {
+    std::string name;
+    std::vector<EndpointSpec> endpoints;
+    LbPolicy lb_policy = LbPolicy::round_robin;
+    bool operator==(const ClusterSpec&) const = default;
+};
+
+struct HeaderMatch {
+    std::string name;
+    std::optional<std::string> value;  // exact value; unset means "present" decides
+    bool present = true;               // with no value: must be present (true) or absent (false)
+    bool operator==(const HeaderMatch&) const = default;
+};
+
+struct RouteMatch {
+    std::optional<std::string> path;         // exact
+    std::optional<std::string> path_prefix;  // exactly one of path / path_prefix
+    std::optional<std::string> host;         // exact or "*.example.com", lower case
+    std::vector<std::string> methods;        // empty: any method
+    std::vector<HeaderMatch> headers;
+    bool operator==(const RouteMatch&) const = default;
+};
+
+struct Rewrite {
+    std::optional<std::string> path;         // replaces the whole path
+    std::optional<std::string> path_prefix;  // replaces the matched prefix
+    bool operator==(const Rewrite&) const = default;
+};
+
+struct RouteSpec {
+    std::string name;
+    RouteMatch match;
+    std::optional<Rewrite> rewrite;
+    std::string cluster;
+    RouteTimeouts timeouts;
+    bool websocket = true;
+    bool operator==(const RouteSpec&) const = default;
+};
+
+struct Config {
+    AdminSpec admin;
+    std::optional<ProbesSpec> probes;
+    std::vector<ListenerSpec> listeners;
+    std::vector<ClusterSpec> clusters;
+    std::vector<RouteSpec> routes;
+    Timeouts timeouts;
+    Limits limits;
+    bool operator==(const Config&) const = default;
+};
+
+// The built-in config used when `sluice run` gets no --config: one listener on
+// 127.0.0.1:8080 with no routes, admin on 127.0.0.1:9901.
+Config default_config();
+
+// One problem found in a config document, located by JSON pointer.
+struct ConfigError {
+    std::string pointer;  // "" is the whole document
+    std::string message;
+};
+using ConfigErrors = std::vector<ConfigError>;
+
+}  // namespace sluice::config

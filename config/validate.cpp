@@ -1,0 +1,109 @@
+#include "config/validate.h"
+
+#include "config/json_pointer.h"
+
+#include <arpa/inet.h>
+
+#include <map>
+#include <set>
+
+namespace sluice::config {
+namespace {
+
+bool is_ip(const std::string& s) {
+    unsigned char buf[16];
+    return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+bool is_wildcard(const std::string& s) { return s == "0.0.0.0" || s == "::"; }
+
+// Reports a second use of a name in one list, pointing at both places.
+template <class T>
+void unique_names(const std::vector<T>& items, const std::string& list, std::string_view what, ConfigErrors& errors) {
+    std::map<std::string, std::size_t> seen;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (items[i].name.empty()) continue;
+        auto [it, fresh] = seen.emplace(items[i].name, i);
+        if (!fresh)
+            errors.push_back({pointer_join(pointer_join(list, i), "name"),
+                              std::string(what) + " name \"" + items[i].name + "\" is already used by " +
+                                  pointer_join(list, it->second) + "; names must be unique"});
+    }
+}
+
+struct Socket {
+    std::string who;      // "listener \"public\"" / "the admin server"
+    std::string pointer;  // where its address is
+    std::string address;
+    std::uint16_t port;
+};
+
+// Two sockets clash on the same port when their addresses are equal or either is a wildcard.
+void address_clashes(const std::vector<Socket>& sockets, ConfigErrors& errors) {
+    for (std::size_t i = 0; i < sockets.size(); ++i) {
+        for (std::size_t j = 0; j < i; ++j) {
+            const auto& a = sockets[j];
+            const auto& b = sockets[i];
+            if (a.port == 0 || a.port != b.port) continue;
+            bool v6a = a.address.find(':') != std::string::npos, v6b = b.address.find(':') != std::string::npos;
+            bool same = a.address == b.address || (v6a == v6b && (is_wildcard(a.address) || is_wildcard(b.address)));
+            if (same)
+                errors.push_back({b.pointer, b.who + " wants " + b.address + ":" + std::to_string(b.port) +
+                                                 ", which " + a.who + " (" + a.pointer +
+                                                 ") already uses; pick another port"});
+        }
+    }
+}
+
+}  // namespace
+
+void validate_config(const Config& cfg, ConfigErrors& errors) {
+    unique_names(cfg.listeners, "/listeners", "listener", errors);
+    unique_names(cfg.clusters, "/clusters", "cluster", errors);
+    unique_names(cfg.routes, "/routes", "route", errors);
+
+    std::vector<Socket> sockets;
+    auto check_ip = [&](const std::string& address, const std::string& pointer) {
+        if (!address.empty() && !is_ip(address))
+            errors.push_back({pointer, "\"" + address + "\" is not an IP address; use one such as 127.0.0.1, 0.0.0.0 or ::"});
+    };
+    check_ip(cfg.admin.address, "/admin/address");
+    sockets.push_back({"the admin server", "/admin", cfg.admin.address, cfg.admin.port});
+    if (cfg.probes) {
+        check_ip(cfg.probes->address, "/probes/address");
+        sockets.push_back({"the probes server", "/probes", cfg.probes->address, cfg.probes->port});
+    }
+    for (std::size_t i = 0; i < cfg.listeners.size(); ++i) {
+        const auto& l = cfg.listeners[i];
+        std::string p = pointer_join("/listeners", i);
+        check_ip(l.address, pointer_join(p, "address"));
+        sockets.push_back({"listener \"" + l.name + "\"", p, l.address, l.port});
+    }
+    address_clashes(sockets, errors);
+
+    for (std::size_t i = 0; i < cfg.clusters.size(); ++i) {
+        const auto& c = cfg.clusters[i];
+        for (std::size_t e = 0; e < c.endpoints.size(); ++e) {
+            const auto& ep = c.endpoints[e];
+            if (!ep.text.empty() && ep.text.front() == '[' && !is_ip(ep.host))
+                errors.push_back({pointer_join(pointer_join(pointer_join("/clusters", i), "endpoints"), e),
+                                  "\"" + ep.host + "\" in brackets is not an IPv6 address"});
+        }
+    }
+
+    std::set<std::string> clusters;
+    std::string defined;
+    for (const auto& c : cfg.clusters) {
+        if (clusters.insert(c.name).second) defined += (defined.empty() ? "" : ", ") + c.name;
+    }
+    for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
+        const auto& r = cfg.routes[i];
+        if (r.cluster.empty() || clusters.count(r.cluster)) continue;
+        std::string msg = "cluster \"" + r.cluster + "\" is not defined; ";
+        msg += defined.empty() ? "no clusters are defined: add one under /clusters"
+                               : "defined clusters: " + defined;
+        errors.push_back({pointer_join(pointer_join("/routes", i), "cluster"), msg});
+    }
+}
+
+}  // namespace sluice::config

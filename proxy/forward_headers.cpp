@@ -1,0 +1,162 @@
+#include "proxy/forward_headers.h"
+
+#include <boost/beast/core/string.hpp>
+
+#include <array>
+#include <charconv>
+
+namespace sluice::proxy {
+namespace {
+
+using boost::beast::iequals;
+
+// Tokens of all Connection fields; at most a handful in practice.
+struct ConnectionTokens {
+    std::array<std::string_view, 16> tokens{};
+    std::size_t count = 0;
+
+    explicit ConnectionTokens(const MessageHead& head) {
+        for (const auto& f : head.fields) {
+            if (f.id != http::field::connection) continue;
+            std::string_view v = f.value;
+            while (!v.empty() && count < tokens.size()) {
+                auto comma = v.find(',');
+                std::string_view t = v.substr(0, comma);
+                while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+                while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+                if (!t.empty()) tokens[count++] = t;
+                if (comma == std::string_view::npos) break;
+                v.remove_prefix(comma + 1);
+            }
+        }
+    }
+
+    bool names(std::string_view field_name) const {
+        for (std::size_t i = 0; i < count; ++i)
+            if (iequals(tokens[i], field_name)) return true;
+        return false;
+    }
+};
+
+bool is_xff(const HeaderField& f) {
+    return f.id == http::field::unknown && iequals(f.name, "x-forwarded-for");
+}
+
+bool always_hop_by_hop(const HeaderField& f) {
+    switch (f.id) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::transfer_encoding:
+    case http::field::upgrade:
+    case http::field::content_length:  // re-added with the framing of the hop
+        return true;
+    default: return false;
+    }
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+    out += name;
+    out += ": ";
+    out += value;
+    out += "\r\n";
+}
+
+void append_framing(std::string& out, Framing framing, std::uint64_t length) {
+    if (framing == Framing::length) {
+        char digits[24];
+        auto [end, ec] = std::to_chars(digits, digits + sizeof digits, length);
+        append_field(out, "Content-Length", std::string_view(digits, static_cast<std::size_t>(end - digits)));
+    } else if (framing == Framing::chunked) {
+        out += "Transfer-Encoding: chunked\r\n";
+    }
+}
+
+}  // namespace
+
+void build_upstream_request(const RequestHead& req, const UpstreamRequest& up, std::string& out) {
+    ConnectionTokens conn(req);
+    out += req.method;
+    out += ' ';
+    out += up.path;
+    out += req.query;
+    out += " HTTP/1.1\r\n";
+    bool have_host = false;
+    std::string_view forwarded_for;
+    std::size_t xff_count = 0;
+    for (const auto& f : req.fields) {
+        if (always_hop_by_hop(f) || (conn.count && conn.names(f.name))) continue;
+        if (is_xff(f)) {
+            // Several X-Forwarded-For lines are joined below, in order.
+            if (xff_count++ == 0) forwarded_for = f.value;
+            continue;
+        }
+        if (f.id == http::field::unknown &&
+            (iequals(f.name, "x-forwarded-proto") || iequals(f.name, "x-forwarded-host")))
+            continue;  // replaced: clients must not choose what the origin trusts
+        if (f.id == http::field::host) {
+            if (have_host) continue;
+            have_host = true;
+        }
+        append_field(out, f.name, f.value);
+    }
+    if (!have_host) append_field(out, "Host", req.host.empty() ? up.fallback_host : req.host);
+    out += "X-Forwarded-For: ";
+    if (xff_count == 1) {
+        out += forwarded_for;
+        out += ", ";
+    } else if (xff_count > 1) {
+        for (const auto& f : req.fields) {
+            if (!is_xff(f)) continue;
+            out += f.value;
+            out += ", ";
+        }
+    }
+    out += up.peer_ip;
+    out += "\r\nX-Forwarded-Proto: ";
+    out += up.scheme;
+    out += "\r\n";
+    if (!req.host.empty()) append_field(out, "X-Forwarded-Host", req.host);
+    append_framing(out, up.framing, up.content_length);
+    out += "\r\n";
+}
+
+void build_client_response(const ResponseHead& resp, const ClientResponse& down, std::string& out) {
+    ConnectionTokens conn(resp);
+    out += down.client_http10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    char digits[8];
+    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, resp.status);
+    out.append(digits, end);
+    out += ' ';
+    out += resp.reason;
+    out += "\r\n";
+    for (const auto& f : resp.fields) {
+        // A response without a body (HEAD, 304) keeps the upstream's Content-Length.
+        if (f.id == http::field::content_length && down.framing == Framing::none) {
+            append_field(out, f.name, f.value);
+            continue;
+        }
+        if (always_hop_by_hop(f) || (conn.count && conn.names(f.name))) continue;
+        append_field(out, f.name, f.value);
+    }
+    append_framing(out, down.framing, down.content_length);
+    if (down.close) out += "Connection: close\r\n";
+    else if (down.client_http10) out += "Connection: keep-alive\r\n";
+    out += "\r\n";
+}
+
+void build_interim_response(const ResponseHead& resp, std::string& out) {
+    ConnectionTokens conn(resp);
+    out += "HTTP/1.1 ";
+    out += std::to_string(resp.status);
+    out += ' ';
+    out += resp.reason;
+    out += "\r\n";
+    for (const auto& f : resp.fields)
+        if (!always_hop_by_hop(f) && !(conn.count && conn.names(f.name))) append_field(out, f.name, f.value);
+    out += "\r\n";
+}
+
+}  // namespace sluice::proxy

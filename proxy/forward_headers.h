@@ -1,0 +1,45 @@
+// The heads sluice sends on: hop-by-hop fields removed (RFC 9110 7.6.1),
+// X-Forwarded-* added to requests, framing fields rewritten for the hop.
+#pragma once
+#include "proxy/http_head.h"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace sluice::proxy {
+
+// How a body travels on one hop.
+enum class Framing {
+    none,     // no body
+    length,   // Content-Length
+    chunked,  // Transfer-Encoding: chunked
+    until_close,  // response body ends when the connection closes (HTTP/1.0 style)
+};
+
+struct UpstreamRequest {
+    std::string_view path;   // after rewrite
+    std::string_view peer_ip;
+    std::string_view scheme;  // listener scheme: "http" or "https"
+    std::string_view fallback_host;  // Host to send when the client sent none (HTTP/1.0)
+    Framing framing = Framing::none;
+    std::uint64_t content_length = 0;
+};
+
+// Appends the request head to send upstream (always HTTP/1.1, keep-alive).
+void build_upstream_request(const RequestHead& req, const UpstreamRequest& up, std::string& out);
+
+struct ClientResponse {
+    Framing framing = Framing::none;
+    std::uint64_t content_length = 0;
+    bool close = false;           // sluice closes the client connection after this response
+    bool client_http10 = false;   // answer an HTTP/1.0 client in its terms
+};
+
+// Appends the response head to send to the client.
+void build_client_response(const ResponseHead& resp, const ClientResponse& down, std::string& out);
+
+// Appends an interim (1xx) response head unchanged but for hop-by-hop fields.
+void build_interim_response(const ResponseHead& resp, std::string& out);
+
+}  // namespace sluice::proxy

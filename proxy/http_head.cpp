@@ -1,0 +1,180 @@
+#include "proxy/http_head.h"
+
+#include <boost/beast/core/string.hpp>
+
+#include <cstring>
+
+namespace sluice::proxy {
+
+using boost::beast::iequals;
+
+void MessageHead::clear() {
+    raw.clear();
+    fields.clear();
+    version = 11;
+    has_content_length = false;
+    transfer_encodings = 0;
+    content_lengths = 0;
+}
+
+std::string_view MessageHead::find(http::field f) const {
+    for (const auto& h : fields)
+        if (h.id == f) return h.value;
+    return {};
+}
+
+bool MessageHead::has(http::field f) const {
+    for (const auto& h : fields)
+        if (h.id == f) return true;
+    return false;
+}
+
+bool MessageHead::connection_has(std::string_view token) const {
+    for (const auto& h : fields) {
+        if (h.id != http::field::connection) continue;
+        std::string_view v = h.value;
+        while (!v.empty()) {
+            auto comma = v.find(',');
+            std::string_view t = v.substr(0, comma);
+            while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+            while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+            if (iequals(t, token)) return true;
+            if (comma == std::string_view::npos) break;
+            v.remove_prefix(comma + 1);
+        }
+    }
+    return false;
+}
+
+void RequestHead::clear() {
+    MessageHead::clear();
+    verb = http::verb::unknown;
+    method = target = path = query = host = {};
+}
+
+std::string_view RequestHead::host_name() const {
+    std::string_view h = host;
+    if (!h.empty() && h.front() == '[') {
+        auto close = h.find(']');
+        return close == std::string_view::npos ? h : h.substr(0, close + 1);
+    }
+    auto colon = h.rfind(':');
+    return colon == std::string_view::npos ? h : h.substr(0, colon);
+}
+
+void ResponseHead::clear() {
+    MessageHead::clear();
+    status = 0;
+    reason = {};
+}
+
+std::size_t find_head_end(std::string_view data) {
+    // memmem is the fastest way glibc offers to look for the blank line.
+    const void* p = memmem(data.data(), data.size(), "\r\n\r\n", 4);
+    if (!p) return 0;
+    return static_cast<std::size_t>(static_cast<const char*>(p) - data.data()) + 4;
+}
+
+template <bool isRequest>
+MessageParser<isRequest>::MessageParser(Head& head) : head_(head) {
+    // Our own limits are enforced before the parser sees the head.
+    this->header_limit(std::numeric_limits<std::uint32_t>::max());
+    this->body_limit(boost::none);
+}
+
+template <bool isRequest>
+void MessageParser<isRequest>::on_request_impl(http::verb method, boost::beast::string_view method_str, boost::beast::string_view target,
+                                               int version, boost::beast::error_code&) {
+    if constexpr (isRequest) {
+        head_.verb = method;
+        head_.method = method_str;
+        head_.target = target;
+        head_.version = version;
+        std::string_view t = target;
+        // absolute-form (RFC 9112 3.2.2): the authority becomes the host.
+        if (t.size() > 7 && (iequals(t.substr(0, 7), "http://") || (t.size() > 8 && iequals(t.substr(0, 8), "https://")))) {
+            t.remove_prefix(t[4] == ':' ? 7 : 8);
+            auto slash = t.find_first_of("/?");
+            head_.host = t.substr(0, slash);
+            t = slash == std::string_view::npos ? std::string_view{} : t.substr(slash);
+        }
+        auto q = t.find('?');
+        head_.path = t.substr(0, q);
+        head_.query = q == std::string_view::npos ? std::string_view{} : t.substr(q);
+        if (head_.path.empty()) head_.path = "/";
+    }
+}
+
+template <bool isRequest>
+void MessageParser<isRequest>::on_response_impl(int code, boost::beast::string_view reason, int version, boost::beast::error_code&) {
+    if constexpr (!isRequest) {
+        head_.status = code;
+        head_.reason = reason;
+        head_.version = version;
+    }
+}
+
+template <bool isRequest>
+void MessageParser<isRequest>::on_field_impl(http::field name, boost::beast::string_view name_string, boost::beast::string_view value,
+                                             boost::beast::error_code&) {
+    if (this->is_header_done()) return;  // chunked trailers are not forwarded
+    head_.fields.push_back({name, name_string, value});
+    if (name == http::field::content_length) ++head_.content_lengths;
+    if (name == http::field::transfer_encoding) ++head_.transfer_encodings;
+    if constexpr (isRequest) {
+        if (name == http::field::host && head_.host.empty()) head_.host = value;
+    }
+}
+
+template <bool isRequest>
+void MessageParser<isRequest>::on_header_impl(boost::beast::error_code&) {
+    head_.has_content_length = this->content_length().has_value() && !this->chunked();
+}
+
+template <bool isRequest>
+void MessageParser<isRequest>::on_body_init_impl(boost::optional<std::uint64_t> const&, boost::beast::error_code&) {}
+
+template <bool isRequest>
+std::size_t MessageParser<isRequest>::on_body_impl(boost::beast::string_view body, boost::beast::error_code&) {
+    body_.emplace_back(body.data(), body.size());
+    body_bytes_ += body.size();
+    return body.size();
+}
+
+template <bool isRequest>
+void MessageParser<isRequest>::on_chunk_header_impl(std::uint64_t, boost::beast::string_view, boost::beast::error_code&) {}
+
+template <bool isRequest>
+std::size_t MessageParser<isRequest>::on_chunk_body_impl(std::uint64_t, boost::beast::string_view body, boost::beast::error_code&) {
+    body_.emplace_back(body.data(), body.size());
+    body_bytes_ += body.size();
+    return body.size();
+}
+
+template <bool isRequest>
+void MessageParser<isRequest>::on_finish_impl(boost::beast::error_code&) {
+    finished_ = true;
+}
+
+template class MessageParser<true>;
+template class MessageParser<false>;
+
+std::string request_framing_problem(const RequestHead& head) {
+    if (head.transfer_encodings > 0 && head.content_lengths > 0)
+        return "the request has both Content-Length and Transfer-Encoding, which could smuggle a second request";
+    if (head.transfer_encodings > 1) return "the request has more than one Transfer-Encoding field";
+    if (head.transfer_encodings == 1) {
+        // Only "chunked" as the final coding frames a request body (RFC 9112 6.3).
+        std::string_view te = head.find(http::field::transfer_encoding);
+        while (!te.empty() && (te.back() == ' ' || te.back() == '\t')) te.remove_suffix(1);
+        auto comma = te.rfind(',');
+        std::string_view last = comma == std::string_view::npos ? te : te.substr(comma + 1);
+        while (!last.empty() && (last.front() == ' ' || last.front() == '\t')) last.remove_prefix(1);
+        if (!iequals(last, "chunked")) return "the request's Transfer-Encoding does not end with chunked";
+    }
+    if (head.version < 11 && head.transfer_encodings > 0)
+        return "Transfer-Encoding is not allowed in an HTTP/1.0 request";
+    return {};
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,111 @@
+// HTTP/1.1 message heads and a streaming parser built on Beast's basic_parser.
+//
+// Heads are parsed from a copy of their bytes (so the views below stay valid for
+// the whole exchange); bodies are parsed in place from the connection's input
+// buffer and handed out as views, so body bytes are never copied on their way
+// through sluice.
+#pragma once
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice::proxy {
+
+namespace http = boost::beast::http;
+
+struct HeaderField {
+    http::field id;  // field::unknown for names Beast does not know
+    std::string_view name;
+    std::string_view value;
+};
+
+struct MessageHead {
+    std::string raw;  // the head's bytes; every view below points into it
+    std::vector<HeaderField> fields;
+    int version = 11;  // 10 or 11
+    bool has_content_length = false;
+    int transfer_encodings = 0;  // Transfer-Encoding lines seen
+    int content_lengths = 0;     // Content-Length lines seen
+
+    void clear();
+    // The first value of a field, or an empty view.
+    std::string_view find(http::field f) const;
+    bool has(http::field f) const;
+    // Whether any Connection field lists `token` (case-insensitive).
+    bool connection_has(std::string_view token) const;
+};
+
+struct RequestHead : MessageHead {
+    http::verb verb = http::verb::unknown;
+    std::string_view method;
+    std::string_view target;  // as received
+    std::string_view path;    // target without the query; "/" for absolute-form with no path
+    std::string_view query;   // "?..." or empty
+    std::string_view host;    // Host field (or authority of an absolute-form target), with port
+
+    void clear();
+    // Host without port, as received (compare case-insensitively).
+    std::string_view host_name() const;
+};
+
+struct ResponseHead : MessageHead {
+    int status = 0;
+    std::string_view reason;
+    void clear();
+};
+
+// Length of the head at the start of `data` (through the blank line), or 0 when
+// the blank line has not arrived yet.
+std::size_t find_head_end(std::string_view data);
+
+// Parses one message. Construct a new parser for every message; the head it
+// fills is owned by the caller and reused across messages.
+template <bool isRequest>
+class MessageParser : public http::basic_parser<isRequest> {
+public:
+    using Head = std::conditional_t<isRequest, RequestHead, ResponseHead>;
+
+    explicit MessageParser(Head& head);
+
+    // Body bytes seen by the last put() calls, as views into the caller's buffer.
+    std::vector<boost::asio::const_buffer>& body() { return body_; }
+    std::uint64_t body_bytes() const { return body_bytes_; }
+    // True once the final chunk (or the last byte of a sized body) was parsed.
+    bool finished() const { return finished_; }
+
+private:
+    void on_request_impl(http::verb method, boost::beast::string_view method_str, boost::beast::string_view target, int version,
+                         boost::beast::error_code& ec) override;
+    void on_response_impl(int code, boost::beast::string_view reason, int version, boost::beast::error_code& ec) override;
+    void on_field_impl(http::field name, boost::beast::string_view name_string, boost::beast::string_view value,
+                       boost::beast::error_code& ec) override;
+    void on_header_impl(boost::beast::error_code& ec) override;
+    void on_body_init_impl(boost::optional<std::uint64_t> const& content_length, boost::beast::error_code& ec) override;
+    std::size_t on_body_impl(boost::beast::string_view body, boost::beast::error_code& ec) override;
+    void on_chunk_header_impl(std::uint64_t size, boost::beast::string_view extensions, boost::beast::error_code& ec) override;
+    std::size_t on_chunk_body_impl(std::uint64_t remain, boost::beast::string_view body, boost::beast::error_code& ec) override;
+    void on_finish_impl(boost::beast::error_code& ec) override;
+
+    Head& head_;
+    std::vector<boost::asio::const_buffer> body_;
+    std::uint64_t body_bytes_ = 0;
+    bool finished_ = false;
+};
+
+using RequestParser = MessageParser<true>;
+using ResponseParser = MessageParser<false>;
+
+extern template class MessageParser<true>;
+extern template class MessageParser<false>;
+
+// Why a request head was refused: the smuggling checks Beast leaves to us.
+// Returns an empty string when the framing is acceptable.
+std::string request_framing_problem(const RequestHead& head);
+
+}  // namespace sluice::proxy

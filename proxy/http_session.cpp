@@ -1,0 +1,263 @@
+#include "proxy/http_session.h"
+
+#include "config/duration.h"
+#include "proxy/log.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
+
+namespace sluice::proxy {
+namespace {
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kMaxLingerBytes = 1024 * 1024;
+constexpr auto kLinger = std::chrono::seconds(2);
+
+// Client-supplied text in our messages stays short and on one line.
+std::string printable(std::string_view s, std::size_t max = 200) {
+    std::string out;
+    for (char c : s.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+    if (s.size() > max) out += "...";
+    return out;
+}
+
+}  // namespace
+
+Session::Session(Worker& worker, std::shared_ptr<ListenerInfo> listener, tcp::socket socket)
+    : worker_(worker),
+      listener_(std::move(listener)),
+      socket_(std::move(socket)),
+      in_(worker.buffers()),
+      dog_(socket_.get_executor()),
+      pump_done_(socket_.get_executor()) {
+    boost::system::error_code ec;
+    auto peer = socket_.remote_endpoint(ec);
+    if (!ec) peer_ip_ = peer.address().to_string();
+    socket_.set_option(tcp::no_delay(true), ec);
+    listener_->connections.fetch_add(1, std::memory_order_relaxed);
+    worker_.add_session(this);
+}
+
+Session::~Session() {
+    listener_->connections.fetch_sub(1, std::memory_order_relaxed);
+    worker_.remove_session(this);
+}
+
+void Session::start() {
+    // request_headers counts from accept for the first request.
+    const auto& t = worker_.view()->snapshot->config.timeouts;
+    set_phase(Phase::idle, deadline_after(t.request_headers));
+    asio::co_spawn(socket_.get_executor(), [self = shared_from_this()] { return self->run(); },
+                   [](std::exception_ptr e) {
+                       if (!e) return;
+                       try {
+                           std::rethrow_exception(e);
+                       } catch (const std::exception& x) {
+                           spdlog::error("connection ended by an internal error: {}", x.what());
+                       }
+                   });
+}
+
+void Session::set_phase(Phase p, Watchdog::time_point deadline) {
+    phase_ = p;
+    dog_.set_phase(deadline);
+    dog_.set_idle(Watchdog::Clock::duration::zero());
+    dog_.arm(shared_from_this());
+}
+
+void Session::set_streaming() {
+    const auto& t = view_->snapshot->routes[route_].timeouts;
+    dog_.set_phase(Watchdog::time_point::max());
+    dog_.set_idle(t.stream_idle);
+    dog_.arm(shared_from_this());
+}
+
+void Session::on_deadline(Watchdog::Which which) {
+    if (which == Watchdog::Which::hard) timed_out_ = Timeout::max_duration;
+    else if (which == Watchdog::Which::idle) timed_out_ = Timeout::stream_idle;
+    else {
+        switch (phase_) {
+        case Phase::idle: timed_out_ = Timeout::http_idle; break;
+        case Phase::head: timed_out_ = Timeout::request_headers; break;
+        case Phase::connect: timed_out_ = Timeout::connect; break;
+        case Phase::request: timed_out_ = Timeout::upstream_response; break;
+        case Phase::response: timed_out_ = Timeout::stream_idle; break;
+        case Phase::closing: timed_out_ = Timeout::http_idle; break;
+        }
+    }
+    // Pending operations fail with operation_aborted; the coroutine reads timed_out_.
+    boost::system::error_code ec;
+    socket_.cancel(ec);
+    if (upstream_) upstream_->socket.cancel(ec);
+    if (resolver_) resolver_->cancel();
+}
+
+void Session::close_if_idle() {
+    if (phase_ != Phase::idle) return;
+    aborted_ = true;
+    boost::system::error_code ec;
+    socket_.cancel(ec);
+}
+
+void Session::abort() {
+    aborted_ = true;
+    boost::system::error_code ec;
+    socket_.close(ec);
+    if (upstream_) upstream_->socket.close(ec);
+}
+
+bool Session::request_body_done() const { return !req_parser_ || (req_parser_->is_done() && !pump_running_); }
+
+asio::awaitable<void> Session::run() {
+    bool first = true;
+    while (!aborted_) {
+        if (!co_await wait_for_request(first)) break;
+        if (!co_await read_request_head()) break;
+        Exchange e = co_await handle_request();
+        // The exchange's snapshot is let go here: an old config dies with its last request.
+        view_.reset();
+        upstream_.reset();
+        req_parser_.reset();
+        if (e == Exchange::close || aborted_) break;
+        first = false;
+    }
+    co_await close_gracefully();
+    dog_.stop();
+}
+
+asio::awaitable<bool> Session::wait_for_request(bool first) {
+    timed_out_ = Timeout::none;
+    const auto& t = worker_.view()->snapshot->config.timeouts;
+    if (!in_.empty()) {  // a pipelined request is already here
+        set_phase(Phase::head, deadline_after(t.request_headers));
+        co_return true;
+    }
+    in_.release_if_empty();  // an idle connection holds no buffer
+    if (!first) set_phase(Phase::idle, deadline_after(t.http_idle));
+    auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, nothrow);
+    if (ec || aborted_) co_return false;
+    if (first) phase_ = Phase::head;  // keeps the deadline counted from accept
+    else set_phase(Phase::head, deadline_after(t.request_headers));
+    co_return true;
+}
+
+asio::awaitable<bool> Session::read_request_head() {
+    const auto snapshot = worker_.view()->snapshot;
+    const auto& limits = snapshot->config.limits;
+    std::size_t end = 0;
+    for (;;) {
+        // RFC 9112 2.2: empty lines before a request line are ignored.
+        while (in_.size() >= 2 && in_.data().substr(0, 2) == "\r\n") in_.consume(2);
+        std::string_view data = in_.data();
+        std::size_t eol = data.find("\r\n");
+        if ((eol == std::string_view::npos ? data.size() : eol) > limits.request_line) {
+            co_await send_error(ErrorKind::uri_too_long,
+                                "the request line is longer than " + config::format_size(limits.request_line) +
+                                    " (limits.request_line); shorten the URL or raise the limit",
+                                true);
+            co_return false;
+        }
+        end = find_head_end(data);
+        if (end > limits.request_headers || (end == 0 && data.size() >= limits.request_headers)) {
+            co_await send_error(ErrorKind::headers_too_large,
+                                "the request headers are larger than " + config::format_size(limits.request_headers) +
+                                    " (limits.request_headers); send fewer or smaller headers or raise the limit",
+                                true);
+            co_return false;
+        }
+        if (end) break;
+        auto [ec, n] = co_await socket_.async_read_some(in_.prepare(), nothrow);
+        if (ec) {
+            if (timed_out_ == Timeout::request_headers && !in_.empty())
+                co_await send_error(ErrorKind::request_timeout,
+                                    "the request headers did not arrive within " +
+                                        config::describe_duration(snapshot->config.timeouts.request_headers) +
+                                        " (timeouts.request_headers)",
+                                    true);
+            co_return false;  // the client left, or sent nothing in time
+        }
+        in_.commit(n);
+    }
+
+    // The head is parsed from a copy so its views stay valid through the exchange.
+    req_.clear();
+    req_.raw.assign(in_.data().data(), end);
+    in_.consume(end);
+    req_parser_.emplace(req_);
+    boost::beast::error_code ec;
+    req_parser_->put(asio::buffer(req_.raw), ec);
+    std::string problem;
+    if (ec || !req_parser_->is_header_done()) problem = "malformed request (" + ec.message() + ")";
+    else if (problem = request_framing_problem(req_); !problem.empty()) {
+    } else if (req_.version >= 11 && req_.find(http::field::host).empty() && req_.host.empty())
+        problem = "an HTTP/1.1 request needs a Host header";
+    if (!problem.empty()) {
+        client_keep_alive_ = false;
+        co_await send_error(ErrorKind::bad_request, problem, true);
+        co_return false;
+    }
+    req_parser_->eager(true);
+    client_keep_alive_ = req_parser_->keep_alive();
+    co_return true;
+}
+
+asio::awaitable<Session::Exchange> Session::handle_request() {
+    view_ = worker_.view();
+    const Snapshot& snap = *view_->snapshot;
+    std::size_t r = snap.router.match(req_);
+    if (r == Router::npos) {
+        std::string msg = "no route matches " + printable(req_.method, 32) + " " + printable(req_.path) +
+                          " on listener \"" + listener_->spec.name + "\"";
+        if (snap.builtin_default)
+            msg += "\nsluice is running its built-in default config, which has no routes: start it with "
+                   "--config FILE holding your clusters and routes (see docs/config.md)";
+        co_return co_await send_error(ErrorKind::no_route, msg);
+    }
+    route_ = r;
+    const RouteRuntime& route = snap.routes[r];
+    bool upgrade = req_.connection_has("upgrade") && boost::beast::iequals(req_.find(http::field::upgrade), "websocket");
+    if (upgrade && !route.spec->websocket)
+        co_return co_await send_error(ErrorKind::websocket_disabled,
+                                      "route \"" + route.spec->name +
+                                          "\" does not accept WebSocket upgrades (websocket: false)");
+    co_return co_await forward(r);
+}
+
+asio::awaitable<Session::Exchange> Session::send_error(ErrorKind kind, std::string_view message, bool force_close) {
+    bool close = force_close || !client_keep_alive_ || !request_body_done() || worker_.draining();
+    out_head_ = render_error(kind, message, close, req_.verb == http::verb::head);
+    log_proxy_error(listener_->spec.name, status_of(kind), code_of(kind), message);
+    phase_ = Phase::response;
+    dog_.set_phase(deadline_after(worker_.view()->snapshot->config.timeouts.stream_idle));
+    dog_.arm(shared_from_this());
+    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_head_), nothrow);
+    co_return (ec || close) ? Exchange::close : Exchange::keep_alive;
+}
+
+asio::awaitable<void> Session::close_gracefully() {
+    boost::system::error_code ec;
+    if (aborted_ || !socket_.is_open()) {
+        socket_.close(ec);
+        co_return;
+    }
+    // Unread client bytes would turn our close into a reset that can destroy the
+    // response still in flight; send FIN, then read and discard for a moment.
+    bool unread = !in_.empty() || !request_body_done();
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    if (unread && !ec) {
+        set_phase(Phase::closing, Watchdog::Clock::now() + kLinger);
+        std::size_t discarded = 0;
+        while (discarded < kMaxLingerBytes) {
+            in_.consume(in_.size());
+            auto [rec, n] = co_await socket_.async_read_some(in_.prepare(), nothrow);
+            if (rec) break;
+            discarded += n;
+        }
+    }
+    socket_.close(ec);
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,129 @@
+// One downstream connection (a "session" in HAProxy's words) on one worker:
+// read a request head under limits, route it with the current snapshot, forward
+// it to an upstream endpoint, stream the bodies both ways, and loop for the next
+// request on the same connection. Exchanges on a connection run strictly one
+// after another, so pipelined requests are answered in order.
+//
+// Every method runs on the worker thread that accepted the connection.
+// The byte transport is a plain TCP socket for now; reads and writes go through
+// the few helpers below so a TLS stream can slot in, and the upstream socket is
+// already separate so an upgraded connection can become a tunnel.
+#pragma once
+#include "proxy/forward_headers.h"
+#include "proxy/http_head.h"
+#include "proxy/io_buffer.h"
+#include "proxy/listener.h"
+#include "proxy/proxy_error.h"
+#include "proxy/watchdog.h"
+#include "proxy/worker.h"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+class Session : public std::enable_shared_from_this<Session> {
+public:
+    Session(Worker& worker, std::shared_ptr<ListenerInfo> listener, tcp::socket socket);
+    ~Session();
+
+    void start();
+
+    // Called by the worker during a drain.
+    void close_if_idle();
+    void abort();  // close everything now
+
+    // Watchdog owner interface.
+    Watchdog& watchdog() { return dog_; }
+    void on_deadline(Watchdog::Which which);
+
+private:
+    enum class Phase { idle, head, connect, request, response, closing };
+    enum class Timeout { none, http_idle, request_headers, connect, upstream_response, stream_idle, max_duration };
+    enum class Exchange { keep_alive, close };
+
+    asio::awaitable<void> run();
+    // Waits for the first byte of the next request without holding a buffer.
+    asio::awaitable<bool> wait_for_request(bool first);
+    // Reads and parses a request head into req_; answers malformed ones itself.
+    asio::awaitable<bool> read_request_head();
+    asio::awaitable<Exchange> handle_request();
+    asio::awaitable<void> close_gracefully();
+
+    // session_forward.cpp: the upstream half.
+    asio::awaitable<Exchange> forward(std::size_t route_index);
+    asio::awaitable<std::shared_ptr<UpstreamConn>> connect_upstream(std::size_t cluster, std::size_t endpoint);
+    asio::awaitable<void> pump_request_body(std::shared_ptr<UpstreamConn> conn);
+    // Reads the response head (relaying interim 1xx heads); false after answering an error.
+    asio::awaitable<std::optional<Exchange>> read_response_head(UpstreamConn& conn, std::optional<ResponseParser>& parser,
+                                                                bool may_retry, bool& retry);
+    // Ends an exchange that failed before a response head reached the client.
+    asio::awaitable<Exchange> fail_exchange(ErrorKind kind, std::string message);
+    // The error for a failed upstream read or write, from what timed out and `ec`.
+    asio::awaitable<Exchange> fail_upstream_io(const boost::system::error_code& ec, std::string_view step);
+    asio::awaitable<Exchange> relay_response(const std::shared_ptr<UpstreamConn>& conn, bool may_retry, bool& retry);
+    // Waits for the request body pump; stops it first if the response is over.
+    asio::awaitable<void> finish_pump(UpstreamConn& conn);
+
+    // Answers with an error made by sluice; closes afterwards unless the request
+    // was read completely and the client wants to keep the connection.
+    asio::awaitable<Exchange> send_error(ErrorKind kind, std::string_view message, bool force_close = false);
+    void set_phase(Phase p, Watchdog::time_point deadline);
+    void set_streaming();
+    bool request_body_done() const;
+    // `cluster "chat" endpoint 127.0.0.1:3000`, for messages.
+    std::string upstream_label() const;
+    std::string route_label() const;
+
+    Worker& worker_;
+    std::shared_ptr<ListenerInfo> listener_;
+    tcp::socket socket_;
+    std::string peer_ip_;
+    IoBuffer in_;
+    Watchdog dog_;
+    Phase phase_ = Phase::idle;
+    Timeout timed_out_ = Timeout::none;
+    bool aborted_ = false;
+
+    // The exchange in progress.
+    std::shared_ptr<WorkerView> view_;
+    std::size_t route_ = 0;
+    RequestHead req_;
+    std::optional<RequestParser> req_parser_;
+    bool client_keep_alive_ = true;
+    std::string out_head_;  // response head for the client; reused
+    std::shared_ptr<UpstreamConn> upstream_;
+    std::size_t cluster_ = 0, endpoint_ = 0;  // where this exchange goes
+
+    std::string up_head_;  // request head for the upstream
+    Framing up_framing_ = Framing::none;
+    std::optional<tcp::resolver> resolver_;
+    ErrorKind connect_error_ = ErrorKind::upstream_connect_failed;
+    std::string connect_message_;
+
+    // Request body pump, which runs beside the response relay.
+    bool pump_running_ = false;
+    bool pump_client_failed_ = false;    // client left or sent a broken body
+    bool pump_upstream_failed_ = false;  // upstream stopped taking the body
+    bool pump_reading_client_ = false;
+    bool pump_stopped_ = false;          // stopped by us: the response ended first
+    std::string client_body_error_;      // why the client's body could not be parsed
+    asio::steady_timer pump_done_;
+    std::vector<asio::const_buffer> pump_gather_;
+    char pump_chunk_line_[24];
+
+    ResponseHead resp_;
+    std::vector<asio::const_buffer> gather_;
+    char chunk_line_[24];
+};
+
+}  // namespace sluice::proxy

@@ -1,0 +1,19 @@
+// Logging: spdlog to standard error; start-up address lines to standard output.
+#pragma once
+#include <string>
+#include <string_view>
+
+namespace sluice::proxy {
+
+// Sets up the standard-error logger. `level` is trace, debug, info, warn, error
+// or off; returns false for an unknown level.
+bool init_logging(const std::string& level);
+
+// One plain line on standard output, flushed (tests read the chosen ports here).
+void print_line(std::string_view line);
+
+// An error sluice answered itself: 5xx at warn (at most a few per second, so a
+// dead upstream does not flood the log), the rest at debug.
+void log_proxy_error(std::string_view listener, int status, std::string_view code, std::string_view message);
+
+}  // namespace sluice::proxy

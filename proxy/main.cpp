@@ -1,0 +1,114 @@
+// sluice: command line. `run`, `validate` and `version` per SPEC.md.
+#include "config/load.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <iostream>
+
+namespace {
+
+using namespace sluice;
+
+void print_errors(const std::string& path, const config::ConfigErrors& errors) {
+    for (const auto& e : errors)
+        std::cerr << path << ": " << (e.pointer.empty() ? "/" : e.pointer) << ": " << e.message << "\n";
+}
+
+// "HOST:PORT", "[v6]:PORT" or ":PORT" (loopback).
+bool parse_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos) return false;
+    host = text.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.empty()) host = "127.0.0.1";
+    std::string p = text.substr(colon + 1);
+    unsigned value = 0;
+    auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
+    if (p.empty() || ec != std::errc{} || ptr != p.data() + p.size() || value > 65535) return false;
+    port = static_cast<std::uint16_t>(value);
+    return true;
+}
+
+int run(const std::string& config_path, const std::string& admin, std::size_t workers, const std::string& log_level) {
+    if (!proxy::init_logging(log_level)) {
+        std::cerr << "sluice: --log-level \"" << log_level << "\" is not one of trace, debug, info, warn, error, off\n";
+        return 2;
+    }
+    proxy::ServerOptions options;
+    if (config_path.empty()) {
+        options.config = config::default_config();
+        options.builtin_default = true;
+    } else {
+        auto loaded = config::load_file(config_path);
+        if (!loaded.config) {
+            print_errors(config_path, loaded.errors);
+            std::cerr << "sluice: not started: fix the " << loaded.errors.size() << " error(s) above\n";
+            return 1;
+        }
+        options.config = std::move(*loaded.config);
+    }
+    if (!admin.empty()) {
+        std::string host;
+        std::uint16_t port = 0;
+        if (!parse_host_port(admin, host, port)) {
+            std::cerr << "sluice: --admin \"" << admin << "\" is not HOST:PORT, e.g. 127.0.0.1:9901\n";
+            return 2;
+        }
+        options.admin_address = host;
+        options.admin_port = port;
+    }
+    options.workers = workers;
+    options.handle_signals = true;
+    std::string error;
+    auto server = proxy::Server::start(std::move(options), error);
+    if (!server) {
+        std::cerr << "sluice: not started: " << error << "\n";
+        return 1;
+    }
+    spdlog::info("sluice {} running with {} worker(s), config version {}", SLUICE_VERSION, server->worker_count(),
+                 server->config_version());
+    int status = server->wait();
+    spdlog::info("sluice stopped");
+    return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"sluice: a reverse proxy for HTTP/1.1, WebSockets and streaming responses"};
+    app.require_subcommand(1);
+
+    std::string config_path, admin, log_level = "info";
+    std::size_t workers = 0;
+    auto* run_cmd = app.add_subcommand("run", "Run the proxy");
+    run_cmd->add_option("--config", config_path, "Config file (.json, .yaml or .yml); without it, the built-in default")
+        ->check(CLI::ExistingFile);
+    run_cmd->add_option("--admin", admin, "Admin API address HOST:PORT (default from the config, 127.0.0.1:9901)");
+    run_cmd->add_option("--workers", workers, "Worker threads (default: one per core)")->check(CLI::Range(1, 256));
+    run_cmd->add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
+
+    std::string validate_path;
+    auto* validate_cmd = app.add_subcommand("validate", "Check a config file and list every error");
+    validate_cmd->add_option("PATH", validate_path, "Config file (.json, .yaml or .yml)")->required();
+
+    app.add_subcommand("version", "Print the version");
+
+    CLI11_PARSE(app, argc, argv);
+
+    if (*run_cmd) return run(config_path, admin, workers, log_level);
+    if (*validate_cmd) {
+        auto loaded = config::load_file(validate_path);
+        if (!loaded.config) {
+            print_errors(validate_path, loaded.errors);
+            return 1;
+        }
+        std::cout << "config OK\n";
+        return 0;
+    }
+    std::cout << "sluice " << SLUICE_VERSION << "\n";
+    return 0;
+}

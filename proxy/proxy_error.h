@@ -1,0 +1,32 @@
+// Errors that sluice itself answers: one place maps a kind to its status code,
+// its x-sluice-error code and the response bytes.
+#pragma once
+#include <string>
+#include <string_view>
+
+namespace sluice::proxy {
+
+enum class ErrorKind {
+    bad_request,               // 400: malformed or smuggling-prone request
+    uri_too_long,              // 414: request line over limits.request_line
+    headers_too_large,         // 431: head over limits.request_headers
+    request_timeout,           // 408: head or body not received in time
+    no_route,                  // 404
+    websocket_disabled,        // 403: route has websocket: false
+    upstream_connect_failed,   // 502: refused, unreachable, DNS
+    upstream_connect_timeout,  // 504
+    upstream_reset,            // 502: closed or reset before a complete response head
+    upstream_bad_response,     // 502: malformed response
+    upstream_timeout,          // 504: no response head within upstream_response
+    max_duration,              // 504: the exchange hit max_duration before a response
+};
+
+int status_of(ErrorKind k);
+std::string_view code_of(ErrorKind k);  // the x-sluice-error value
+std::string_view reason_of(int status);
+
+// A complete HTTP/1.1 response: status line, x-sluice-error, a one-line text
+// body (`message` plus "\n"), and "Connection: close" when `close` is set.
+std::string render_error(ErrorKind kind, std::string_view message, bool close, bool head_request = false);
+
+}  // namespace sluice::proxy

@@ -1,0 +1,180 @@
+#include "proxy/server.h"
+
+#include "config/duration.h"
+#include "config/serialize.h"
+#include "proxy/log.h"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include <future>
+
+namespace sluice::proxy {
+
+namespace asio = boost::asio;
+
+Server::Server(ServerOptions options)
+    : options_(std::move(options)), store_(build_snapshot(options_.config, 1, options_.builtin_default)) {}
+
+std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error) {
+    if (options.admin_address) options.config.admin.address = *options.admin_address;
+    if (options.admin_port) options.config.admin.port = *options.admin_port;
+    std::size_t n = options.workers ? options.workers : std::max(1u, std::thread::hardware_concurrency());
+    std::unique_ptr<Server> s(new Server(std::move(options)));
+    for (std::size_t i = 0; i < n; ++i) s->workers_.push_back(std::make_unique<Worker>(i, s->store_));
+    if (!s->bind_all(error)) return nullptr;  // nothing runs yet; descriptors close with s
+
+    for (auto& w : s->workers_) w->start();
+    for (auto& l : s->listeners_) {
+        for (std::size_t i = 0; i < s->workers_.size(); ++i) {
+            s->workers_[i]->adopt_listener(l, l->fds[i]);
+            l->fds[i] = -1;  // the worker's acceptor owns it now
+        }
+    }
+    if (s->options_.handle_signals) {
+        s->signals_.emplace(s->control_, SIGINT, SIGTERM);
+        s->signals_->async_wait([srv = s.get()](const boost::system::error_code& ec, int sig) {
+            if (ec) return;
+            spdlog::info("received {}: draining (send it again to stop at once)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            srv->begin_drain();
+            srv->signals_->async_wait([srv](const boost::system::error_code& ec2, int) {
+                if (ec2) return;
+                spdlog::warn("second signal: stopping now");
+                srv->finish();
+            });
+        });
+    }
+    if (s->options_.print_addresses) {
+        for (auto& l : s->listeners_) print_line("listening name=" + l->spec.name + " address=" + l->bound_text());
+        print_line("admin listening address=" + endpoint_text(s->admin_->local_endpoint()));
+        if (s->probes_) print_line("probes listening address=" + endpoint_text(s->probes_->local_endpoint()));
+    }
+    s->control_thread_ = std::thread([srv = s.get()] {
+        auto guard = asio::make_work_guard(srv->control_);
+        srv->control_.run();
+    });
+    return s;
+}
+
+bool Server::bind_all(std::string& error) {
+    const auto& cfg = store_.current()->config;
+    for (const auto& spec : cfg.listeners) {
+        auto info = bind_listener(spec, workers_.size(), error);
+        if (!info) return false;
+        listeners_.push_back(std::move(info));
+    }
+    admin_ = std::make_unique<admin::AdminServer>(control_, *this, admin::AdminServer::Mode::admin);
+    if (!admin_->listen(cfg.admin.address, cfg.admin.port, error)) return false;
+    if (cfg.probes) {
+        probes_ = std::make_unique<admin::AdminServer>(control_, *this, admin::AdminServer::Mode::probes);
+        if (!probes_->listen(cfg.probes->address, cfg.probes->port, error)) return false;
+    }
+    return true;
+}
+
+Server::~Server() {
+    stop();
+    if (control_thread_.joinable()) control_thread_.join();
+    for (auto& w : workers_) w->stop();
+}
+
+int Server::wait() {
+    std::unique_lock lock(done_mu_);
+    done_cv_.wait(lock, [this] { return done_; });
+    return 0;
+}
+
+void Server::drain() {
+    asio::post(control_, [this] { begin_drain(); });
+}
+
+void Server::stop() {
+    asio::post(control_, [this] { finish(); });
+}
+
+void Server::begin_drain() {
+    if (draining_.exchange(true)) return;
+    const auto t = store_.current()->config.timeouts;
+    spdlog::info("drain: /ready answers 503 now; listeners keep accepting for {} (timeouts.drain_delay)",
+                 config::describe_duration(t.drain_delay));
+    drain_timer_.expires_after(t.drain_delay);
+    drain_timer_.async_wait([this, t](const boost::system::error_code& ec) {
+        if (ec) return;
+        spdlog::info("drain: listeners closed; open exchanges get up to {} (timeouts.drain)",
+                     config::describe_duration(t.drain));
+        for (auto& w : workers_) w->drain(t.drain);
+        // A little past the window, in case a close is still on its way.
+        poll_drained(std::chrono::steady_clock::now() + t.drain + std::chrono::seconds(1));
+    });
+}
+
+void Server::poll_drained(std::chrono::steady_clock::time_point give_up) {
+    if (live_connections() == 0 || std::chrono::steady_clock::now() >= give_up) {
+        spdlog::info("drain: done, {} connection(s) left", live_connections());
+        finish();
+        return;
+    }
+    drain_timer_.expires_after(std::chrono::milliseconds(20));
+    drain_timer_.async_wait([this, give_up](const boost::system::error_code& ec) {
+        if (!ec) poll_drained(give_up);
+    });
+}
+
+void Server::finish() {
+    {
+        std::lock_guard lock(done_mu_);
+        if (done_) return;
+    }
+    for (auto& w : workers_) w->stop();
+    if (admin_) admin_->stop();
+    if (probes_) probes_->stop();
+    if (signals_) signals_->cancel();
+    drain_timer_.cancel();
+    control_.stop();
+    std::lock_guard lock(done_mu_);
+    done_ = true;
+    done_cv_.notify_all();
+}
+
+std::uint16_t Server::listener_port(const std::string& name) const {
+    for (const auto& l : listeners_)
+        if (l->spec.name == name) return l->bound.port();
+    return 0;
+}
+
+asio::ip::tcp::endpoint Server::admin_endpoint() const { return admin_->local_endpoint(); }
+
+std::optional<asio::ip::tcp::endpoint> Server::probes_endpoint() const {
+    if (!probes_) return std::nullopt;
+    return probes_->local_endpoint();
+}
+
+std::uint64_t Server::upstream_connects(const std::string& endpoint) {
+    std::uint64_t total = 0;
+    for (auto& w : workers_) {
+        std::promise<std::uint64_t> p;
+        asio::post(w->io(), [&] { p.set_value(w->upstream_connects(endpoint)); });
+        total += p.get_future().get();
+    }
+    return total;
+}
+
+std::size_t Server::live_connections() const {
+    std::size_t n = 0;
+    for (const auto& w : workers_) n += w->live_sessions();
+    return n;
+}
+
+std::uint64_t Server::config_version() const { return store_.current()->version; }
+
+nlohmann::json Server::config_json() const { return config::to_json(store_.current()->config); }
+
+nlohmann::json Server::listeners_json() const {
+    auto out = nlohmann::json::array();
+    for (const auto& l : listeners_)
+        out.push_back({{"name", l->spec.name}, {"address", l->bound_text()}, {"connections", l->connections.load()}});
+    return out;
+}
+
+}  // namespace sluice::proxy

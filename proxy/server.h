@@ -1,0 +1,89 @@
+// The whole proxy: workers, listeners, the admin and probes servers, signals
+// and the drain. Owns the control thread, where the admin API, signal handling
+// and drain steps run; workers are only ever posted to.
+#pragma once
+#include "admin/admin_server.h"
+#include "config/spec.h"
+#include "proxy/listener.h"
+#include "proxy/snapshot.h"
+#include "proxy/worker.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace sluice::proxy {
+
+struct ServerOptions {
+    config::Config config;
+    bool builtin_default = false;  // no --config: 404s explain how to add routes
+    std::size_t workers = 0;       // 0: one per core
+    std::optional<std::string> admin_address;  // --admin overrides
+    std::optional<std::uint16_t> admin_port;
+    bool handle_signals = false;  // SIGTERM/SIGINT drain (the binary, not tests)
+    bool print_addresses = true;  // "listening name=... address=..." on stdout
+};
+
+class Server final : public admin::Backend {
+public:
+    // Binds every socket and starts every thread. On failure returns null with
+    // `error` set, and nothing is left running.
+    static std::unique_ptr<Server> start(ServerOptions options, std::string& error);
+    ~Server() override;
+
+    // Blocks until a drain finished (or stop()); returns the exit status.
+    int wait();
+    // Any thread: start a graceful drain (SIGTERM, POST /drain).
+    void drain() override;
+    // Any thread: close everything now.
+    void stop();
+
+    // Addresses actually bound (port 0 resolved).
+    std::uint16_t listener_port(const std::string& name) const;
+    boost::asio::ip::tcp::endpoint admin_endpoint() const;
+    std::optional<boost::asio::ip::tcp::endpoint> probes_endpoint() const;
+    std::size_t worker_count() const { return workers_.size(); }
+    // Upstream connections opened to an endpoint ("127.0.0.1:3000"), all workers.
+    std::uint64_t upstream_connects(const std::string& endpoint);
+    std::size_t live_connections() const;
+
+    // admin::Backend (control thread).
+    std::uint64_t config_version() const override;
+    nlohmann::json config_json() const override;
+    nlohmann::json listeners_json() const override;
+    bool ready() const override { return !draining_.load(); }
+
+private:
+    explicit Server(ServerOptions options);
+    bool bind_all(std::string& error);
+    void begin_drain();
+    void poll_drained(std::chrono::steady_clock::time_point give_up);
+    void finish();
+
+    ServerOptions options_;
+    ConfigStore store_;
+    boost::asio::io_context control_{1};
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::vector<std::shared_ptr<ListenerInfo>> listeners_;
+    std::unique_ptr<admin::AdminServer> admin_;
+    std::unique_ptr<admin::AdminServer> probes_;
+    std::optional<boost::asio::signal_set> signals_;
+    boost::asio::steady_timer drain_timer_{control_};
+    std::atomic<bool> draining_{false};
+
+    std::mutex done_mu_;
+    std::condition_variable done_cv_;
+    bool done_ = false;
+    std::thread control_thread_;
+};
+
+}  // namespace sluice::proxy

@@ -1,0 +1,437 @@
+// The upstream half of a session: pick an endpoint, connect or reuse a pooled
+// connection, send the head, stream the request body (beside the response, so
+// an early answer is never stuck behind an upload), relay the response as it
+// arrives, and give the connection back to the pool when it ended cleanly.
+#include "config/duration.h"
+#include "proxy/http_session.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+namespace sluice::proxy {
+namespace {
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kMaxResponseHead = 64 * 1024;
+const std::string_view kCrlf = "\r\n";
+const std::string_view kLastChunk = "0\r\n\r\n";
+
+// Appends body views to `out`, framed for the hop; `line` holds the chunk-size line.
+void append_body(std::vector<asio::const_buffer>& out, const std::vector<asio::const_buffer>& spans, Framing framing,
+                 char* line, bool last_chunk) {
+    if (framing != Framing::chunked) {
+        for (const auto& b : spans)
+            if (b.size()) out.push_back(b);
+        return;
+    }
+    std::size_t total = 0;
+    for (const auto& b : spans) total += b.size();
+    if (total) {
+        int n = std::snprintf(line, 24, "%zx\r\n", total);
+        out.emplace_back(line, static_cast<std::size_t>(n));
+        for (const auto& b : spans)
+            if (b.size()) out.push_back(b);
+        out.emplace_back(kCrlf.data(), kCrlf.size());
+    }
+    if (last_chunk) out.emplace_back(kLastChunk.data(), kLastChunk.size());
+}
+
+std::string lower_first(std::string s) {
+    if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
+    return s;
+}
+
+void log_exception(std::exception_ptr e) {
+    if (!e) return;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        spdlog::error("request body relay ended by an internal error: {}", x.what());
+    }
+}
+
+}  // namespace
+
+std::string Session::upstream_label() const {
+    const auto& c = view_->snapshot->clusters[cluster_];
+    return "cluster \"" + c.name + "\" endpoint " + c.endpoints[endpoint_].key;
+}
+
+std::string Session::route_label() const { return "route \"" + view_->snapshot->routes[route_].spec->name + "\""; }
+
+asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
+    const Snapshot& snap = *view_->snapshot;
+    const RouteRuntime& route = snap.routes[route_index];
+    dog_.set_hard(deadline_after(route.timeouts.max_duration));
+    auto& cluster = view_->clusters[route.cluster];
+    cluster_ = route.cluster;
+    endpoint_ = cluster.next++ % cluster.pools.size();
+    const EndpointRuntime& endpoint = snap.clusters[cluster_].endpoints[endpoint_];
+
+    std::string_view path = req_.path;
+    std::string rewritten;
+    if (const auto& rw = route.spec->rewrite) {
+        if (rw->path) {
+            path = *rw->path;
+        } else {
+            const auto& m = route.spec->match;
+            rewritten = *rw->path_prefix;
+            rewritten += req_.path.substr(m.path ? m.path->size() : m.path_prefix->size());
+            path = rewritten;
+        }
+    }
+    UpstreamRequest up{path, peer_ip_, listener_->scheme, endpoint.key};
+    if (req_parser_->chunked()) up.framing = Framing::chunked;
+    else if (req_.has_content_length) {
+        up.framing = Framing::length;
+        up.content_length = req_parser_->content_length().value_or(0);
+    }
+    up_framing_ = up.framing;
+    up_head_.clear();
+    build_upstream_request(req_, up, up_head_);
+    const bool has_body = !req_parser_->is_done();
+
+    for (int attempt = 0;; ++attempt) {
+        std::shared_ptr<UpstreamConn> conn = cluster.pools[endpoint_]->take();
+        const bool reused = conn != nullptr;
+        if (!conn) {
+            conn = co_await connect_upstream(cluster_, endpoint_);
+            if (!conn) co_return co_await send_error(connect_error_, connect_message_);
+        }
+        upstream_ = conn;
+        // A pooled connection the upstream had just closed fails before any
+        // response byte; the request did not reach the app, so try a fresh one.
+        const bool may_retry = reused && attempt == 0 && !has_body;
+        if (has_body) {
+            pump_running_ = true;
+            pump_client_failed_ = pump_upstream_failed_ = pump_stopped_ = false;
+            pump_reading_client_ = false;
+            client_body_error_.clear();
+            pump_done_.expires_at(Watchdog::time_point::max());
+            phase_ = Phase::request;
+            set_streaming();
+            asio::co_spawn(socket_.get_executor(),
+                           [self = shared_from_this(), conn] { return self->pump_request_body(conn); }, log_exception);
+        } else {
+            set_phase(Phase::request, deadline_after(route.timeouts.upstream_response));
+            auto [ec, n] = co_await asio::async_write(conn->socket, asio::buffer(up_head_), nothrow);
+            if (ec) {
+                if (may_retry && timed_out_ == Timeout::none && !aborted_) {
+                    conn->socket.close(ec);
+                    continue;
+                }
+                co_return co_await fail_upstream_io(ec, "sending the request");
+            }
+        }
+        bool retry = false;
+        Exchange e = co_await relay_response(conn, may_retry, retry);
+        if (!retry) co_return e;
+        boost::system::error_code ignored;
+        conn->socket.close(ignored);
+        upstream_.reset();
+    }
+}
+
+asio::awaitable<std::shared_ptr<UpstreamConn>> Session::connect_upstream(std::size_t ci, std::size_t ei) {
+    const auto& ep = view_->snapshot->clusters[ci].endpoints[ei];
+    const auto& t = view_->snapshot->routes[route_].timeouts;
+    auto conn = std::make_shared<UpstreamConn>(socket_.get_executor(), worker_.buffers());
+    upstream_ = conn;
+    set_phase(Phase::connect, deadline_after(t.connect));
+    boost::system::error_code ec;
+    std::string resolve_error;
+    if (ep.ip) {
+        std::tie(ec) = co_await conn->socket.async_connect(tcp::endpoint(*ep.ip, ep.port), nothrow);
+    } else {
+        resolver_.emplace(socket_.get_executor());
+        auto [rec, results] = co_await resolver_->async_resolve(ep.host, std::to_string(ep.port), nothrow);
+        resolver_.reset();
+        if (rec) {
+            ec = rec;
+            resolve_error = "cannot resolve \"" + ep.host + "\": " + lower_first(rec.message());
+        } else {
+            tcp::endpoint chosen;
+            std::tie(ec, chosen) = co_await asio::async_connect(conn->socket, results, nothrow);
+        }
+    }
+    if (timed_out_ == Timeout::connect) {
+        connect_error_ = ErrorKind::upstream_connect_timeout;
+        connect_message_ = "upstream connect timed out after " + config::describe_duration(t.connect) + ": " +
+                           upstream_label() + " (timeouts.connect)";
+    } else if (timed_out_ == Timeout::max_duration) {
+        connect_error_ = ErrorKind::max_duration;
+        connect_message_ = "the request did not complete within max_duration " +
+                           config::describe_duration(t.max_duration) + " (" + route_label() + ")";
+    } else if (ec) {
+        connect_error_ = ErrorKind::upstream_connect_failed;
+        connect_message_ = "upstream connect failed: " + upstream_label() + ": " +
+                           (resolve_error.empty() ? lower_first(ec.message()) : resolve_error);
+    }
+    if (ec || timed_out_ != Timeout::none || aborted_) {
+        upstream_.reset();
+        co_return nullptr;
+    }
+    conn->socket.set_option(tcp::no_delay(true), ec);
+    ++view_->clusters[ci].pools[ei]->connects;
+    co_return conn;
+}
+
+asio::awaitable<void> Session::pump_request_body(std::shared_ptr<UpstreamConn> conn) {
+    bool head_sent = false;
+    for (;;) {
+        std::size_t used = 0;
+        if (!req_parser_->is_done() && !in_.empty()) {
+            boost::beast::error_code ec;
+            used = req_parser_->put(asio::buffer(in_.data()), ec);
+            if (ec == http::error::need_more) ec = {};
+            if (ec) {
+                pump_client_failed_ = true;
+                client_body_error_ = ec.message();
+                break;
+            }
+        }
+        const bool last = req_parser_->is_done();
+        pump_gather_.clear();
+        if (!head_sent) pump_gather_.emplace_back(asio::buffer(up_head_));
+        append_body(pump_gather_, req_parser_->body(), up_framing_, pump_chunk_line_,
+                    last && up_framing_ == Framing::chunked);
+        req_parser_->body().clear();
+        if (!pump_gather_.empty()) {
+            auto [ec, n] = co_await asio::async_write(conn->socket, pump_gather_, nothrow);
+            if (ec) {
+                pump_upstream_failed_ = true;
+                break;
+            }
+            head_sent = true;
+            dog_.touch();
+        }
+        in_.consume(used);
+        if (last) break;
+        pump_reading_client_ = true;
+        auto [ec, n] = co_await socket_.async_read_some(in_.prepare(), nothrow);
+        pump_reading_client_ = false;
+        if (ec) {
+            pump_client_failed_ = true;
+            break;
+        }
+        in_.commit(n);
+        dog_.touch();
+    }
+    pump_running_ = false;
+    boost::system::error_code ec;
+    if (pump_client_failed_) {
+        // A request cut short must not look complete to the app: drop the upstream connection.
+        conn->socket.close(ec);
+    } else if (!pump_upstream_failed_ && phase_ == Phase::request) {
+        set_phase(Phase::request, deadline_after(view_->snapshot->routes[route_].timeouts.upstream_response));
+    }
+    pump_done_.cancel();
+}
+
+asio::awaitable<void> Session::finish_pump(UpstreamConn& conn) {
+    if (!pump_running_) co_return;
+    // The exchange is over before the request body: stop sending it.
+    pump_stopped_ = true;
+    boost::system::error_code ec;
+    conn.socket.close(ec);
+    socket_.cancel(ec);
+    while (pump_running_) co_await pump_done_.async_wait(nothrow);
+}
+
+asio::awaitable<Session::Exchange> Session::fail_exchange(ErrorKind kind, std::string message) {
+    boost::system::error_code ec;
+    if (upstream_) {
+        upstream_->socket.close(ec);
+        co_await finish_pump(*upstream_);
+    }
+    if (aborted_) co_return Exchange::close;
+    if (pump_client_failed_ && !pump_stopped_) {
+        if (client_body_error_.empty()) co_return Exchange::close;  // the client left mid-upload
+        co_return co_await send_error(ErrorKind::bad_request, "malformed request body (" + client_body_error_ + ")", true);
+    }
+    co_return co_await send_error(kind, message);
+}
+
+asio::awaitable<Session::Exchange> Session::fail_upstream_io(const boost::system::error_code& ec, std::string_view step) {
+    const auto& t = view_->snapshot->routes[route_].timeouts;
+    switch (timed_out_) {
+    case Timeout::max_duration:
+        co_return co_await fail_exchange(ErrorKind::max_duration, "the request did not complete within max_duration " +
+                                                                      config::describe_duration(t.max_duration) + " (" +
+                                                                      route_label() + ")");
+    case Timeout::upstream_response:
+        co_return co_await fail_exchange(ErrorKind::upstream_timeout,
+                                         "upstream sent no response headers within " +
+                                             config::describe_duration(t.upstream_response) + " (" + route_label() + ")");
+    case Timeout::stream_idle:
+        if (pump_reading_client_)
+            co_return co_await fail_exchange(ErrorKind::request_timeout,
+                                             "the request body stalled: no bytes for " +
+                                                 config::describe_duration(t.stream_idle) + " (timeouts.stream_idle, " +
+                                                 route_label() + ")");
+        co_return co_await fail_exchange(ErrorKind::upstream_timeout,
+                                         "upstream took no request body bytes for " +
+                                             config::describe_duration(t.stream_idle) + " (timeouts.stream_idle, " +
+                                             route_label() + ")");
+    default: break;
+    }
+    std::string what;
+    if (ec == asio::error::eof) what = "upstream closed the connection " + std::string(step);
+    else if (ec == asio::error::connection_reset) what = "upstream reset the connection " + std::string(step);
+    else what = "upstream failed " + std::string(step) + " (" + lower_first(ec.message()) + ")";
+    co_return co_await fail_exchange(ErrorKind::upstream_reset, what + ": " + upstream_label());
+}
+
+asio::awaitable<std::optional<Session::Exchange>> Session::read_response_head(UpstreamConn& conn,
+                                                                              std::optional<ResponseParser>& parser,
+                                                                              bool may_retry, bool& retry) {
+    bool got_bytes = false;
+    for (;;) {
+        std::size_t end = find_head_end(conn.in.data());
+        if (end == 0) {
+            if (conn.in.size() >= kMaxResponseHead)
+                co_return co_await fail_exchange(ErrorKind::upstream_bad_response,
+                                                 "upstream response headers are larger than 64KiB: " + upstream_label());
+            auto [ec, n] = co_await conn.socket.async_read_some(conn.in.prepare(), nothrow);
+            if (ec) {
+                if (!got_bytes && may_retry && timed_out_ == Timeout::none && !aborted_ &&
+                    (ec == asio::error::eof || ec == asio::error::connection_reset)) {
+                    retry = true;
+                    co_return Exchange::keep_alive;
+                }
+                co_return co_await fail_upstream_io(
+                    ec, got_bytes ? "in the middle of the response headers" : "before sending response headers");
+            }
+            conn.in.commit(n);
+            got_bytes = true;
+            continue;
+        }
+        resp_.clear();
+        resp_.raw.assign(conn.in.data().data(), end);
+        conn.in.consume(end);
+        parser.emplace(resp_);
+        if (req_.verb == http::verb::head) parser->skip(true);
+        boost::beast::error_code ec;
+        parser->put(asio::buffer(resp_.raw), ec);
+        if (ec || !parser->is_header_done())
+            co_return co_await fail_exchange(ErrorKind::upstream_bad_response,
+                                             "upstream sent a malformed response head (" + ec.message() +
+                                                 "): " + upstream_label());
+        if (resp_.status == 101)
+            co_return co_await fail_exchange(
+                ErrorKind::upstream_bad_response,
+                "upstream answered 101 Switching Protocols to a request that did not ask to upgrade: " + upstream_label());
+        if (resp_.status >= 200) {
+            parser->eager(true);
+            co_return std::nullopt;
+        }
+        // Interim 1xx (100 Continue, 103 Early Hints): relay to HTTP/1.1 clients, then read on.
+        if (req_.version >= 11) {
+            out_head_.clear();
+            build_interim_response(resp_, out_head_);
+            auto [wec, n] = co_await asio::async_write(socket_, asio::buffer(out_head_), nothrow);
+            if (wec) {  // the client left
+                conn.socket.close(wec);
+                co_await finish_pump(conn);
+                co_return Exchange::close;
+            }
+        }
+    }
+}
+
+asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr<UpstreamConn>& conn, bool may_retry,
+                                                           bool& retry) {
+    std::optional<ResponseParser> parser;
+    if (auto done = co_await read_response_head(*conn, parser, may_retry, retry)) co_return *done;
+
+    phase_ = Phase::response;
+    set_streaming();
+    ClientResponse down;
+    down.client_http10 = req_.version < 11;
+    if (parser->is_done()) {
+        down.framing = Framing::none;  // HEAD, 204, 304: the upstream's Content-Length stands
+    } else if (resp_.has_content_length) {
+        down.framing = Framing::length;
+        down.content_length = parser->content_length().value_or(0);
+    } else {
+        // Chunked, or delimited by close: re-chunk for HTTP/1.1 clients so the
+        // client connection survives; HTTP/1.0 clients read until close.
+        down.framing = down.client_http10 ? Framing::until_close : Framing::chunked;
+    }
+    down.close = !client_keep_alive_ || !request_body_done() || worker_.draining() || down.framing == Framing::until_close;
+    out_head_.clear();
+    build_client_response(resp_, down, out_head_);
+
+    bool head_sent = false;
+    for (;;) {
+        std::size_t used = 0;
+        if (!parser->is_done() && !conn->in.empty()) {
+            boost::beast::error_code ec;
+            used = parser->put(asio::buffer(conn->in.data()), ec);
+            if (ec == http::error::need_more) ec = {};
+            if (ec) {
+                spdlog::debug("upstream sent a malformed response body ({}): {}", ec.message(), upstream_label());
+                if (!head_sent)
+                    co_return co_await fail_exchange(ErrorKind::upstream_bad_response,
+                                                     "upstream sent a malformed response body (" + ec.message() +
+                                                         "): " + upstream_label());
+                conn->socket.close(ec);
+                co_await finish_pump(*conn);
+                co_return Exchange::close;  // the client sees a cut response, never a wrong one
+            }
+        }
+        const bool last = parser->is_done();
+        gather_.clear();
+        if (!head_sent) gather_.emplace_back(asio::buffer(out_head_));
+        append_body(gather_, parser->body(), down.framing, chunk_line_, last && down.framing == Framing::chunked);
+        parser->body().clear();
+        if (!gather_.empty()) {
+            auto [ec, n] = co_await asio::async_write(socket_, gather_, nothrow);
+            if (ec) {  // the client left, or stopped reading for stream_idle
+                conn->socket.close(ec);
+                co_await finish_pump(*conn);
+                co_return Exchange::close;
+            }
+            head_sent = true;
+            dog_.touch();
+        }
+        conn->in.consume(used);
+        if (last) break;
+        auto [ec, n] = co_await conn->socket.async_read_some(conn->in.prepare(), nothrow);
+        if (ec == asio::error::eof && parser->need_eof()) {
+            boost::beast::error_code eof_ec;
+            parser->put_eof(eof_ec);
+            continue;  // writes the last chunk
+        }
+        if (ec) {
+            // Cut short (upstream gone, stream_idle or max_duration): close without
+            // the last chunk so the client can tell the response is incomplete.
+            spdlog::debug("response cut short ({}): {}", lower_first(ec.message()), upstream_label());
+            conn->socket.close(ec);
+            co_await finish_pump(*conn);
+            co_return Exchange::close;
+        }
+        conn->in.commit(n);
+        dog_.touch();
+    }
+
+    const bool reusable = parser->keep_alive() && !parser->need_eof() && conn->in.empty() && timed_out_ == Timeout::none;
+    co_await finish_pump(*conn);
+    if (reusable && !pump_stopped_ && !pump_client_failed_ && !pump_upstream_failed_)
+        view_->clusters[cluster_].pools[endpoint_]->give(conn);
+    else {
+        boost::system::error_code ec;
+        conn->socket.close(ec);
+    }
+    upstream_.reset();
+    dog_.set_hard(Watchdog::time_point::max());
+    co_return down.close || pump_stopped_ ? Exchange::close : Exchange::keep_alive;
+}
+
+}  // namespace sluice::proxy

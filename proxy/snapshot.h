@@ -1,0 +1,71 @@
+// The immutable runtime form of one config version, and the store that
+// publishes it. Workers read the store without locks on the request path: a
+// worker compares one atomic counter per request and reloads the pointer only
+// when it moved. Each request holds the snapshot it started with.
+#pragma once
+#include "config/spec.h"
+#include "proxy/router.h"
+
+#include <boost/asio/ip/address.hpp>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::proxy {
+
+struct EndpointRuntime {
+    std::string key;   // "127.0.0.1:3000" as configured; names the keep-alive pool
+    std::string host;  // for connect (resolved on each new connection unless an IP)
+    std::uint16_t port = 0;
+    std::optional<boost::asio::ip::address> ip;  // set when host is an IP literal
+};
+
+struct ClusterRuntime {
+    std::string name;
+    std::vector<EndpointRuntime> endpoints;
+};
+
+struct RouteRuntime {
+    const config::RouteSpec* spec = nullptr;
+    std::size_t cluster = 0;    // index into Snapshot::clusters
+    config::Timeouts timeouts;  // global values with the route's overrides applied
+};
+
+struct Snapshot {
+    std::uint64_t version = 0;
+    bool builtin_default = false;  // started without --config: 404s explain how to add a route
+    config::Config config;
+    std::vector<ClusterRuntime> clusters;
+    std::vector<RouteRuntime> routes;
+    Router router;
+
+    Snapshot() = default;
+    Snapshot(const Snapshot&) = delete;  // routes and router point into `config`
+    Snapshot& operator=(const Snapshot&) = delete;
+};
+
+// Builds the runtime form of a validated config.
+std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t version, bool builtin_default = false);
+
+class ConfigStore {
+public:
+    explicit ConfigStore(std::shared_ptr<const Snapshot> initial);
+
+    // Any thread. Takes a short lock; workers call it only when generation() moved.
+    std::shared_ptr<const Snapshot> current() const;
+    // Lock-free: bumps on every publish.
+    std::uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
+    // Control thread: new requests see `next` once this returns.
+    void publish(std::shared_ptr<const Snapshot> next);
+
+private:
+    mutable std::mutex mu_;
+    std::shared_ptr<const Snapshot> snapshot_;
+    std::atomic<std::uint64_t> generation_{1};
+};
+
+}  // namespace sluice::proxy

@@ -1,0 +1,168 @@
+#include "proxy/worker.h"
+
+#include "proxy/http_session.h"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+
+namespace sluice::proxy {
+namespace {
+
+constexpr std::size_t kMaxIdlePerEndpoint = 1024;
+constexpr auto kUpstreamIdle = std::chrono::seconds(60);
+constexpr auto kSweepEvery = std::chrono::seconds(5);
+
+}  // namespace
+
+struct Worker::Acceptor {
+    Acceptor(asio::io_context& io, std::shared_ptr<ListenerInfo> l) : info(std::move(l)), acceptor(io), backoff(io) {}
+    std::shared_ptr<ListenerInfo> info;
+    tcp::acceptor acceptor;
+    asio::steady_timer backoff;
+};
+
+Worker::Worker(std::size_t index, ConfigStore& store) : index_(index), store_(store) {}
+
+Worker::~Worker() { stop(); }
+
+void Worker::start() {
+    thread_ = std::thread([this] {
+        auto guard = asio::make_work_guard(io_);
+        sweep_pools();
+        io_.run();
+    });
+}
+
+void Worker::adopt_listener(std::shared_ptr<ListenerInfo> listener, int fd) {
+    asio::post(io_, [this, listener = std::move(listener), fd] {
+        auto a = std::make_unique<Acceptor>(io_, listener);
+        boost::system::error_code ec;
+        a->acceptor.assign(listener->bound.protocol(), fd, ec);
+        if (ec) {
+            spdlog::error("worker {}: cannot use the socket of listener \"{}\": {}", index_, listener->spec.name,
+                          ec.message());
+            return;
+        }
+        accept_next(a.get());
+        acceptors_.push_back(std::move(a));
+    });
+}
+
+void Worker::accept_next(Acceptor* a) {
+    a->acceptor.async_accept([this, a](const boost::system::error_code& ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || !a->acceptor.is_open()) return;
+        if (ec) {
+            // Out of descriptors or memory: pause this acceptor instead of spinning.
+            spdlog::warn("listener \"{}\" cannot accept a connection: {}; retrying in 100ms", a->info->spec.name,
+                         ec.message());
+            a->backoff.expires_after(std::chrono::milliseconds(100));
+            a->backoff.async_wait([this, a](const boost::system::error_code& wec) {
+                if (!wec) accept_next(a);
+            });
+            return;
+        }
+        std::make_shared<Session>(*this, a->info, std::move(socket))->start();
+        accept_next(a);
+    });
+}
+
+const std::shared_ptr<WorkerView>& Worker::view() {
+    // One atomic load per request; the pointer itself is reloaded only after a publish.
+    std::uint64_t generation = store_.generation();
+    if (generation != view_generation_) {
+        view_generation_ = generation;
+        refresh_view();
+    }
+    return view_;
+}
+
+void Worker::refresh_view() {
+    auto v = std::make_shared<WorkerView>();
+    v->snapshot = store_.current();
+    for (const auto& c : v->snapshot->clusters) {
+        WorkerView::Cluster wc;
+        wc.next = static_cast<std::uint32_t>(index_);  // workers start at different endpoints
+        for (const auto& e : c.endpoints) {
+            auto& pool = pools_[e.key];
+            if (!pool) pool = std::make_shared<EndpointPool>(e.key, kMaxIdlePerEndpoint);
+            wc.pools.push_back(pool);
+        }
+        v->clusters.push_back(std::move(wc));
+    }
+    view_ = std::move(v);
+}
+
+void Worker::sweep_pools() {
+    auto now = std::chrono::steady_clock::now();
+    for (auto it = pools_.begin(); it != pools_.end();) {
+        it->second->sweep(now, kUpstreamIdle);
+        // Only this map holds it: no snapshot names the endpoint any more.
+        if (it->second.use_count() == 1) it = pools_.erase(it);
+        else ++it;
+    }
+    sweep_timer_.expires_after(kSweepEvery);
+    sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) sweep_pools();
+    });
+}
+
+std::uint64_t Worker::upstream_connects(const std::string& key) const {
+    auto it = pools_.find(key);
+    return it == pools_.end() ? 0 : it->second->connects;
+}
+
+void Worker::add_session(Session* s) {
+    sessions_.insert(s);
+    live_.fetch_add(1, std::memory_order_release);
+}
+
+void Worker::remove_session(Session* s) {
+    sessions_.erase(s);
+    live_.fetch_sub(1, std::memory_order_release);
+}
+
+void Worker::drain(std::chrono::milliseconds window) {
+    asio::post(io_, [this, window] {
+        draining_ = true;
+        for (auto& a : acceptors_) {
+            boost::system::error_code ec;
+            a->acceptor.close(ec);
+        }
+        std::vector<std::weak_ptr<Session>> open;
+        for (auto* s : sessions_) {
+            s->close_if_idle();
+            open.push_back(s->weak_from_this());
+        }
+        // Whatever is still open gets at least half the window, then is closed at
+        // evenly spread instants so clients do not all reconnect at once.
+        std::shuffle(open.begin(), open.end(), std::mt19937(static_cast<unsigned>(index_ + 1)));
+        for (std::size_t i = 0; i < open.size(); ++i) {
+            auto at = window / 2 + window * (i + 1) / (2 * open.size());
+            auto timer = std::make_shared<asio::steady_timer>(io_, at);
+            timer->async_wait([timer, session = open[i]](const boost::system::error_code& ec) {
+                if (ec) return;
+                if (auto s = session.lock()) s->abort();
+            });
+        }
+    });
+}
+
+void Worker::stop() {
+    if (!thread_.joinable()) return;
+    asio::post(io_, [this] {
+        for (auto* s : sessions_) s->abort();
+        for (auto& a : acceptors_) {
+            boost::system::error_code ec;
+            a->acceptor.close(ec);
+        }
+        sweep_timer_.cancel();
+        io_.stop();
+    });
+    thread_.join();
+}
+
+}  // namespace sluice::proxy

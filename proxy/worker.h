@@ -1,0 +1,90 @@
+// A worker: one thread, one io_context, its own acceptors, sessions, buffers
+// and upstream pools. Nothing here is shared with other workers; the control
+// thread talks to a worker only by posting to its io_context.
+#pragma once
+#include "proxy/io_buffer.h"
+#include "proxy/listener.h"
+#include "proxy/snapshot.h"
+#include "proxy/upstream_pool.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace sluice::proxy {
+
+class Session;
+
+// One worker's view of a snapshot: the snapshot plus this worker's pools and
+// round-robin positions for its clusters. Requests hold it while they run.
+struct WorkerView {
+    struct Cluster {
+        std::vector<std::shared_ptr<EndpointPool>> pools;  // parallel to ClusterRuntime::endpoints
+        std::uint32_t next = 0;                            // round robin
+    };
+    std::shared_ptr<const Snapshot> snapshot;
+    std::vector<Cluster> clusters;  // parallel to Snapshot::clusters
+};
+
+class Worker {
+public:
+    Worker(std::size_t index, ConfigStore& store);
+    ~Worker();
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+
+    // Control thread.
+    void start();
+    // Takes over listening descriptor `fd` of `listener` (posted to the worker).
+    void adopt_listener(std::shared_ptr<ListenerInfo> listener, int fd);
+    // Drain, step 2: stop accepting, close idle connections, close the rest
+    // after their current exchange; those still open are closed at evenly spread
+    // instants over `window`.
+    void drain(std::chrono::milliseconds window);
+    // Closes every connection now and stops the thread.
+    void stop();
+    std::size_t live_sessions() const { return live_.load(std::memory_order_acquire); }
+
+    // Worker thread.
+    boost::asio::io_context& io() { return io_; }
+    BufferPool& buffers() { return buffers_; }
+    std::size_t index() const { return index_; }
+    bool draining() const { return draining_; }
+    // The current snapshot, refreshed when the store published a new one.
+    const std::shared_ptr<WorkerView>& view();
+    void add_session(Session* s);
+    void remove_session(Session* s);
+    // Upstream connections opened to `key` by this worker (tests count reuse with it).
+    std::uint64_t upstream_connects(const std::string& key) const;
+
+private:
+    struct Acceptor;
+    void refresh_view();
+    void sweep_pools();
+    void accept_next(Acceptor* a);
+
+    std::size_t index_;
+    ConfigStore& store_;
+    // Outlive io_: handlers destroyed with io_ may still give buffers back.
+    BufferPool buffers_;
+    std::unordered_set<Session*> sessions_;
+    std::atomic<std::size_t> live_{0};
+
+    boost::asio::io_context io_{1};
+    std::unordered_map<std::string, std::shared_ptr<EndpointPool>> pools_;
+    std::shared_ptr<WorkerView> view_;
+    std::uint64_t view_generation_ = 0;
+    std::vector<std::unique_ptr<Acceptor>> acceptors_;
+    boost::asio::steady_timer sweep_timer_{io_};
+    bool draining_ = false;
+    std::thread thread_;
+};
+
+}  // namespace sluice::proxy
