@@ -109,7 +109,9 @@ void Session::abort() {
     if (upstream_) upstream_->socket.close(ec);
 }
 
-bool Session::request_body_done() const { return !req_parser_ || (req_parser_->is_done() && !pump_running_); }
+bool Session::request_body_done() const {
+    return !req_parser_ || (req_parser_->is_done() && pump_ != Pump::running);
+}
 
 asio::awaitable<void> Session::run() {
     bool first = true;
@@ -121,7 +123,8 @@ asio::awaitable<void> Session::run() {
         view_.reset();
         upstream_.reset();
         req_parser_.reset();
-        if (e == Exchange::close || aborted_) break;
+        // Draining: whatever the response said, no further request on this connection.
+        if (e == Exchange::close || aborted_ || worker_.draining()) break;
         first = false;
     }
     co_await close_gracefully();

@@ -73,6 +73,8 @@ private:
     asio::awaitable<Exchange> relay_response(const std::shared_ptr<UpstreamConn>& conn, bool may_retry, bool& retry);
     // Waits for the request body pump; stops it first if the response is over.
     asio::awaitable<void> finish_pump(UpstreamConn& conn);
+    // Waits for a pump that is ending on its own (its sockets were cancelled).
+    asio::awaitable<void> wait_pump();
 
     // Answers with an error made by sluice; closes afterwards unless the request
     // was read completely and the client wants to keep the connection.
@@ -111,12 +113,19 @@ private:
     std::string connect_message_;
 
     // Request body pump, which runs beside the response relay.
-    bool pump_running_ = false;
-    bool pump_client_failed_ = false;    // client left or sent a broken body
-    bool pump_upstream_failed_ = false;  // upstream stopped taking the body
-    bool pump_reading_client_ = false;
-    bool pump_stopped_ = false;          // stopped by us: the response ended first
-    std::string client_body_error_;      // why the client's body could not be parsed
+    enum class Pump {
+        idle,             // no body, or not started
+        running,
+        done,             // the whole body went upstream
+        client_left,      // the client closed or reset mid-body
+        client_stalled,   // a deadline passed while waiting for client bytes
+        client_bad_body,  // malformed chunked framing (client_body_error_ says how)
+        upstream_failed,  // the upstream stopped taking the body
+        stopped,          // stopped by us: the exchange ended first
+    };
+    Pump pump_ = Pump::idle;
+    bool stop_pump_ = false;  // finish_pump() asked the running pump to end
+    std::string client_body_error_;
     asio::steady_timer pump_done_;
     std::vector<asio::const_buffer> pump_gather_;
     char pump_chunk_line_[24];

@@ -98,6 +98,7 @@ void Server::begin_drain() {
     const auto t = store_.current()->config.timeouts;
     spdlog::info("drain: /ready answers 503 now; listeners keep accepting for {} (timeouts.drain_delay)",
                  config::describe_duration(t.drain_delay));
+    for (auto& w : workers_) w->announce_drain();
     drain_timer_.expires_after(t.drain_delay);
     drain_timer_.async_wait([this, t](const boost::system::error_code& ec) {
         if (ec) return;

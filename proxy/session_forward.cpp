@@ -108,10 +108,10 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
         // A pooled connection the upstream had just closed fails before any
         // response byte; the request did not reach the app, so try a fresh one.
         const bool may_retry = reused && attempt == 0 && !has_body;
+        pump_ = Pump::idle;
+        stop_pump_ = false;
         if (has_body) {
-            pump_running_ = true;
-            pump_client_failed_ = pump_upstream_failed_ = pump_stopped_ = false;
-            pump_reading_client_ = false;
+            pump_ = Pump::running;
             client_body_error_.clear();
             pump_done_.expires_at(Watchdog::time_point::max());
             phase_ = Phase::request;
@@ -184,6 +184,7 @@ asio::awaitable<std::shared_ptr<UpstreamConn>> Session::connect_upstream(std::si
 
 asio::awaitable<void> Session::pump_request_body(std::shared_ptr<UpstreamConn> conn) {
     bool head_sent = false;
+    Pump end = Pump::done;
     for (;;) {
         std::size_t used = 0;
         if (!req_parser_->is_done() && !in_.empty()) {
@@ -191,8 +192,8 @@ asio::awaitable<void> Session::pump_request_body(std::shared_ptr<UpstreamConn> c
             used = req_parser_->put(asio::buffer(in_.data()), ec);
             if (ec == http::error::need_more) ec = {};
             if (ec) {
-                pump_client_failed_ = true;
                 client_body_error_ = ec.message();
+                end = Pump::client_bad_body;
                 break;
             }
         }
@@ -205,7 +206,7 @@ asio::awaitable<void> Session::pump_request_body(std::shared_ptr<UpstreamConn> c
         if (!pump_gather_.empty()) {
             auto [ec, n] = co_await asio::async_write(conn->socket, pump_gather_, nothrow);
             if (ec) {
-                pump_upstream_failed_ = true;
+                end = stop_pump_ ? Pump::stopped : Pump::upstream_failed;
                 break;
             }
             head_sent = true;
@@ -213,35 +214,38 @@ asio::awaitable<void> Session::pump_request_body(std::shared_ptr<UpstreamConn> c
         }
         in_.consume(used);
         if (last) break;
-        pump_reading_client_ = true;
         auto [ec, n] = co_await socket_.async_read_some(in_.prepare(), nothrow);
-        pump_reading_client_ = false;
         if (ec) {
-            pump_client_failed_ = true;
+            if (stop_pump_) end = Pump::stopped;
+            else end = timed_out_ != Timeout::none ? Pump::client_stalled : Pump::client_left;
             break;
         }
         in_.commit(n);
         dog_.touch();
     }
-    pump_running_ = false;
+    pump_ = end;
     boost::system::error_code ec;
-    if (pump_client_failed_) {
+    if (end == Pump::client_left || end == Pump::client_stalled || end == Pump::client_bad_body) {
         // A request cut short must not look complete to the app: drop the upstream connection.
         conn->socket.close(ec);
-    } else if (!pump_upstream_failed_ && phase_ == Phase::request) {
+    } else if (end == Pump::done && phase_ == Phase::request) {
         set_phase(Phase::request, deadline_after(view_->snapshot->routes[route_].timeouts.upstream_response));
     }
     pump_done_.cancel();
 }
 
+asio::awaitable<void> Session::wait_pump() {
+    while (pump_ == Pump::running) co_await pump_done_.async_wait(nothrow);
+}
+
 asio::awaitable<void> Session::finish_pump(UpstreamConn& conn) {
-    if (!pump_running_) co_return;
+    if (pump_ != Pump::running) co_return;
     // The exchange is over before the request body: stop sending it.
-    pump_stopped_ = true;
+    stop_pump_ = true;
     boost::system::error_code ec;
     conn.socket.close(ec);
     socket_.cancel(ec);
-    while (pump_running_) co_await pump_done_.async_wait(nothrow);
+    co_await wait_pump();
 }
 
 asio::awaitable<Session::Exchange> Session::fail_exchange(ErrorKind kind, std::string message) {
@@ -250,16 +254,16 @@ asio::awaitable<Session::Exchange> Session::fail_exchange(ErrorKind kind, std::s
         upstream_->socket.close(ec);
         co_await finish_pump(*upstream_);
     }
-    if (aborted_) co_return Exchange::close;
-    if (pump_client_failed_ && !pump_stopped_) {
-        if (client_body_error_.empty()) co_return Exchange::close;  // the client left mid-upload
+    if (aborted_ || pump_ == Pump::client_left) co_return Exchange::close;
+    if (pump_ == Pump::client_bad_body)
         co_return co_await send_error(ErrorKind::bad_request, "malformed request body (" + client_body_error_ + ")", true);
-    }
     co_return co_await send_error(kind, message);
 }
 
 asio::awaitable<Session::Exchange> Session::fail_upstream_io(const boost::system::error_code& ec, std::string_view step) {
     const auto& t = view_->snapshot->routes[route_].timeouts;
+    // A deadline cancelled both sides: let the pump finish so we know which side stalled.
+    if (timed_out_ != Timeout::none) co_await wait_pump();
     switch (timed_out_) {
     case Timeout::max_duration:
         co_return co_await fail_exchange(ErrorKind::max_duration, "the request did not complete within max_duration " +
@@ -270,7 +274,7 @@ asio::awaitable<Session::Exchange> Session::fail_upstream_io(const boost::system
                                          "upstream sent no response headers within " +
                                              config::describe_duration(t.upstream_response) + " (" + route_label() + ")");
     case Timeout::stream_idle:
-        if (pump_reading_client_)
+        if (pump_ == Pump::client_stalled)
             co_return co_await fail_exchange(ErrorKind::request_timeout,
                                              "the request body stalled: no bytes for " +
                                                  config::describe_duration(t.stream_idle) + " (timeouts.stream_idle, " +
@@ -423,7 +427,7 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
 
     const bool reusable = parser->keep_alive() && !parser->need_eof() && conn->in.empty() && timed_out_ == Timeout::none;
     co_await finish_pump(*conn);
-    if (reusable && !pump_stopped_ && !pump_client_failed_ && !pump_upstream_failed_)
+    if (reusable && (pump_ == Pump::idle || pump_ == Pump::done))
         view_->clusters[cluster_].pools[endpoint_]->give(conn);
     else {
         boost::system::error_code ec;
@@ -431,7 +435,7 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
     }
     upstream_.reset();
     dog_.set_hard(Watchdog::time_point::max());
-    co_return down.close || pump_stopped_ ? Exchange::close : Exchange::keep_alive;
+    co_return down.close || pump_ == Pump::stopped ? Exchange::close : Exchange::keep_alive;
 }
 
 }  // namespace sluice::proxy

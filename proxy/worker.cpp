@@ -125,6 +125,10 @@ void Worker::remove_session(Session* s) {
     live_.fetch_sub(1, std::memory_order_release);
 }
 
+void Worker::announce_drain() {
+    asio::post(io_, [this] { draining_ = true; });
+}
+
 void Worker::drain(std::chrono::milliseconds window) {
     asio::post(io_, [this, window] {
         draining_ = true;

@@ -44,6 +44,8 @@ public:
     void start();
     // Takes over listening descriptor `fd` of `listener` (posted to the worker).
     void adopt_listener(std::shared_ptr<ListenerInfo> listener, int fd);
+    // Drain, step 1: responses from now on tell clients to close the connection.
+    void announce_drain();
     // Drain, step 2: stop accepting, close idle connections, close the rest
     // after their current exchange; those still open are closed at evenly spread
     // instants over `window`.

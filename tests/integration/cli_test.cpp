@@ -1,0 +1,228 @@
+// The sluice binary as users run it: validate, start-up lines, exit codes,
+// SIGTERM, and bounded memory while 100 MiB pass through in each direction.
+#include "tests/support/client.h"
+#include "tests/support/origin.h"
+#include "tests/support/process.h"
+#include "tests/support/proxy_fixture.h"
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+using namespace sluice::test;
+
+namespace {
+
+class TempFile {
+public:
+    TempFile(const std::string& ext, const std::string& text) {
+        path = (std::filesystem::temp_directory_path() /
+                ("sluice-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ext))
+                   .string();
+        std::ofstream(path) << text;
+    }
+    ~TempFile() { std::filesystem::remove(path); }
+    std::string path;
+    static inline int counter = 0;
+};
+
+std::uint16_t port_of(const std::string& line) {
+    std::smatch m;
+    std::regex re(R"(address=127\.0\.0\.1:(\d+)$)");
+    EXPECT_TRUE(std::regex_search(line, m, re)) << line;
+    return static_cast<std::uint16_t>(std::stoi(m[1]));
+}
+
+}  // namespace
+
+TEST(Cli, VersionPrintsTheVersion) {
+    auto r = run_sluice({"version"});
+    EXPECT_EQ(r.status, 0);
+    EXPECT_EQ(r.out.rfind("sluice ", 0), 0u) << r.out;
+}
+
+TEST(Cli, ValidateAcceptsTheQuickstart) {
+    auto r = run_sluice({"validate", SLUICE_SOURCE_DIR "/config/examples/quickstart.yaml"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "config OK\n");
+}
+
+TEST(Cli, ValidateListsEveryErrorWithPathAndPointer) {
+    TempFile f(".json", R"({"listeners": [{"name": "a", "port": "80"}],
+        "routes": [{"name": "r", "match": {"path_prefix": "/"}, "cluster": "missing"}]})");
+    auto r = run_sluice({"validate", f.path});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find(f.path + ": /listeners/0/port: must be an integer from 0 to 65535, got the string \"80\"\n"),
+              std::string::npos)
+        << r.err;
+    // Cross-field errors come once the structure is sound; structure errors come first.
+    TempFile g(".yaml", "clusters: [{name: c, endpoints: [\"127.0.0.1:1\"]}]\nroutes: [{name: r, match: {path: /}, cluster: d}]\n");
+    auto r2 = run_sluice({"validate", g.path});
+    EXPECT_EQ(r2.status, 1);
+    EXPECT_EQ(r2.err, g.path + ": /routes/0/cluster: cluster \"d\" is not defined; defined clusters: c\n");
+}
+
+TEST(Cli, RunWithABadConfigStartsNothingAndListsErrors) {
+    TempFile f(".yaml", "listeners: [{name: a}, {name: b, port: -1}]\ntimeouts: {connect: fast}\n");
+    auto r = run_sluice({"run", "--config", f.path, "--admin", "127.0.0.1:0"});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find(f.path + ": /listeners/0/port: missing"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(f.path + ": /listeners/1/port: must be an integer"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(f.path + ": /timeouts/connect:"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("not started: fix the 3 error(s) above"), std::string::npos) << r.err;
+}
+
+TEST(Cli, PortZeroStartUpLinesThenServeThenSigtermExitsZero) {
+    TestOrigin origin(echo_handler("o"));
+    TempFile f(".yaml", fill(R"(
+listeners:
+  - {name: public, address: 127.0.0.1, port: 0}
+  - {name: second, address: 127.0.0.1, port: 0}
+clusters: [{name: o, endpoints: ["{o}"]}]
+routes: [{name: all, match: {path_prefix: /}, cluster: o}]
+timeouts: {drain_delay: 0s, drain: 1s}
+)",
+                             {{"o", origin.address()}}));
+    Process p({sluice_binary(), "run", "--config", f.path, "--admin", "127.0.0.1:0", "--workers", "2"});
+    auto l1 = p.read_line();
+    auto l2 = p.read_line();
+    auto l3 = p.read_line();
+    ASSERT_TRUE(l1 && l2 && l3) << p.stderr_text();
+    EXPECT_EQ(l1->rfind("listening name=public address=127.0.0.1:", 0), 0u) << *l1;
+    EXPECT_EQ(l2->rfind("listening name=second address=127.0.0.1:", 0), 0u) << *l2;
+    EXPECT_EQ(l3->rfind("admin listening address=127.0.0.1:", 0), 0u) << *l3;
+    EXPECT_EQ(http_get(port_of(*l1), "/a").body, "o GET /a");
+    EXPECT_EQ(http_get(port_of(*l2), "/b").body, "o GET /b");
+    EXPECT_EQ(http_get(port_of(*l3), "/healthz").status, 200u);
+    auto listeners = http_get(port_of(*l3), "/listeners");
+    EXPECT_NE(listeners.body.find("\"address\": \"127.0.0.1:" + std::to_string(port_of(*l1)) + "\""),
+              std::string::npos)
+        << listeners.body;
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(), 0) << p.stderr_text();
+}
+
+TEST(Cli, ListenerPortInUseFailsToStartWithTheReason) {
+    asio::io_context io;
+    tcp::acceptor taken(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    auto port = taken.local_endpoint().port();
+    TempFile f(".yaml", "listeners: [{name: web, address: 127.0.0.1, port: " + std::to_string(port) + "}]\n");
+    auto r = run_sluice({"run", "--config", f.path, "--admin", "127.0.0.1:0"});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("listener \"web\" cannot listen on 127.0.0.1:" + std::to_string(port) +
+                         ": address already in use"),
+              std::string::npos)
+        << r.err;
+}
+
+TEST(Cli, BadAdminFlagIsRefused) {
+    auto r = run_sluice({"run", "--admin", "nope"});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find("--admin \"nope\" is not HOST:PORT"), std::string::npos) << r.err;
+}
+
+TEST(Cli, DefaultConfigListensOn8080WhenFree) {
+    asio::io_context io;
+    boost::system::error_code ec;
+    {
+        tcp::acceptor probe(io);
+        probe.open(tcp::v4());
+        probe.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 8080), ec);
+    }
+    if (ec) GTEST_SKIP() << "127.0.0.1:8080 is busy on this machine";
+    Process p({sluice_binary(), "run", "--admin", "127.0.0.1:0"});
+    auto l1 = p.read_line();
+    ASSERT_TRUE(l1) << p.stderr_text();
+    EXPECT_EQ(*l1, "listening name=default address=127.0.0.1:8080");
+    auto r = http_get(8080, "/x");
+    EXPECT_EQ(r.status, 404u);
+    EXPECT_NE(r.body.find("built-in default config"), std::string::npos);
+    p.signal(SIGINT);
+    p.signal(SIGINT);  // a second signal stops at once
+    EXPECT_EQ(p.wait(), 0);
+}
+
+// 100 MiB up and 100 MiB down through the real binary: both arrive intact, a
+// paused reader holds the origin back, and the proxy's peak memory barely moves.
+TEST(Cli, HundredMebibytesEachWayWithBoundedMemory) {
+    constexpr std::uint64_t kTotal = 100ull * 1024 * 1024;
+    constexpr std::size_t kPiece = 64 * 1024;
+    std::string pattern(kPiece, '\0');
+    for (std::size_t i = 0; i < kPiece; ++i) pattern[i] = static_cast<char>('a' + (i * 7 + i / 13) % 26);
+    auto checksum_of = [&](std::uint64_t total) {
+        std::uint64_t sum = 0;
+        for (std::uint64_t done = 0; done < total; done += kPiece)
+            for (char c : pattern) sum = sum * 31 + static_cast<unsigned char>(c);
+        return sum;
+    };
+    std::atomic<std::uint64_t> origin_written{0};
+    TestOrigin origin([&](OriginExchange& ex) {
+        if (ex.target() == "/upload") {
+            std::uint64_t sum = 0;
+            std::uint64_t n = ex.drain_body(&sum);
+            ex.respond(200, std::to_string(n) + " " + std::to_string(sum));
+        } else {
+            ex.write_raw("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(kTotal) + "\r\n\r\n");
+            for (std::uint64_t done = 0; done < kTotal; done += kPiece) {
+                ex.write_raw(pattern);
+                origin_written += kPiece;
+            }
+        }
+    });
+    TempFile f(".yaml", fill(R"(
+listeners: [{name: public, address: 127.0.0.1, port: 0}]
+clusters: [{name: o, endpoints: ["{o}"]}]
+routes: [{name: all, match: {path_prefix: /}, cluster: o}]
+)",
+                             {{"o", origin.address()}}));
+    Process p({sluice_binary(), "run", "--config", f.path, "--admin", "127.0.0.1:0", "--workers", "1"});
+    auto line = p.read_line();
+    ASSERT_TRUE(line) << p.stderr_text();
+    auto port = port_of(*line);
+    EXPECT_EQ(http_get(port, "/upload").status, 200u);  // warm up
+    auto before = p.status_kib("VmHWM");
+
+    {
+        RawClient c(port, 30000);
+        c.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(kTotal) + "\r\n\r\n");
+        for (std::uint64_t done = 0; done < kTotal; done += kPiece) c.send(pattern);
+        auto r = c.read_response();
+        EXPECT_EQ(r.body, std::to_string(kTotal) + " " + std::to_string(checksum_of(kTotal)));
+    }
+    {
+        RawClient c(port, 30000);
+        c.send("GET /download HTTP/1.1\r\nHost: t\r\n\r\n");
+        ASSERT_EQ(c.read_head().status, 200u);
+        std::uint64_t got = 0, sum = 0;
+        while (got < 1024 * 1024) {
+            auto piece = c.read_body_some();
+            for (char ch : piece) sum = sum * 31 + static_cast<unsigned char>(ch);
+            got += piece.size();
+        }
+        // The client stops reading: backpressure must reach the origin.
+        std::uint64_t last = 0;
+        for (int i = 0; i < 100; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            std::uint64_t now = origin_written.load();
+            if (now == last) break;
+            last = now;
+        }
+        EXPECT_LT(origin_written.load(), kTotal / 2) << "the origin was not held back by a paused client";
+        while (!c.body_done()) {
+            auto piece = c.read_body_some();
+            for (char ch : piece) sum = sum * 31 + static_cast<unsigned char>(ch);
+            got += piece.size();
+        }
+        EXPECT_EQ(got, kTotal);
+        EXPECT_EQ(sum, checksum_of(kTotal));
+    }
+    auto after = p.status_kib("VmHWM");
+    EXPECT_LT(after - before, 16u * 1024) << "peak RSS grew from " << before << " KiB to " << after << " KiB";
+    RecordProperty("proxy_peak_rss_growth_kib", static_cast<int>(after - before));
+    p.signal(SIGKILL);
+}

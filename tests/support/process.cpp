@@ -1,0 +1,133 @@
+#include "tests/support/process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+namespace sluice::test {
+
+std::string sluice_binary() { return SLUICE_BINARY; }
+
+Process::Process(std::vector<std::string> args) {
+    int out[2], err[2];
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    pid_ = fork();
+    if (pid_ == 0) {
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        execv(argv[0], argv.data());
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    out_fd_ = out[0];
+    err_fd_ = err[0];
+    fcntl(err_fd_, F_SETFL, O_NONBLOCK);
+}
+
+Process::~Process() {
+    if (!exited_) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+    }
+    close(out_fd_);
+    close(err_fd_);
+}
+
+std::optional<std::string> Process::read_line(int timeout_ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+        auto nl = out_buf_.find('\n');
+        if (nl != std::string::npos) {
+            std::string line = out_buf_.substr(0, nl);
+            out_buf_.erase(0, nl + 1);
+            return line;
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return std::nullopt;
+        pollfd p{out_fd_, POLLIN, 0};
+        if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;
+        char buf[4096];
+        ssize_t n = ::read(out_fd_, buf, sizeof buf);
+        if (n <= 0) return std::nullopt;
+        out_buf_.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+std::optional<std::string> Process::wait_for_line(const std::string& prefix, int timeout_ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        auto line = read_line(static_cast<int>(left.count()));
+        if (!line) return std::nullopt;
+        if (line->rfind(prefix, 0) == 0) return line;
+    }
+    return std::nullopt;
+}
+
+void Process::signal(int sig) { kill(pid_, sig); }
+
+int Process::wait(int timeout_ms) {
+    if (exited_) return status_;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    int st = 0;
+    for (;;) {
+        pid_t r = waitpid(pid_, &st, WNOHANG);
+        if (r == pid_) break;
+        if (std::chrono::steady_clock::now() >= deadline) {
+            kill(pid_, SIGKILL);
+            waitpid(pid_, &st, 0);
+            break;
+        }
+        // Keep the pipes drained so the child never blocks on a full pipe.
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::read(err_fd_, buf, sizeof buf)) > 0) err_text_.append(buf, static_cast<std::size_t>(n));
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    exited_ = true;
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return status_;
+}
+
+std::string Process::stderr_text() {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(err_fd_, buf, sizeof buf)) > 0) err_text_.append(buf, static_cast<std::size_t>(n));
+    return err_text_;
+}
+
+std::string Process::stdout_rest() {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(out_fd_, buf, sizeof buf)) > 0) out_buf_.append(buf, static_cast<std::size_t>(n));
+    return out_buf_;
+}
+
+std::uint64_t Process::status_kib(const std::string& field) const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1));
+    return 0;
+}
+
+RunResult run_sluice(const std::vector<std::string>& args) {
+    std::vector<std::string> full{sluice_binary()};
+    full.insert(full.end(), args.begin(), args.end());
+    Process p(full);
+    int status = p.wait();
+    return {status, p.stdout_rest(), p.stderr_text()};
+}
+
+}  // namespace sluice::test

@@ -1,0 +1,51 @@
+// Runs the sluice binary as a child process: stdout is read line by line (the
+// start-up lines carry the chosen ports), stderr is collected, and the child is
+// killed at the end of the test if it is still running.
+#pragma once
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::test {
+
+class Process {
+public:
+    explicit Process(std::vector<std::string> args);
+    ~Process();
+    Process(const Process&) = delete;
+    Process& operator=(const Process&) = delete;
+
+    pid_t pid() const { return pid_; }
+    // The next stdout line, or nullopt at EOF or after `timeout_ms`.
+    std::optional<std::string> read_line(int timeout_ms = 10000);
+    // Reads stdout lines until one starts with `prefix`.
+    std::optional<std::string> wait_for_line(const std::string& prefix, int timeout_ms = 10000);
+    void signal(int sig);
+    // Exit status (or 128+signal); waits up to `timeout_ms`, then kills.
+    int wait(int timeout_ms = 20000);
+    std::string stderr_text();  // after wait()
+    std::string stdout_rest();  // after wait()
+    // From /proc/PID/status, in KiB.
+    std::uint64_t status_kib(const std::string& field) const;
+
+private:
+    pid_t pid_ = -1;
+    int out_fd_ = -1, err_fd_ = -1;
+    std::string out_buf_, err_text_;
+    bool exited_ = false;
+    int status_ = 0;
+};
+
+// Path of the built sluice binary.
+std::string sluice_binary();
+// Runs to completion and returns {exit status, stdout, stderr}.
+struct RunResult {
+    int status;
+    std::string out, err;
+};
+RunResult run_sluice(const std::vector<std::string>& args);
+
+}  // namespace sluice::test

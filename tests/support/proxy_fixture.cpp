@@ -1,0 +1,44 @@
+#include "tests/support/proxy_fixture.h"
+
+namespace sluice::test {
+
+std::string fill(std::string text, const std::vector<std::pair<std::string, std::string>>& values) {
+    for (const auto& [k, v] : values) {
+        std::string key = "{" + k + "}";
+        for (auto pos = text.find(key); pos != std::string::npos; pos = text.find(key, pos + v.size()))
+            text.replace(pos, key.size(), v);
+    }
+    return text;
+}
+
+namespace {
+config::Config parse_or_die(const std::string& yaml) {
+    auto loaded = config::load_text(yaml, config::Format::yaml);
+    std::string errors;
+    for (const auto& e : loaded.errors) errors += e.pointer + ": " + e.message + "\n";
+    if (!loaded.config) throw std::runtime_error("test config is invalid:\n" + errors + yaml);
+    return *loaded.config;
+}
+}  // namespace
+
+RunningProxy::RunningProxy(const std::string& yaml, std::size_t workers, bool builtin_default)
+    : RunningProxy(parse_or_die(yaml), workers, builtin_default) {}
+
+RunningProxy::RunningProxy(config::Config cfg, std::size_t workers, bool builtin_default) {
+    proxy::ServerOptions o;
+    o.config = std::move(cfg);
+    o.config.admin.port = 0;
+    o.builtin_default = builtin_default;
+    o.workers = workers;
+    o.print_addresses = false;
+    std::string error;
+    server = proxy::Server::start(std::move(o), error);
+    if (!server) throw std::runtime_error("sluice did not start: " + error);
+}
+
+RunningProxy::~RunningProxy() {
+    server->stop();
+    server->wait();
+}
+
+}  // namespace sluice::test

@@ -1,0 +1,30 @@
+// Starts an in-process sluice on 127.0.0.1:0 from a YAML config and stops it
+// at the end of the test.
+#pragma once
+#include "config/load.h"
+#include "proxy/server.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+namespace sluice::test {
+
+// Replaces every "{name}" in `text` with its value.
+std::string fill(std::string text, const std::vector<std::pair<std::string, std::string>>& values);
+
+class RunningProxy {
+public:
+    // `yaml` must be a valid config; listeners should use port 0.
+    explicit RunningProxy(const std::string& yaml, std::size_t workers = 2, bool builtin_default = false);
+    explicit RunningProxy(config::Config cfg, std::size_t workers = 2, bool builtin_default = false);
+    ~RunningProxy();
+
+    std::uint16_t port(const std::string& listener = "public") const { return server->listener_port(listener); }
+    std::uint16_t admin_port() const { return server->admin_endpoint().port(); }
+
+    std::unique_ptr<proxy::Server> server;
+};
+
+}  // namespace sluice::test

@@ -1,0 +1,239 @@
+#include "config/duration.h"
+#include "config/load.h"
+#include "config/serialize.h"
+
+#include <gtest/gtest.h>
+
+using namespace sluice::config;
+using namespace std::chrono_literals;
+
+namespace {
+
+LoadResult yaml(const std::string& text) { return load_text(text, Format::yaml); }
+LoadResult json_text(const std::string& text) { return load_text(text, Format::json); }
+
+// The error list as "pointer: message" lines, for readable failures.
+std::string dump(const ConfigErrors& errors) {
+    std::string out;
+    for (const auto& e : errors) out += e.pointer + ": " + e.message + "\n";
+    return out;
+}
+
+bool has_error(const LoadResult& r, const std::string& pointer, const std::string& words) {
+    for (const auto& e : r.errors)
+        if (e.pointer == pointer && e.message.find(words) != std::string::npos) return true;
+    return false;
+}
+
+const char* kFull = R"(
+admin: {address: 127.0.0.1, port: 9901}
+probes: {address: 0.0.0.0, port: 9902}
+listeners:
+  - name: public
+    address: 0.0.0.0
+    port: 8080
+clusters:
+  - name: chat
+    endpoints: ["127.0.0.1:3000", "127.0.0.1:3001"]
+    lb_policy: round_robin
+  - name: ai
+    endpoints: ["ollama.internal:11434", "[::1]:11435"]
+routes:
+  - name: socketio
+    match: {path_prefix: /socket.io/}
+    cluster: chat
+  - name: ollama
+    match: {path_prefix: /api/ollama/, methods: [GET, POST], host: "*.example.com",
+            headers: [{name: x-user, present: true}, {name: x-tier, value: gold}]}
+    rewrite: {path_prefix: /api/}
+    cluster: ai
+    websocket: false
+    timeouts: {stream_idle: 10m}
+timeouts:
+  connect: 5s
+  request_headers: 10s
+  http_idle: 60s
+  upstream_response: 5m
+  stream_idle: 5m
+  websocket_idle: 1h
+  max_duration: 0s
+  drain_delay: 5s
+  drain: 30s
+limits:
+  request_headers: 64KiB
+  request_line: 8KiB
+)";
+
+}  // namespace
+
+TEST(Duration, ParsesEveryUnitAndFormatsBack) {
+    EXPECT_EQ(parse_duration("250ms"), 250ms);
+    EXPECT_EQ(parse_duration("5s"), 5s);
+    EXPECT_EQ(parse_duration("2m"), 2min);
+    EXPECT_EQ(parse_duration("1h"), 1h);
+    EXPECT_EQ(parse_duration("0s"), 0ms);
+    EXPECT_FALSE(parse_duration("5"));
+    EXPECT_FALSE(parse_duration("5 s"));
+    EXPECT_FALSE(parse_duration("-5s"));
+    EXPECT_FALSE(parse_duration("1d"));
+    EXPECT_FALSE(parse_duration("1234567890s"));  // 10 digits
+    EXPECT_EQ(format_duration(90s), "90s");
+    EXPECT_EQ(format_duration(3600s), "1h");
+    EXPECT_EQ(format_duration(1500ms), "1500ms");
+    EXPECT_EQ(format_duration(0ms), "0s");
+    EXPECT_EQ(describe_duration(0ms), "no limit");
+}
+
+TEST(Size, ParsesUnits) {
+    EXPECT_EQ(parse_size("64KiB"), 65536u);
+    EXPECT_EQ(parse_size("1MiB"), 1048576u);
+    EXPECT_EQ(parse_size("512B"), 512u);
+    EXPECT_FALSE(parse_size("0KiB"));
+    EXPECT_FALSE(parse_size("64KB"));
+    EXPECT_EQ(format_size(65536), "64KiB");
+}
+
+TEST(ConfigParse, EmptyObjectTakesEveryDefault) {
+    auto r = json_text("{}");
+    ASSERT_TRUE(r.config) << dump(r.errors);
+    const Config& c = *r.config;
+    EXPECT_EQ(c.admin.address, "127.0.0.1");
+    EXPECT_EQ(c.admin.port, 9901);
+    EXPECT_FALSE(c.probes);
+    EXPECT_TRUE(c.listeners.empty());
+    EXPECT_EQ(c.timeouts.connect, 5s);
+    EXPECT_EQ(c.timeouts.request_headers, 10s);
+    EXPECT_EQ(c.timeouts.http_idle, 60s);
+    EXPECT_EQ(c.timeouts.upstream_response, 5min);
+    EXPECT_EQ(c.timeouts.stream_idle, 5min);
+    EXPECT_EQ(c.timeouts.websocket_idle, 1h);
+    EXPECT_EQ(c.timeouts.max_duration, 0ms);
+    EXPECT_EQ(c.timeouts.drain_delay, 5s);
+    EXPECT_EQ(c.timeouts.drain, 30s);
+    EXPECT_EQ(c.limits.request_headers, 64u * 1024);
+    EXPECT_EQ(c.limits.request_line, 8u * 1024);
+}
+
+TEST(ConfigParse, FullExampleReadsEveryField) {
+    auto r = yaml(kFull);
+    ASSERT_TRUE(r.config) << dump(r.errors);
+    const Config& c = *r.config;
+    ASSERT_EQ(c.listeners.size(), 1u);
+    EXPECT_EQ(c.listeners[0].port, 8080);
+    ASSERT_EQ(c.clusters.size(), 2u);
+    EXPECT_EQ(c.clusters[1].endpoints[0].host, "ollama.internal");
+    EXPECT_EQ(c.clusters[1].endpoints[0].port, 11434);
+    EXPECT_EQ(c.clusters[1].endpoints[1].host, "::1");
+    const auto& r1 = c.routes[1];
+    EXPECT_EQ(*r1.match.path_prefix, "/api/ollama/");
+    EXPECT_EQ(r1.match.methods, (std::vector<std::string>{"GET", "POST"}));
+    EXPECT_EQ(*r1.match.host, "*.example.com");
+    ASSERT_EQ(r1.match.headers.size(), 2u);
+    EXPECT_TRUE(r1.match.headers[0].present);
+    EXPECT_EQ(*r1.match.headers[1].value, "gold");
+    EXPECT_EQ(*r1.rewrite->path_prefix, "/api/");
+    EXPECT_FALSE(r1.websocket);
+    EXPECT_EQ(*r1.timeouts.stream_idle, 10min);
+    EXPECT_FALSE(r1.timeouts.connect);
+    ASSERT_TRUE(c.probes);
+    EXPECT_EQ(c.probes->port, 9902);
+}
+
+TEST(ConfigParse, SerializedConfigReadsBackEqual) {
+    auto r = yaml(kFull);
+    ASSERT_TRUE(r.config);
+    auto again = load_document(to_json(*r.config));
+    ASSERT_TRUE(again.config) << dump(again.errors);
+    EXPECT_EQ(*again.config, *r.config);
+}
+
+TEST(ConfigParse, YamlQuotedScalarsStayStrings) {
+    auto r = yaml("listeners: [{name: a, port: \"8080\"}]");
+    EXPECT_TRUE(has_error(r, "/listeners/0/port", "must be an integer from 0 to 65535, got the string \"8080\"")) << dump(r.errors);
+    auto ok = yaml("listeners: [{name: a, port: 8080.0}]");
+    EXPECT_TRUE(ok.config) << dump(ok.errors);
+}
+
+TEST(ConfigValidate, ReportsEveryErrorWithItsPointer) {
+    auto r = yaml(R"(
+listeners:
+  - {name: public, port: 70000, colour: blue}
+  - {name: public, port: 8081}
+clusters:
+  - {name: chat, endpoints: []}
+  - {name: ai, endpoints: ["localhost"]}
+routes:
+  - {name: a, match: {path: /x, path_prefix: /y}, cluster: chat}
+  - {name: b, match: {path_prefix: api}, cluster: chat}
+  - {name: c, match: {path_prefix: /}, cluster: chat, timeouts: {request_headers: 1s, stream_idle: soon}}
+timeouts: {connect: 5 seconds}
+)");
+    ASSERT_FALSE(r.config);
+    EXPECT_TRUE(has_error(r, "/listeners/0/port", "from 0 to 65535")) << dump(r.errors);
+    EXPECT_TRUE(has_error(r, "/listeners/0/colour", "unknown field \"colour\"")) << dump(r.errors);
+    EXPECT_TRUE(has_error(r, "/clusters/0/endpoints", "at least one endpoint")) << dump(r.errors);
+    EXPECT_TRUE(has_error(r, "/clusters/1/endpoints/0", "host:port")) << dump(r.errors);
+    EXPECT_TRUE(has_error(r, "/routes/0/match", "exactly one of \"path\"")) << dump(r.errors);
+    EXPECT_TRUE(has_error(r, "/routes/1/match/path_prefix", "starts with '/'")) << dump(r.errors);
+    EXPECT_TRUE(has_error(r, "/routes/2/timeouts/request_headers", "set it in /timeouts")) << dump(r.errors);
+    EXPECT_TRUE(has_error(r, "/routes/2/timeouts/stream_idle", "250ms, 5s, 2m or 1h")) << dump(r.errors);
+    EXPECT_TRUE(has_error(r, "/timeouts/connect", "\"5 seconds\" is not valid")) << dump(r.errors);
+    EXPECT_EQ(r.errors.size(), 9u) << dump(r.errors);
+}
+
+TEST(ConfigValidate, CrossReferencesAreChecked) {
+    auto r = yaml(R"(
+listeners:
+  - {name: public, port: 8080}
+  - {name: public, address: 127.0.0.1, port: 8080}
+  - {name: other, address: "1:2:3:::5::6", port: 0}
+clusters:
+  - {name: chat, endpoints: ["127.0.0.1:3000"]}
+routes:
+  - {name: a, match: {path: /x}, cluster: chatt}
+  - {name: a, match: {path: /y}, cluster: chat}
+)");
+    ASSERT_FALSE(r.config);
+    EXPECT_TRUE(has_error(r, "/listeners/1/name", "already used by /listeners/0")) << dump(r.errors);
+    EXPECT_TRUE(has_error(r, "/listeners/1", "127.0.0.1:8080, which listener \"public\" (/listeners/0) already uses"))
+        << dump(r.errors);
+    EXPECT_TRUE(has_error(r, "/listeners/2/address", "is not an IP address")) << dump(r.errors);
+    EXPECT_TRUE(has_error(r, "/routes/0/cluster", "cluster \"chatt\" is not defined; defined clusters: chat"))
+        << dump(r.errors);
+    EXPECT_TRUE(has_error(r, "/routes/1/name", "already used by /routes/0")) << dump(r.errors);
+}
+
+TEST(ConfigValidate, FeaturesOfLaterReleasesSayNotYet) {
+    auto r = yaml(R"(
+listeners: [{name: a, port: 1, tls: {cert: a, key: b}}]
+clusters: [{name: c, endpoints: ["h:1"], lb_policy: sticky, health_check: {path: /}}]
+)");
+    EXPECT_TRUE(has_error(r, "/listeners/0/tls", "not supported by this version")) << dump(r.errors);
+    EXPECT_TRUE(has_error(r, "/clusters/0/lb_policy", "not supported by this version")) << dump(r.errors);
+    EXPECT_TRUE(has_error(r, "/clusters/0/health_check", "not supported by this version")) << dump(r.errors);
+}
+
+TEST(ConfigLoad, SyntaxErrorsSayWhere) {
+    auto j = json_text("{\"listeners\": [}");
+    ASSERT_EQ(j.errors.size(), 1u);
+    EXPECT_NE(j.errors[0].message.find("not valid JSON"), std::string::npos);
+    EXPECT_NE(j.errors[0].message.find("line 1"), std::string::npos) << j.errors[0].message;
+    auto y = yaml("listeners:\n  - name: a\n   port: [\n");
+    ASSERT_EQ(y.errors.size(), 1u);
+    EXPECT_NE(y.errors[0].message.find("not valid YAML at line"), std::string::npos) << y.errors[0].message;
+    auto e = yaml("   \n");
+    ASSERT_EQ(e.errors.size(), 1u);
+    EXPECT_NE(e.errors[0].message.find("empty"), std::string::npos);
+    auto ext = load_file("/tmp/x.toml");
+    ASSERT_EQ(ext.errors.size(), 1u);
+    EXPECT_NE(ext.errors[0].message.find(".json, .yaml or .yml"), std::string::npos);
+}
+
+TEST(ConfigDefault, BuiltInDefaultMatchesSpec) {
+    Config c = default_config();
+    ASSERT_EQ(c.listeners.size(), 1u);
+    EXPECT_EQ(c.listeners[0].address, "127.0.0.1");
+    EXPECT_EQ(c.listeners[0].port, 8080);
+    EXPECT_TRUE(c.routes.empty());
+    EXPECT_EQ(c.admin.port, 9901);
+}
