@@ -69,6 +69,7 @@ void ResponseHead::clear() {
 }
 
 std::size_t find_head_end(std::string_view data) {
+    if (data.size() < 4) return 0;
     // memmem is the fastest way glibc offers to look for the blank line.
     const void* p = memmem(data.data(), data.size(), "\r\n\r\n", 4);
     if (!p) return 0;
