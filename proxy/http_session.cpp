@@ -133,7 +133,8 @@ asio::awaitable<void> Session::run() {
 
 asio::awaitable<bool> Session::wait_for_request(bool first) {
     timed_out_ = Timeout::none;
-    const auto& t = worker_.view()->snapshot->config.timeouts;
+    // A copy: the worker may move to a newer snapshot while this connection idles.
+    const config::Timeouts t = worker_.view()->snapshot->config.timeouts;
     if (!in_.empty()) {  // a pipelined request is already here
         set_phase(Phase::head, deadline_after(t.request_headers));
         co_return true;

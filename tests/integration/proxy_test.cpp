@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
+
 using namespace sluice::test;
 
 TEST(Proxy, RoutesByPrecedenceAndRewrites) {
@@ -243,4 +245,42 @@ routes: [{name: all, match: {path_prefix: /}, cluster: o}]
     std::string big(40000, 'x');
     auto r = http_get(proxy.port(), "/big", "X-Big: " + big + "\r\n");
     EXPECT_EQ(r.status, 200u);
+}
+
+TEST(Proxy, RoundRobinSpreadsRequestsOverEndpoints) {
+    TestOrigin a(echo_handler("a")), b(echo_handler("b")), c(echo_handler("c"));
+    RunningProxy proxy(fill(R"(
+listeners: [{name: public, address: 127.0.0.1, port: 0}]
+clusters: [{name: pool, endpoints: ["{a}", "{b}", "{c}"]}]
+routes: [{name: all, match: {path_prefix: /}, cluster: pool}]
+)",
+                            {{"a", a.address()}, {"b", b.address()}, {"c", c.address()}}),
+                       1);
+    RawClient client(proxy.port());
+    std::map<std::string, int> hits;
+    for (int i = 0; i < 9; ++i) ++hits[client.get("/x").header("x-origin")];
+    EXPECT_EQ(hits["a"], 3);
+    EXPECT_EQ(hits["b"], 3);
+    EXPECT_EQ(hits["c"], 3);
+}
+
+TEST(Proxy, EveryWorkerServesAndConnectionsStayOnTheirWorker) {
+    TestOrigin origin(echo_handler("o"));
+    RunningProxy proxy(fill(R"(
+listeners: [{name: public, address: 127.0.0.1, port: 0}]
+clusters: [{name: o, endpoints: ["{o}"]}]
+routes: [{name: all, match: {path_prefix: /}, cluster: o}]
+)",
+                            {{"o", origin.address()}}),
+                       4);
+    // Many connections, each with several requests: all answered, in order.
+    std::vector<std::unique_ptr<RawClient>> clients;
+    for (int i = 0; i < 32; ++i) clients.push_back(std::make_unique<RawClient>(proxy.port()));
+    for (int round = 0; round < 3; ++round)
+        for (std::size_t i = 0; i < clients.size(); ++i)
+            EXPECT_EQ(clients[i]->get("/c" + std::to_string(i)).body, "o GET /c" + std::to_string(i));
+    // Each worker opens its own upstream connections: never more than one per
+    // client connection, and reused across rounds.
+    EXPECT_LE(origin.connections(), 32);
+    EXPECT_EQ(origin.requests(), 96);
 }
