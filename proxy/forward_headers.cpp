@@ -119,8 +119,27 @@ void build_upstream_request(const RequestHead& req, const UpstreamRequest& up, s
     out += up.scheme;
     out += "\r\n";
     if (!req.host.empty()) append_field(out, "X-Forwarded-Host", req.host);
+    if (!up.upgrade.empty()) {
+        append_field(out, "Upgrade", up.upgrade);
+        out += "Connection: Upgrade\r\n";
+    }
     append_framing(out, up.framing, up.content_length);
     out += "\r\n";
+}
+
+void build_switching_response(const ResponseHead& resp, std::string& out) {
+    ConnectionTokens conn(resp);
+    out += "HTTP/1.1 101 ";
+    out += resp.reason.empty() ? std::string_view("Switching Protocols") : resp.reason;
+    out += "\r\n";
+    std::string_view upgrade = "websocket";
+    for (const auto& f : resp.fields) {
+        if (f.id == http::field::upgrade) upgrade = f.value;
+        if (always_hop_by_hop(f) || (conn.count && conn.names(f.name))) continue;
+        append_field(out, f.name, f.value);
+    }
+    append_field(out, "Upgrade", upgrade);
+    out += "Connection: Upgrade\r\n\r\n";
 }
 
 void build_client_response(const ResponseHead& resp, const ClientResponse& down, std::string& out) {

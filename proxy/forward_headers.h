@@ -24,6 +24,7 @@ struct UpstreamRequest {
     std::string_view fallback_host;  // Host to send when the client sent none (HTTP/1.0)
     Framing framing = Framing::none;
     std::uint64_t content_length = 0;
+    std::string_view upgrade;  // "websocket": keep the Upgrade dance for this hop
 };
 
 // Appends the request head to send upstream (always HTTP/1.1, keep-alive).
@@ -38,6 +39,10 @@ struct ClientResponse {
 
 // Appends the response head to send to the client.
 void build_client_response(const ResponseHead& resp, const ClientResponse& down, std::string& out);
+
+// Appends a 101 Switching Protocols head: the upstream's fields (Sec-WebSocket-*
+// untouched) with the Upgrade dance kept for this hop.
+void build_switching_response(const ResponseHead& resp, std::string& out);
 
 // Appends an interim (1xx) response head unchanged but for hop-by-hop fields.
 void build_interim_response(const ResponseHead& resp, std::string& out);

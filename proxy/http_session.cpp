@@ -38,19 +38,19 @@ Session::Session(Worker& worker, std::shared_ptr<ListenerInfo> listener, tcp::so
     if (!ec) peer_ip_ = peer.address().to_string();
     socket_.set_option(tcp::no_delay(true), ec);
     listener_->connections.fetch_add(1, std::memory_order_relaxed);
-    worker_.add_session(this);
+    worker_.add_downstream(this);
 }
 
 Session::~Session() {
     listener_->connections.fetch_sub(1, std::memory_order_relaxed);
-    worker_.remove_session(this);
+    worker_.remove_downstream(this);
 }
 
 void Session::start() {
     // request_headers counts from accept for the first request.
     const auto& t = worker_.view()->snapshot->config.timeouts;
     set_phase(Phase::idle, deadline_after(t.request_headers));
-    asio::co_spawn(socket_.get_executor(), [self = shared_from_this()] { return self->run(); },
+    asio::co_spawn(socket_.get_executor(), [self = self()] { return self->run(); },
                    [](std::exception_ptr e) {
                        if (!e) return;
                        try {
@@ -65,14 +65,14 @@ void Session::set_phase(Phase p, Watchdog::time_point deadline) {
     phase_ = p;
     dog_.set_phase(deadline);
     dog_.set_idle(Watchdog::Clock::duration::zero());
-    dog_.arm(shared_from_this());
+    dog_.arm(self());
 }
 
 void Session::set_streaming() {
     const auto& t = view_->snapshot->routes[route_].timeouts;
     dog_.set_phase(Watchdog::time_point::max());
     dog_.set_idle(t.stream_idle);
-    dog_.arm(shared_from_this());
+    dog_.arm(self());
 }
 
 void Session::on_deadline(Watchdog::Which which) {
@@ -102,7 +102,7 @@ void Session::close_if_idle() {
     socket_.cancel(ec);
 }
 
-void Session::abort() {
+void Session::abort(CloseReason) {
     aborted_ = true;
     boost::system::error_code ec;
     socket_.close(ec);
@@ -120,6 +120,7 @@ asio::awaitable<void> Session::run() {
         if (!co_await read_request_head()) break;
         Exchange e = co_await handle_request();
         // The exchange's snapshot is let go here: an old config dies with its last request.
+        dog_.set_hard(Watchdog::time_point::max());
         view_.reset();
         upstream_.reset();
         req_parser_.reset();
@@ -222,7 +223,9 @@ asio::awaitable<Session::Exchange> Session::handle_request() {
     }
     route_ = r;
     const RouteRuntime& route = snap.routes[r];
+    // Upgrade: websocket with an "upgrade" token in Connection, any case, any order.
     bool upgrade = req_.connection_has("upgrade") && boost::beast::iequals(req_.find(http::field::upgrade), "websocket");
+    upgrade_ = upgrade && route.spec->websocket;
     if (upgrade && !route.spec->websocket)
         co_return co_await send_error(ErrorKind::websocket_disabled,
                                       "route \"" + route.spec->name +
@@ -236,7 +239,7 @@ asio::awaitable<Session::Exchange> Session::send_error(ErrorKind kind, std::stri
     log_proxy_error(listener_->spec.name, status_of(kind), code_of(kind), message);
     phase_ = Phase::response;
     dog_.set_phase(deadline_after(worker_.view()->snapshot->config.timeouts.stream_idle));
-    dog_.arm(shared_from_this());
+    dog_.arm(self());
     auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_head_), nothrow);
     co_return (ec || close) ? Exchange::close : Exchange::keep_alive;
 }

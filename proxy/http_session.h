@@ -14,6 +14,7 @@
 #include "proxy/io_buffer.h"
 #include "proxy/listener.h"
 #include "proxy/proxy_error.h"
+#include "proxy/tunnel.h"
 #include "proxy/watchdog.h"
 #include "proxy/worker.h"
 
@@ -31,22 +32,23 @@ namespace sluice::proxy {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session final : public Downstream {
 public:
     Session(Worker& worker, std::shared_ptr<ListenerInfo> listener, tcp::socket socket);
     ~Session();
 
     void start();
 
-    // Called by the worker during a drain.
-    void close_if_idle();
-    void abort();  // close everything now
+    void close_if_idle() override;
+    void abort(CloseReason reason) override;
 
     // Watchdog owner interface.
     Watchdog& watchdog() { return dog_; }
     void on_deadline(Watchdog::Which which);
 
 private:
+    std::shared_ptr<Session> self() { return std::static_pointer_cast<Session>(shared_from_this()); }
+
     enum class Phase { idle, head, connect, request, response, closing };
     enum class Timeout { none, http_idle, request_headers, connect, upstream_response, stream_idle, max_duration };
     enum class Exchange { keep_alive, close };
@@ -71,6 +73,8 @@ private:
     // The error for a failed upstream read or write, from what timed out and `ec`.
     asio::awaitable<Exchange> fail_upstream_io(const boost::system::error_code& ec, std::string_view step);
     asio::awaitable<Exchange> relay_response(const std::shared_ptr<UpstreamConn>& conn, bool may_retry, bool& retry);
+    // After a 101: hands both sockets, and the bytes read past the handshake, to a Tunnel.
+    asio::awaitable<Exchange> start_tunnel(std::shared_ptr<UpstreamConn> conn);
     // Waits for the request body pump; stops it first if the response is over.
     asio::awaitable<void> finish_pump(UpstreamConn& conn);
     // Waits for a pump that is ending on its own (its sockets were cancelled).
@@ -102,6 +106,7 @@ private:
     RequestHead req_;
     std::optional<RequestParser> req_parser_;
     bool client_keep_alive_ = true;
+    bool upgrade_ = false;  // a WebSocket upgrade request on a route that allows it
     std::string out_head_;  // response head for the client; reused
     std::shared_ptr<UpstreamConn> upstream_;
     std::size_t cluster_ = 0, endpoint_ = 0;  // where this exchange goes

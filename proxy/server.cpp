@@ -8,7 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
-#include <future>
+#include <csignal>
 
 namespace sluice::proxy {
 
@@ -21,8 +21,12 @@ std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error)
     if (options.admin_address) options.config.admin.address = *options.admin_address;
     if (options.admin_port) options.config.admin.port = *options.admin_port;
     std::size_t n = options.workers ? options.workers : std::max(1u, std::thread::hardware_concurrency());
+    // Tunnels splice into sockets, and splice(2) has no MSG_NOSIGNAL: a peer that
+    // left must give EPIPE, not kill the process.
+    std::signal(SIGPIPE, SIG_IGN);
     std::unique_ptr<Server> s(new Server(std::move(options)));
-    for (std::size_t i = 0; i < n; ++i) s->workers_.push_back(std::make_unique<Worker>(i, s->store_));
+    for (std::size_t i = 0; i < n; ++i)
+        s->workers_.push_back(std::make_unique<Worker>(i, s->store_, s->options_.splice));
     if (!s->bind_all(error)) return nullptr;  // nothing runs yet; descriptors close with s
 
     for (auto& w : s->workers_) w->start();
@@ -153,12 +157,33 @@ std::optional<asio::ip::tcp::endpoint> Server::probes_endpoint() const {
 
 std::uint64_t Server::upstream_connects(const std::string& endpoint) {
     std::uint64_t total = 0;
-    for (auto& w : workers_) {
-        std::promise<std::uint64_t> p;
-        asio::post(w->io(), [&] { p.set_value(w->upstream_connects(endpoint)); });
-        total += p.get_future().get();
-    }
+    for (auto& w : workers_) total += w->call([&] { return w->upstream_connects(endpoint); });
     return total;
+}
+
+std::map<std::string, TunnelCounters> Server::tunnel_stats() {
+    std::map<std::string, TunnelCounters> out;
+    for (auto& w : workers_) {
+        auto mine = w->call([&] { return w->stats().all_tunnels(); });
+        for (const auto& [route, c] : mine) out[route].add(c);
+    }
+    return out;
+}
+
+TunnelPaths Server::tunnel_paths() {
+    TunnelPaths out;
+    for (auto& w : workers_) {
+        auto p = w->call([&] { return w->stats().paths(); });
+        out.spliced_bytes += p.spliced_bytes;
+        out.copied_bytes += p.copied_bytes;
+    }
+    return out;
+}
+
+std::size_t Server::pipes_in_use() {
+    std::size_t n = 0;
+    for (auto& w : workers_) n += w->call([&] { return w->pipes().in_use(); });
+    return n;
 }
 
 std::size_t Server::live_connections() const {

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -31,6 +32,7 @@ struct ServerOptions {
     std::optional<std::uint16_t> admin_port;
     bool handle_signals = false;  // SIGTERM/SIGINT drain (the binary, not tests)
     bool print_addresses = true;  // "listening name=... address=..." on stdout
+    bool splice = true;           // zero-copy tunnels; off only to test the copy path alone
 };
 
 class Server final : public admin::Backend {
@@ -55,6 +57,10 @@ public:
     // Upstream connections opened to an endpoint ("127.0.0.1:3000"), all workers.
     std::uint64_t upstream_connects(const std::string& endpoint);
     std::size_t live_connections() const;
+    // Tunnel counters by route, summed over workers (any thread, blocking).
+    std::map<std::string, TunnelCounters> tunnel_stats();
+    TunnelPaths tunnel_paths();
+    std::size_t pipes_in_use();
 
     // admin::Backend (control thread).
     std::uint64_t config_version() const override;

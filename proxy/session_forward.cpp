@@ -87,6 +87,7 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
         }
     }
     UpstreamRequest up{path, peer_ip_, listener_->scheme, endpoint.key};
+    if (upgrade_) up.upgrade = req_.find(http::field::upgrade);
     if (req_parser_->chunked()) up.framing = Framing::chunked;
     else if (req_.has_content_length) {
         up.framing = Framing::length;
@@ -98,7 +99,8 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
     const bool has_body = !req_parser_->is_done();
 
     for (int attempt = 0;; ++attempt) {
-        std::shared_ptr<UpstreamConn> conn = cluster.pools[endpoint_]->take();
+        // A retry never takes another pooled connection: it may be just as stale.
+        std::shared_ptr<UpstreamConn> conn = attempt == 0 ? cluster.pools[endpoint_]->take() : nullptr;
         const bool reused = conn != nullptr;
         if (!conn) {
             conn = co_await connect_upstream(cluster_, endpoint_);
@@ -117,7 +119,7 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
             phase_ = Phase::request;
             set_streaming();
             asio::co_spawn(socket_.get_executor(),
-                           [self = shared_from_this(), conn] { return self->pump_request_body(conn); }, log_exception);
+                           [self = self(), conn] { return self->pump_request_body(conn); }, log_exception);
         } else {
             set_phase(Phase::request, deadline_after(route.timeouts.upstream_response));
             auto [ec, n] = co_await asio::async_write(conn->socket, asio::buffer(up_head_), nothrow);
@@ -234,6 +236,32 @@ asio::awaitable<void> Session::pump_request_body(std::shared_ptr<UpstreamConn> c
     pump_done_.cancel();
 }
 
+asio::awaitable<Session::Exchange> Session::start_tunnel(std::shared_ptr<UpstreamConn> conn) {
+    co_await finish_pump(*conn);  // an upgrade request carries no body; nothing to stop
+    out_head_.clear();
+    build_switching_response(resp_, out_head_);
+    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_head_), nothrow);
+    if (ec) {
+        conn->socket.close(ec);
+        co_return Exchange::close;
+    }
+    const RouteRuntime& route = view_->snapshot->routes[route_];
+    Tunnel::Setup setup{std::move(socket_), std::move(conn->socket)};
+    setup.to_upstream.assign(in_.data());
+    in_.consume(in_.size());
+    setup.to_client.assign(conn->in.data());
+    conn->in.consume(conn->in.size());
+    setup.snapshot = view_->snapshot;
+    setup.route = route.spec->name;
+    setup.idle = route.timeouts.websocket_idle;
+    setup.hard_deadline = dog_.hard();
+    setup.started = Watchdog::Clock::now();
+    setup.listener = listener_;
+    upstream_.reset();
+    std::make_shared<Tunnel>(worker_, std::move(setup))->start();
+    co_return Exchange::close;  // this session is over; the socket lives on in the tunnel
+}
+
 asio::awaitable<void> Session::wait_pump() {
     while (pump_ == Pump::running) co_await pump_done_.async_wait(nothrow);
 }
@@ -327,6 +355,7 @@ asio::awaitable<std::optional<Session::Exchange>> Session::read_response_head(Up
             co_return co_await fail_exchange(ErrorKind::upstream_bad_response,
                                              "upstream sent a malformed response head (" + ec.message() +
                                                  "): " + upstream_label());
+        if (resp_.status == 101 && upgrade_) co_return std::nullopt;  // becomes a tunnel
         if (resp_.status == 101)
             co_return co_await fail_exchange(
                 ErrorKind::upstream_bad_response,
@@ -353,6 +382,7 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
                                                            bool& retry) {
     std::optional<ResponseParser> parser;
     if (auto done = co_await read_response_head(*conn, parser, may_retry, retry)) co_return *done;
+    if (resp_.status == 101) co_return co_await start_tunnel(conn);
 
     phase_ = Phase::response;
     set_streaming();
@@ -434,7 +464,6 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
         conn->socket.close(ec);
     }
     upstream_.reset();
-    dog_.set_hard(Watchdog::time_point::max());
     co_return down.close || pump_ == Pump::stopped ? Exchange::close : Exchange::keep_alive;
 }
 

@@ -30,6 +30,7 @@ public:
     void touch() { last_activity_ = Clock::now(); }
     // A deadline for the whole exchange (max_duration).
     void set_hard(time_point deadline) { hard_ = deadline; }
+    time_point hard() const { return hard_; }
     void clear() {
         phase_ = hard_ = time_point::max();
         idle_ = Clock::duration::zero();

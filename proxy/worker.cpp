@@ -25,7 +25,7 @@ struct Worker::Acceptor {
     asio::steady_timer backoff;
 };
 
-Worker::Worker(std::size_t index, ConfigStore& store) : index_(index), store_(store) {}
+Worker::Worker(std::size_t index, ConfigStore& store, bool splice) : index_(index), store_(store), splice_(splice) {}
 
 Worker::~Worker() { stop(); }
 
@@ -115,13 +115,13 @@ std::uint64_t Worker::upstream_connects(const std::string& key) const {
     return it == pools_.end() ? 0 : it->second->connects;
 }
 
-void Worker::add_session(Session* s) {
-    sessions_.insert(s);
+void Worker::add_downstream(Downstream* d) {
+    downstreams_.insert(d);
     live_.fetch_add(1, std::memory_order_release);
 }
 
-void Worker::remove_session(Session* s) {
-    sessions_.erase(s);
+void Worker::remove_downstream(Downstream* d) {
+    downstreams_.erase(d);
     live_.fetch_sub(1, std::memory_order_release);
 }
 
@@ -136,10 +136,10 @@ void Worker::drain(std::chrono::milliseconds window) {
             boost::system::error_code ec;
             a->acceptor.close(ec);
         }
-        std::vector<std::weak_ptr<Session>> open;
-        for (auto* s : sessions_) {
-            s->close_if_idle();
-            open.push_back(s->weak_from_this());
+        std::vector<std::weak_ptr<Downstream>> open;
+        for (auto* d : downstreams_) {
+            d->close_if_idle();
+            open.push_back(d->weak_from_this());
         }
         // Whatever is still open gets at least half the window, then is closed at
         // evenly spread instants so clients do not all reconnect at once.
@@ -149,7 +149,7 @@ void Worker::drain(std::chrono::milliseconds window) {
             auto timer = std::make_shared<asio::steady_timer>(io_, at);
             timer->async_wait([timer, session = open[i]](const boost::system::error_code& ec) {
                 if (ec) return;
-                if (auto s = session.lock()) s->abort();
+                if (auto d = session.lock()) d->abort(CloseReason::drain);
             });
         }
     });
@@ -158,7 +158,7 @@ void Worker::drain(std::chrono::milliseconds window) {
 void Worker::stop() {
     if (!thread_.joinable()) return;
     asio::post(io_, [this] {
-        for (auto* s : sessions_) s->abort();
+        for (auto* d : downstreams_) d->abort(CloseReason::error);
         for (auto& a : acceptors_) {
             boost::system::error_code ec;
             a->acceptor.close(ec);

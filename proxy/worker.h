@@ -2,15 +2,21 @@
 // and upstream pools. Nothing here is shared with other workers; the control
 // thread talks to a worker only by posting to its io_context.
 #pragma once
+#include "proxy/downstream.h"
 #include "proxy/io_buffer.h"
 #include "proxy/listener.h"
+#include "proxy/pipe_pool.h"
+#include "proxy/route_stats.h"
 #include "proxy/snapshot.h"
 #include "proxy/upstream_pool.h"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
+#include <future>
+#include <span>
 #include <memory>
 #include <string>
 #include <thread>
@@ -19,8 +25,6 @@
 #include <vector>
 
 namespace sluice::proxy {
-
-class Session;
 
 // One worker's view of a snapshot: the snapshot plus this worker's pools and
 // round-robin positions for its clusters. Requests hold it while they run.
@@ -35,7 +39,7 @@ struct WorkerView {
 
 class Worker {
 public:
-    Worker(std::size_t index, ConfigStore& store);
+    Worker(std::size_t index, ConfigStore& store, bool splice = true);
     ~Worker();
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
@@ -57,16 +61,26 @@ public:
     // Worker thread.
     boost::asio::io_context& io() { return io_; }
     BufferPool& buffers() { return buffers_; }
+    PipePool& pipes() { return pipes_; }
+    WorkerStats& stats() { return stats_; }
+    bool splice_enabled() const { return splice_; }
+    // A buffer for bytes that pass straight through (read, then written at once).
+    std::span<char> scratch() { return {scratch_.get(), kScratchSize}; }
     std::size_t index() const { return index_; }
     bool draining() const { return draining_; }
     // The current snapshot, refreshed when the store published a new one.
     const std::shared_ptr<WorkerView>& view();
-    void add_session(Session* s);
-    void remove_session(Session* s);
+    void add_downstream(Downstream* d);
+    void remove_downstream(Downstream* d);
     // Upstream connections opened to `key` by this worker (tests count reuse with it).
     std::uint64_t upstream_connects(const std::string& key) const;
 
+    // Any thread, blocking: runs `fn` on the worker thread and returns its result.
+    template <class Fn>
+    auto call(Fn fn) -> decltype(fn());
+
 private:
+    static constexpr std::size_t kScratchSize = 64 * 1024;
     struct Acceptor;
     void refresh_view();
     void sweep_pools();
@@ -74,9 +88,13 @@ private:
 
     std::size_t index_;
     ConfigStore& store_;
-    // Outlive io_: handlers destroyed with io_ may still give buffers back.
+    bool splice_;
+    // Outlive io_: handlers destroyed with io_ may still give buffers and pipes back.
     BufferPool buffers_;
-    std::unordered_set<Session*> sessions_;
+    PipePool pipes_;
+    WorkerStats stats_;
+    std::unique_ptr<char[]> scratch_{new char[kScratchSize]};
+    std::unordered_set<Downstream*> downstreams_;
     std::atomic<std::size_t> live_{0};
 
     boost::asio::io_context io_{1};
@@ -88,5 +106,12 @@ private:
     bool draining_ = false;
     std::thread thread_;
 };
+
+template <class Fn>
+auto Worker::call(Fn fn) -> decltype(fn()) {
+    std::promise<decltype(fn())> p;
+    boost::asio::post(io_, [&] { p.set_value(fn()); });
+    return p.get_future().get();
+}
 
 }  // namespace sluice::proxy

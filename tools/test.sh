@@ -13,18 +13,18 @@ jobs=$(nproc)
 
 case "$sanitize" in
   "")
-    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON >/dev/null
     cmake --build build -j "$jobs"
     ctest --test-dir build -j "$jobs" --output-on-failure
     ;;
   address)
-    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=address >/dev/null
+    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=address -DBUILD_TESTING=ON >/dev/null
     cmake --build build-asan -j "$jobs"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       ctest --test-dir build-asan -j "$jobs" --output-on-failure
     ;;
   thread)
-    cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=thread >/dev/null
+    cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=thread -DBUILD_TESTING=ON >/dev/null
     cmake --build build-tsan -j "$jobs"
     # The in-process proxy tests run workers, the control thread and origins at once.
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \

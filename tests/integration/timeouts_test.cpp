@@ -176,3 +176,19 @@ TEST(Timeouts, RouteOverrideBeatsGlobal) {
     release.open();
     EXPECT_EQ(http_get(p.port(), "/other").status, 200u);
 }
+
+TEST(Timeouts, MaxDurationEndsWithItsRequest) {
+    // An exchange that ended in an error must not leave its max_duration armed
+    // for the next request on the connection.
+    asio::io_context io;
+    std::uint16_t dead;
+    {
+        tcp::acceptor a(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+        dead = a.local_endpoint().port();
+    }
+    RunningProxy p(config("127.0.0.1:" + std::to_string(dead), "max_duration: 200ms, http_idle: 30s"));
+    RawClient c(p.port());
+    EXPECT_EQ(c.get("/x").status, 502u);
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    EXPECT_EQ(c.get("/y").status, 502u);
+}

@@ -21,16 +21,17 @@ config::Config parse_or_die(const std::string& yaml) {
 }
 }  // namespace
 
-RunningProxy::RunningProxy(const std::string& yaml, std::size_t workers, bool builtin_default)
-    : RunningProxy(parse_or_die(yaml), workers, builtin_default) {}
+RunningProxy::RunningProxy(const std::string& yaml, std::size_t workers, bool builtin_default, bool splice)
+    : RunningProxy(parse_or_die(yaml), workers, builtin_default, splice) {}
 
-RunningProxy::RunningProxy(config::Config cfg, std::size_t workers, bool builtin_default) {
+RunningProxy::RunningProxy(config::Config cfg, std::size_t workers, bool builtin_default, bool splice) {
     proxy::ServerOptions o;
     o.config = std::move(cfg);
     o.config.admin.port = 0;
     o.builtin_default = builtin_default;
     o.workers = workers;
     o.print_addresses = false;
+    o.splice = splice;
     std::string error;
     server = proxy::Server::start(std::move(o), error);
     if (!server) throw std::runtime_error("sluice did not start: " + error);

@@ -17,8 +17,10 @@ std::string fill(std::string text, const std::vector<std::pair<std::string, std:
 class RunningProxy {
 public:
     // `yaml` must be a valid config; listeners should use port 0.
-    explicit RunningProxy(const std::string& yaml, std::size_t workers = 2, bool builtin_default = false);
-    explicit RunningProxy(config::Config cfg, std::size_t workers = 2, bool builtin_default = false);
+    explicit RunningProxy(const std::string& yaml, std::size_t workers = 2, bool builtin_default = false,
+                          bool splice = true);
+    explicit RunningProxy(config::Config cfg, std::size_t workers = 2, bool builtin_default = false,
+                          bool splice = true);
     ~RunningProxy();
 
     std::uint16_t port(const std::string& listener = "public") const { return server->listener_port(listener); }

@@ -1,0 +1,238 @@
+#include "proxy/tunnel.h"
+
+#include "proxy/worker.h"
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace sluice::proxy {
+namespace {
+
+// Reads and writes per wake-up before yielding to other connections.
+constexpr int kRoundsPerWake = 16;
+// A splice that moves less than this means the burst is over: copy again.
+constexpr std::size_t kBulkThreshold = 16 * 1024;
+
+bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+}  // namespace
+
+Tunnel::Tunnel(Worker& worker, Setup setup)
+    : worker_(worker),
+      s_(std::move(setup)),
+      dog_(s_.client.get_executor()),
+      counters_(worker.stats().tunnels(s_.route)) {
+    up_ = Flow{&s_.client, &s_.upstream, true};
+    down_ = Flow{&s_.upstream, &s_.client, false};
+    up_.bytes = &counters_.bytes_upstream;
+    down_.bytes = &counters_.bytes_downstream;
+    up_.pending = std::move(s_.to_upstream);
+    down_.pending = std::move(s_.to_client);
+    s_.listener->connections.fetch_add(1, std::memory_order_relaxed);
+    worker_.add_downstream(this);
+    ++counters_.active;
+    ++counters_.opened;
+}
+
+Tunnel::~Tunnel() {
+    s_.listener->connections.fetch_sub(1, std::memory_order_relaxed);
+    worker_.remove_downstream(this);
+}
+
+void Tunnel::start() {
+    boost::system::error_code ec;
+    for (auto* s : {&s_.client, &s_.upstream}) {
+        s->non_blocking(true, ec);
+        s->set_option(boost::asio::ip::tcp::no_delay(true), ec);
+    }
+    dog_.set_idle(s_.idle);
+    dog_.set_hard(s_.hard_deadline);
+    dog_.arm(self());
+    // Bytes read past the handshake go first (pump flushes `pending` before reading).
+    pump(up_);
+    pump(down_);
+}
+
+void Tunnel::wait(Flow& f, bool for_write) {
+    auto* socket = for_write ? f.to : f.from;
+    socket->async_wait(for_write ? boost::asio::socket_base::wait_write : boost::asio::socket_base::wait_read,
+                       [self = self(), &f](const boost::system::error_code& ec) {
+                           if (self->closed_) return;
+                           if (ec) {
+                               self->fail(f, ec.value(), false);
+                               return;
+                           }
+                           self->pump(f);
+                       });
+}
+
+void Tunnel::pump(Flow& f) {
+    for (int round = 0; round < kRoundsPerWake; ++round) {
+        if (closed_) return;
+        if (!flush(f)) return;
+        if (f.eof) {
+            if (!f.done) {
+                // Pass the FIN on: the other side sees end of stream, and may still answer.
+                f.done = true;
+                ::shutdown(f.to->native_handle(), SHUT_WR);
+                if (!any_eof_) {
+                    any_eof_ = true;
+                    first_eof_from_client_ = f.from_client;
+                }
+                if (up_.done && down_.done)
+                    finish(first_eof_from_client_ ? CloseReason::client_closed : CloseReason::upstream_closed);
+            }
+            return;
+        }
+        if (!read_some(f)) return;
+    }
+    // Busy: let the worker's other connections run, then continue.
+    boost::asio::post(s_.client.get_executor(), [self = self(), &f] {
+        if (!self->closed_) self->pump(f);
+    });
+}
+
+bool Tunnel::flush(Flow& f) {
+    int to = f.to->native_handle();
+    while (f.in_pipe > 0) {
+        ssize_t n = ::splice(f.pipe.read_fd, nullptr, to, nullptr, f.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n < 0) {
+            if (would_block(errno)) {
+                wait(f, true);
+                return false;
+            }
+            fail(f, errno, true);
+            return false;
+        }
+        f.in_pipe -= static_cast<std::size_t>(n);
+        dog_.touch();
+    }
+    if (f.pipe) {  // empty again: an idle direction holds no pipe
+        worker_.pipes().give(f.pipe);
+        f.pipe = {};
+    }
+    while (f.pending_off < f.pending.size()) {
+        ssize_t n = ::send(to, f.pending.data() + f.pending_off, f.pending.size() - f.pending_off,
+                           MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (would_block(errno)) {
+                wait(f, true);
+                return false;
+            }
+            fail(f, errno, true);
+            return false;
+        }
+        f.pending_off += static_cast<std::size_t>(n);
+        dog_.touch();
+    }
+    if (!f.pending.empty()) {
+        std::string().swap(f.pending);  // give the memory back: idle tunnels hold none
+        f.pending_off = 0;
+    }
+    return true;
+}
+
+bool Tunnel::read_some(Flow& f) {
+    int from = f.from->native_handle();
+    if (f.bulk && worker_.splice_enabled()) {
+        f.pipe = worker_.pipes().take();
+        if (f.pipe) {
+            ssize_t n = ::splice(from, nullptr, f.pipe.write_fd, nullptr, PipePool::kCapacity,
+                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                f.in_pipe = static_cast<std::size_t>(n);
+                *f.bytes += static_cast<std::uint64_t>(n);
+                worker_.stats().paths().spliced_bytes += static_cast<std::uint64_t>(n);
+                if (static_cast<std::size_t>(n) < kBulkThreshold) f.bulk = false;
+                dog_.touch();
+                return true;
+            }
+            int err = errno;
+            worker_.pipes().give(f.pipe);
+            f.pipe = {};
+            if (n == 0) {
+                f.eof = true;
+                return true;
+            }
+            if (would_block(err)) {
+                wait(f, false);
+                return false;
+            }
+            if (err != EINVAL) {
+                fail(f, err, false);
+                return false;
+            }
+            f.bulk = false;  // this socket cannot splice: copy
+        } else {
+            f.bulk = false;  // out of descriptors for pipes: copy
+        }
+    }
+    auto scratch = worker_.scratch();
+    ssize_t n = ::recv(from, scratch.data(), scratch.size(), MSG_DONTWAIT);
+    if (n == 0) {
+        f.eof = true;
+        return true;
+    }
+    if (n < 0) {
+        if (would_block(errno)) wait(f, false);
+        else fail(f, errno, false);
+        return false;
+    }
+    auto got = static_cast<std::size_t>(n);
+    *f.bytes += got;
+    worker_.stats().paths().copied_bytes += got;
+    dog_.touch();
+    if (got == scratch.size()) f.bulk = true;  // a burst: splice the rest
+    // Straight on to the destination; keep only what it did not take.
+    ssize_t sent = ::send(f.to->native_handle(), scratch.data(), got, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent < 0) {
+        if (!would_block(errno)) {
+            fail(f, errno, true);
+            return false;
+        }
+        sent = 0;
+    }
+    if (static_cast<std::size_t>(sent) < got) f.pending.assign(scratch.data() + sent, got - static_cast<std::size_t>(sent));
+    return true;
+}
+
+void Tunnel::fail(Flow& f, int err, bool on_destination) {
+    // A side that reset or vanished ended the tunnel; anything else is an error.
+    bool client_side = on_destination ? !f.from_client : f.from_client;
+    bool gone = err == ECONNRESET || err == EPIPE || err == ENOTCONN || err == ECONNABORTED;
+    if (err == boost::asio::error::operation_aborted) return;
+    if (!gone) spdlog::debug("tunnel on route \"{}\" failed: {}", s_.route, std::strerror(err));
+    finish(gone ? (client_side ? CloseReason::client_closed : CloseReason::upstream_closed) : CloseReason::error);
+}
+
+void Tunnel::on_deadline(Watchdog::Which which) {
+    finish(which == Watchdog::Which::hard ? CloseReason::max_duration : CloseReason::idle_timeout);
+}
+
+void Tunnel::finish(CloseReason reason) {
+    if (closed_) return;
+    closed_ = true;
+    dog_.stop();
+    for (Flow* f : {&up_, &down_}) {
+        if (!f->pipe) continue;
+        if (f->in_pipe) worker_.pipes().discard(f->pipe);
+        else worker_.pipes().give(f->pipe);
+        f->pipe = {};
+    }
+    boost::system::error_code ec;
+    s_.client.close(ec);
+    s_.upstream.close(ec);
+    --counters_.active;
+    ++counters_.closes[static_cast<std::size_t>(reason)];
+    counters_.duration.observe(std::chrono::duration<double>(Watchdog::Clock::now() - s_.started).count());
+    spdlog::debug("tunnel on route \"{}\" closed: {}", s_.route, close_reason_name(reason));
+}
+
+}  // namespace sluice::proxy

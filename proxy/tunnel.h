@@ -1,0 +1,95 @@
+// An upgraded connection (WebSocket after a 101): two sockets joined into one
+// opaque, bidirectional byte tunnel.
+//
+// Each direction is a small state machine driven by readiness: wait until the
+// source is readable, move bytes, wait until the destination is writable when
+// it pushes back. Nothing is read while bytes are still in flight, so each
+// direction holds at most one buffer's worth (backpressure), and an idle tunnel
+// holds no buffer and no pipe: only its two sockets and two pending waits.
+//
+// Bytes move through a pipe with splice(2) (zero-copy) once a direction carries
+// bulk data (a read filled the whole buffer), and are copied through the
+// worker's scratch buffer otherwise: for small WebSocket messages a read and a
+// write are cheaper than two splices and a pipe. A FIN is passed on as a FIN
+// (half-close); a reset or error closes both sides.
+//
+// Runs on its worker's thread only.
+#pragma once
+#include "proxy/downstream.h"
+#include "proxy/listener.h"
+#include "proxy/pipe_pool.h"
+#include "proxy/route_stats.h"
+#include "proxy/snapshot.h"
+#include "proxy/watchdog.h"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <memory>
+#include <string>
+
+namespace sluice::proxy {
+
+class Worker;
+
+class Tunnel final : public Downstream {
+public:
+    struct Setup {
+        boost::asio::ip::tcp::socket client;
+        boost::asio::ip::tcp::socket upstream;
+        std::string to_upstream;  // client bytes read past the upgrade request
+        std::string to_client;    // upstream bytes read past the 101 head
+        std::shared_ptr<const Snapshot> snapshot;  // the config the tunnel started with
+        std::string route;
+        config::Duration idle{0};                  // websocket_idle; 0 = none
+        Watchdog::time_point hard_deadline = Watchdog::time_point::max();  // max_duration
+        Watchdog::time_point started;
+        std::shared_ptr<ListenerInfo> listener;
+    };
+
+    Tunnel(Worker& worker, Setup setup);
+    ~Tunnel() override;
+
+    void start();
+    void close_if_idle() override {}  // a tunnel is never between requests
+    void abort(CloseReason reason) override { finish(reason); }
+
+    Watchdog& watchdog() { return dog_; }
+    void on_deadline(Watchdog::Which which);
+
+private:
+    struct Flow {
+        boost::asio::ip::tcp::socket* from;
+        boost::asio::ip::tcp::socket* to;
+        bool from_client;
+        Pipe pipe;                 // held only while bytes sit in it
+        std::size_t in_pipe = 0;
+        std::string pending;       // copied bytes the destination did not take yet
+        std::size_t pending_off = 0;
+        bool bulk = false;         // large transfers: splice
+        bool eof = false;          // the source sent FIN
+        bool done = false;         // FIN passed on
+        std::uint64_t* bytes = nullptr;
+    };
+
+    std::shared_ptr<Tunnel> self() { return std::static_pointer_cast<Tunnel>(shared_from_this()); }
+    // Moves as much as possible without blocking, then waits for readiness.
+    void pump(Flow& f);
+    void wait(Flow& f, bool for_write);
+    // Sends what is in flight; false when the destination pushed back or failed.
+    bool flush(Flow& f);
+    // Reads once; false when there is nothing to read (or it failed).
+    bool read_some(Flow& f);
+    void fail(Flow& f, int err, bool on_destination);
+    void finish(CloseReason reason);
+
+    Worker& worker_;
+    Setup s_;
+    Watchdog dog_;
+    TunnelCounters& counters_;
+    Flow up_;    // client -> upstream
+    Flow down_;  // upstream -> client
+    bool closed_ = false;
+    bool first_eof_from_client_ = false, any_eof_ = false;
+};
+
+}  // namespace sluice::proxy
