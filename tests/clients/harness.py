@@ -1,0 +1,46 @@
+"""Starts the demo origin and sluice (both real binaries, port 0) for client tests."""
+import os
+import re
+import signal
+import subprocess
+import tempfile
+
+
+class Running:
+    def __init__(self, sluice, demo_origin, extra_clusters="", extra_routes=""):
+        self.procs = []
+        origin = self._start([demo_origin, "--port", "0"], r"address=127\.0\.0\.1:(\d+)")
+        self.origin_port = origin
+        config = f"""
+listeners: [{{name: public, address: 127.0.0.1, port: 0}}]
+clusters:
+  - {{name: demo, endpoints: ["127.0.0.1:{origin}"]}}
+{extra_clusters}
+routes:
+{extra_routes}
+  - {{name: demo, match: {{path_prefix: /}}, cluster: demo}}
+timeouts: {{drain_delay: 0s, drain: 2s}}
+"""
+        self.config = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+        self.config.write(config)
+        self.config.close()
+        self.port = self._start([sluice, "run", "--config", self.config.name, "--admin", "127.0.0.1:0"],
+                                r"^listening name=public address=127\.0\.0\.1:(\d+)$")
+
+    def _start(self, argv, pattern):
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.procs.append(p)
+        for line in p.stdout:
+            m = re.search(pattern, line.strip())
+            if m:
+                return int(m.group(1))
+        raise RuntimeError(f"{argv[0]} did not start")
+
+    def close(self):
+        for p in reversed(self.procs):
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        os.unlink(self.config.name)
