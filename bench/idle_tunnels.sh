@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Memory per idle WebSocket tunnel: opens COUNT (default 5000) WebSocket
+# connections through each proxy to the same echo origin, leaves them idle, and
+# reports the growth of the proxy's resident memory divided by COUNT.
+#   bench/idle_tunnels.sh [COUNT]
+# Installs nginx and haproxy from Debian if missing. Not a pass/fail test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count="${1:-5000}"
+ulimit -n 20000
+
+need=()
+command -v nginx >/dev/null || need+=(nginx)
+command -v haproxy >/dev/null || need+=(haproxy)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+tools/deps.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON >/dev/null
+cmake --build build --target sluice ws_echo_origin ws_idle_clients >/dev/null
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Resident KiB of a process and its children (nginx: master + worker).
+rss_tree() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '/^VmRSS/ {print $2}' /proc/"$p"/status 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
+exec 3< <(./build/bench/ws_echo_origin)
+pids+=($!)
+read -r line <&3
+origin_port=${line##*port=}
+
+measure() {  # name pid port
+  local name=$1 pid=$2 port=$3
+  sleep 0.5
+  local before after per
+  before=$(rss_tree "$pid")
+  coproc CLIENTS { ./build/bench/ws_idle_clients "$port" "$count" /ws; }
+  local result
+  read -r result <&"${CLIENTS[0]}"
+  sleep 1
+  after=$(rss_tree "$pid")
+  per=$(awk -v a="$after" -v b="$before" -v n="$count" 'BEGIN {printf "%.2f", (a - b) / n}')
+  printf '%-8s %-22s %10s %10s %12s\n' "$name" "$result" "$before" "$after" "$per"
+  exec {CLIENTS[1]}>&-
+  wait "$CLIENTS_PID" 2>/dev/null || true
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+printf '%-8s %-22s %10s %10s %12s\n' proxy clients "RSS before" "RSS after" "KiB/tunnel"
+
+port=$(free_port)
+cat > "$work/sluice.yaml" <<YAML
+listeners: [{name: public, address: 127.0.0.1, port: $port}]
+clusters: [{name: ws, endpoints: ["127.0.0.1:$origin_port"]}]
+routes: [{name: ws, match: {path_prefix: /}, cluster: ws}]
+YAML
+./build/sluice run --config "$work/sluice.yaml" --admin 127.0.0.1:0 --workers 1 --log-level warn >/dev/null &
+pid=$!; pids+=($pid)
+measure sluice "$pid" "$port"
+
+port=$(free_port)
+mkdir -p "$work/tmp"
+sed -e "s|@DIR@|$work|g" -e "s|@PORT@|$port|g" -e "s|@ORIGIN_PORT@|$origin_port|g" bench/nginx-websocket.conf.in > "$work/nginx.conf"
+nginx -p "$work" -c "$work/nginx.conf" &
+pid=$!; pids+=($pid)
+measure nginx "$pid" "$port"
+
+port=$(free_port)
+sed -e "s|@PORT@|$port|g" -e "s|@ORIGIN_PORT@|$origin_port|g" bench/haproxy-websocket.cfg.in > "$work/haproxy.cfg"
+haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 &
+pid=$!; pids+=($pid)
+measure haproxy "$pid" "$port"
