@@ -24,6 +24,9 @@ std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error)
     // Tunnels splice into sockets, and splice(2) has no MSG_NOSIGNAL: a peer that
     // left must give EPIPE, not kill the process.
     std::signal(SIGPIPE, SIG_IGN);
+    // spdlog builds its registry on first use: do it here, before any worker
+    // thread can race another to it.
+    spdlog::default_logger_raw();
     std::unique_ptr<Server> s(new Server(std::move(options)));
     for (std::size_t i = 0; i < n; ++i)
         s->workers_.push_back(std::make_unique<Worker>(i, s->store_, s->options_.splice));

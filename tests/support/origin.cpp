@@ -2,6 +2,9 @@
 
 #include <boost/asio/write.hpp>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 namespace sluice::test {
 
 std::string OriginExchange::header(std::string_view name) const {
@@ -90,10 +93,9 @@ TestOrigin::~TestOrigin() {
         poke.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_), ec);
     }
     acceptor_thread_.join();
-    {
-        std::lock_guard lock(mu_);
-        for (auto& s : sockets_) s->shutdown(tcp::socket::shutdown_both, ec);
-    }
+    // Connection threads end on their own: the proxy closes its side when the
+    // test ends, and every read has a deadline. Touching their sockets from
+    // here would race a handler that is closing one.
     for (auto& t : threads_) t.join();
 }
 
@@ -105,8 +107,10 @@ void TestOrigin::accept_loop() {
         if (stopping_) return;
         if (ec) continue;
         ++connections_;
+        // Reads give up after 5s of silence, so a stuck test cannot hang teardown.
+        timeval tv{5, 0};
+        ::setsockopt(socket->native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         std::lock_guard lock(mu_);
-        sockets_.push_back(socket);
         threads_.emplace_back([this, socket] { serve(socket); });
     }
 }

@@ -75,7 +75,6 @@ private:
     std::atomic<int> connections_{0}, requests_{0};
     std::atomic<bool> stopping_{false};
     std::mutex mu_;
-    std::list<std::shared_ptr<tcp::socket>> sockets_;
     std::vector<std::thread> threads_;
     std::thread acceptor_thread_;
 };
