@@ -21,13 +21,7 @@ TEST(Drain, ReadyFlipsListenersCloseStreamsFinishThenStop) {
             ex.respond(200, "ok");
         }
     });
-    RunningProxy p(fill(R"(
-listeners: [{name: public, address: 127.0.0.1, port: 0}]
-clusters: [{name: app, endpoints: ["{o}"]}]
-routes: [{name: all, match: {path_prefix: /}, cluster: app}]
-timeouts: {drain_delay: 400ms, drain: 20s}
-)",
-                        {{"o", o.address()}}));
+    RunningProxy p(one_route(o.address(), "timeouts: {drain_delay: 400ms, drain: 20s}"));
     auto port = p.port();
     RawClient idle(port);
     EXPECT_EQ(idle.get("/warm").status, 200u);
@@ -74,13 +68,7 @@ TEST(Drain, StreamsStillOpenAtTheEndOfTheWindowAreClosed) {
         ex.chunk("a");
         never.wait(20000);
     });
-    RunningProxy p(fill(R"(
-listeners: [{name: public, address: 127.0.0.1, port: 0}]
-clusters: [{name: app, endpoints: ["{o}"]}]
-routes: [{name: all, match: {path_prefix: /}, cluster: app}]
-timeouts: {drain_delay: 0s, drain: 300ms}
-)",
-                        {{"o", o.address()}}));
+    RunningProxy p(one_route(o.address(), "timeouts: {drain_delay: 0s, drain: 300ms}"));
     RawClient streaming(p.port());
     streaming.send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
     EXPECT_EQ(streaming.read_head().status, 200u);

@@ -36,12 +36,7 @@ routes:
 
 TEST(Proxy, KeepAliveReusesUpstreamConnections) {
     TestOrigin origin(echo_handler("o"));
-    RunningProxy proxy(fill(R"(
-listeners: [{name: public, address: 127.0.0.1, port: 0}]
-clusters: [{name: o, endpoints: ["{o}"]}]
-routes: [{name: all, match: {path_prefix: /}, cluster: o}]
-)",
-                            {{"o", origin.address()}}),
+    RunningProxy proxy(one_route(origin.address()),
                        1);
     RawClient client(proxy.port());
     for (int i = 0; i < 20; ++i) {
@@ -58,12 +53,7 @@ routes: [{name: all, match: {path_prefix: /}, cluster: o}]
 
 TEST(Proxy, PipelinedRequestsAreAnsweredInOrder) {
     TestOrigin origin(echo_handler("o"));
-    RunningProxy proxy(fill(R"(
-listeners: [{name: public, address: 127.0.0.1, port: 0}]
-clusters: [{name: o, endpoints: ["{o}"]}]
-routes: [{name: all, match: {path_prefix: /}, cluster: o}]
-)",
-                            {{"o", origin.address()}}));
+    RunningProxy proxy(one_route(origin.address()));
     RawClient client(proxy.port());
     client.send(
         "GET /1 HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -89,12 +79,7 @@ TEST(Proxy, StreamingChunkArrivesBeforeTheOriginWritesTheNext) {
         ex.end_chunked();
         origin_done.open();
     });
-    RunningProxy proxy(fill(R"(
-listeners: [{name: public, address: 127.0.0.1, port: 0}]
-clusters: [{name: o, endpoints: ["{o}"]}]
-routes: [{name: all, match: {path_prefix: /}, cluster: o}]
-)",
-                            {{"o", origin.address()}}));
+    RunningProxy proxy(one_route(origin.address()));
     RawClient client(proxy.port());
     client.send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
     auto head = client.read_head();
@@ -122,12 +107,7 @@ TEST(Proxy, ServerSentEventsStreamEventByEvent) {
         next.wait();
         ex.write_raw("data: 2\n\n");
     });
-    RunningProxy proxy(fill(R"(
-listeners: [{name: public, address: 127.0.0.1, port: 0}]
-clusters: [{name: o, endpoints: ["{o}"]}]
-routes: [{name: all, match: {path_prefix: /}, cluster: o}]
-)",
-                            {{"o", origin.address()}}));
+    RunningProxy proxy(one_route(origin.address()));
     RawClient client(proxy.port());
     client.send("GET /sse HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n");
     auto head = client.read_head();
@@ -146,12 +126,7 @@ TEST(Proxy, HopByHopHeadersAndForwardedHeaders) {
         for (const auto& f : ex.head()) seen[std::string(f.name_string())] = std::string(f.value());
         ex.respond(200, "ok", {{"Connection", "X-Upstream-Hop"}, {"X-Upstream-Hop", "1"}, {"Keep-Alive", "timeout=3"}});
     });
-    RunningProxy proxy(fill(R"(
-listeners: [{name: public, address: 127.0.0.1, port: 0}]
-clusters: [{name: o, endpoints: ["{o}"]}]
-routes: [{name: all, match: {path_prefix: /}, cluster: o}]
-)",
-                            {{"o", origin.address()}}));
+    RunningProxy proxy(one_route(origin.address()));
     auto r = http_get(proxy.port(), "/h",
                       "Connection: keep-alive, X-Client-Hop\r\nX-Client-Hop: secret\r\nProxy-Connection: keep-alive\r\n"
                       "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\nX-App: kept\r\n");
@@ -174,12 +149,7 @@ TEST(Proxy, HeadNoContentAndNotModifiedHaveNoBody) {
         else if (t == "/204") ex.write_raw("HTTP/1.1 204 No Content\r\n\r\n");
         else ex.write_raw("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n");
     });
-    RunningProxy proxy(fill(R"(
-listeners: [{name: public, address: 127.0.0.1, port: 0}]
-clusters: [{name: o, endpoints: ["{o}"]}]
-routes: [{name: all, match: {path_prefix: /}, cluster: o}]
-)",
-                            {{"o", origin.address()}}));
+    RunningProxy proxy(one_route(origin.address()));
     RawClient client(proxy.port());
     client.send("HEAD /head HTTP/1.1\r\nHost: t\r\n\r\n");
     auto h = client.read_response(true);
@@ -198,12 +168,7 @@ TEST(Proxy, ExpectContinueIsRelayed) {
         auto body = ex.read_body();
         ex.respond(201, "got " + std::to_string(body.size()));
     });
-    RunningProxy proxy(fill(R"(
-listeners: [{name: public, address: 127.0.0.1, port: 0}]
-clusters: [{name: o, endpoints: ["{o}"]}]
-routes: [{name: all, match: {path_prefix: /}, cluster: o}]
-)",
-                            {{"o", origin.address()}}));
+    RunningProxy proxy(one_route(origin.address()));
     RawClient client(proxy.port());
     client.send("PUT /up HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
     auto interim = client.read_response();
@@ -220,12 +185,7 @@ TEST(Proxy, Http10ClientGetsAnHttp10Answer) {
         ex.chunk("abc");
         ex.end_chunked();
     });
-    RunningProxy proxy(fill(R"(
-listeners: [{name: public, address: 127.0.0.1, port: 0}]
-clusters: [{name: o, endpoints: ["{o}"]}]
-routes: [{name: all, match: {path_prefix: /}, cluster: o}]
-)",
-                            {{"o", origin.address()}}));
+    RunningProxy proxy(one_route(origin.address()));
     RawClient client(proxy.port());
     client.send("GET /x HTTP/1.0\r\n\r\n");
     std::string raw = client.read_until_close();
@@ -236,12 +196,7 @@ routes: [{name: all, match: {path_prefix: /}, cluster: o}]
 
 TEST(Proxy, LargeHeadersUnderTheLimitPass) {
     TestOrigin origin(echo_handler("o"));
-    RunningProxy proxy(fill(R"(
-listeners: [{name: public, address: 127.0.0.1, port: 0}]
-clusters: [{name: o, endpoints: ["{o}"]}]
-routes: [{name: all, match: {path_prefix: /}, cluster: o}]
-)",
-                            {{"o", origin.address()}}));
+    RunningProxy proxy(one_route(origin.address()));
     std::string big(40000, 'x');
     auto r = http_get(proxy.port(), "/big", "X-Big: " + big + "\r\n");
     EXPECT_EQ(r.status, 200u);
@@ -266,12 +221,7 @@ routes: [{name: all, match: {path_prefix: /}, cluster: pool}]
 
 TEST(Proxy, EveryWorkerServesAndConnectionsStayOnTheirWorker) {
     TestOrigin origin(echo_handler("o"));
-    RunningProxy proxy(fill(R"(
-listeners: [{name: public, address: 127.0.0.1, port: 0}]
-clusters: [{name: o, endpoints: ["{o}"]}]
-routes: [{name: all, match: {path_prefix: /}, cluster: o}]
-)",
-                            {{"o", origin.address()}}),
+    RunningProxy proxy(one_route(origin.address()),
                        4);
     // Many connections, each with several requests: all answered, in order.
     std::vector<std::unique_ptr<RawClient>> clients;

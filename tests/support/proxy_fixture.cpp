@@ -11,6 +11,16 @@ std::string fill(std::string text, const std::vector<std::pair<std::string, std:
     return text;
 }
 
+std::string one_route(const std::string& origin, const std::string& extra_yaml) {
+    return fill(R"(
+listeners: [{name: public, address: 127.0.0.1, port: 0}]
+clusters: [{name: o, endpoints: ["{o}"]}]
+routes: [{name: all, match: {path_prefix: /}, cluster: o}]
+)",
+                {{"o", origin}}) +
+           extra_yaml + "\n";
+}
+
 namespace {
 config::Config parse_or_die(const std::string& yaml) {
     auto loaded = config::load_text(yaml, config::Format::yaml);

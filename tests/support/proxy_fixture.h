@@ -14,6 +14,10 @@ namespace sluice::test {
 // Replaces every "{name}" in `text` with its value.
 std::string fill(std::string text, const std::vector<std::pair<std::string, std::string>>& values);
 
+// A config with one listener "public" on 127.0.0.1:0, one cluster "o" holding
+// `origin` ("127.0.0.1:port"), and one route "all" for every path.
+std::string one_route(const std::string& origin, const std::string& extra_yaml = "");
+
 class RunningProxy {
 public:
     // `yaml` must be a valid config; listeners should use port 0.
