@@ -1,5 +1,7 @@
 #include "admin/admin_server.h"
 
+#include "admin/handlers.h"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -27,80 +29,27 @@ constexpr auto kIoTimeout = std::chrono::seconds(30);
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
 
-Response make_text(unsigned status, std::string body, const Request& req) {
-    Response res{static_cast<http::status>(status), req.version()};
-    res.set(http::field::content_type, "text/plain; charset=utf-8");
-    res.body() = std::move(body);
+Response to_response(const AdminReply& r, const Request& req) {
+    Response res{static_cast<http::status>(r.status), req.version()};
+    res.set(http::field::content_type, r.content_type);
+    for (const auto& [k, v] : r.headers) res.set(k, v);
+    res.body() = r.body;
     res.keep_alive(req.keep_alive());
     res.prepare_payload();
     return res;
 }
-
-Response make_json(unsigned status, const json& body, const Request& req) {
-    Response res{static_cast<http::status>(status), req.version()};
-    res.set(http::field::content_type, "application/json");
-    res.body() = body.dump(2) + "\n";
-    res.keep_alive(req.keep_alive());
-    res.prepare_payload();
-    return res;
-}
-
-Response make_error(unsigned status, const std::string& message, const Request& req) {
-    return make_json(status, json{{"error", message}}, req);
-}
-
-// One endpoint: a method, an exact path, and what it answers.
-struct Endpoint {
-    http::verb method;
-    std::string path;
-    bool probes;  // also served by the probes server
-    std::function<Response(const Request&)> handle;
-};
 
 }  // namespace
 
 struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
-    Impl(asio::io_context& io, Backend& b, Mode m) : io(io), backend(b), mode(m), acceptor(io) {
-        endpoints = {
-            {http::verb::get, "/healthz", true, [](const Request& r) { return make_text(200, "ok\n", r); }},
-            {http::verb::get, "/ready", true,
-             [this](const Request& r) {
-                 return backend.ready() ? make_text(200, "ready\n", r) : make_text(503, "draining\n", r);
-             }},
-            {http::verb::get, "/config", false,
-             [this](const Request& r) {
-                 auto res = make_json(200, json{{"version", backend.config_version()}, {"config", backend.config_json()}}, r);
-                 res.set(http::field::etag, "\"" + std::to_string(backend.config_version()) + "\"");
-                 return res;
-             }},
-            {http::verb::get, "/listeners", false,
-             [this](const Request& r) { return make_json(200, backend.listeners_json(), r); }},
-            {http::verb::post, "/drain", false,
-             [this](const Request& r) {
-                 backend.drain();
-                 return make_json(202, json{{"draining", true}}, r);
-             }},
-        };
-    }
+    Impl(asio::io_context& io, Backend& b, Mode m)
+        : io(io), mode(m), acceptor(io),
+          handlers(b, m == Mode::admin ? Handlers::Mode::admin : Handlers::Mode::probes) {}
 
     Response route(const Request& req) {
-        std::string_view target = req.target();
-        std::string path(target.substr(0, target.find('?')));
-        std::string allow;
-        for (const auto& e : endpoints) {
-            if (e.path != path || (mode == Mode::probes && !e.probes)) continue;
-            if (e.method == req.method()) return e.handle(req);
-            allow += (allow.empty() ? "" : ", ") + std::string(http::to_string(e.method));
-        }
-        if (!allow.empty()) {
-            auto res = make_error(405, std::string(req.method_string()) + " is not allowed on " + path + "; use " + allow, req);
-            res.set(http::field::allow, allow);
-            return res;
-        }
-        if (mode == Mode::probes)
-            return make_error(404, "the probes address serves only GET /healthz and GET /ready", req);
-        return make_error(404, "no admin endpoint " + std::string(req.method_string()) + " " + path +
-                                   "; see docs/admin-api.md for the list", req);
+        AdminRequest a{std::string(req.method_string()), std::string(req.target()), req.body(), std::nullopt};
+        if (auto it = req.find(http::field::if_match); it != req.end()) a.if_match = std::string(it->value());
+        return to_response(handlers.handle(a), req);
     }
 
     asio::awaitable<void> serve(tcp::socket socket) {
@@ -115,7 +64,8 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
                 Request req;
                 req.version(11);
                 req.keep_alive(false);
-                auto res = make_error(413, "the request body is larger than 8 MiB", req);
+                auto res = to_response(
+                    {413, "application/json", "{\"error\": \"the request body is larger than 8 MiB\"}\n", {}}, req);
                 co_await http::async_write(stream, res, nothrow);
                 break;
             }
@@ -142,10 +92,9 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
     }
 
     asio::io_context& io;
-    Backend& backend;
     Mode mode;
     tcp::acceptor acceptor;
-    std::vector<Endpoint> endpoints;
+    Handlers handlers;
 };
 
 AdminServer::AdminServer(asio::io_context& io, Backend& backend, Mode mode)

@@ -2,6 +2,8 @@
 // /healthz and /ready, for the kubelet). Both run on the control thread and
 // never touch a worker directly: they read snapshots and post to workers.
 #pragma once
+#include "admin/backend.h"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <nlohmann/json.hpp>
@@ -11,17 +13,6 @@
 #include <string>
 
 namespace sluice::admin {
-
-// What the admin API reads and asks of the running proxy.
-class Backend {
-public:
-    virtual ~Backend() = default;
-    virtual std::uint64_t config_version() const = 0;
-    virtual nlohmann::json config_json() const = 0;      // the applied config document
-    virtual nlohmann::json listeners_json() const = 0;   // [{"name", "address", "connections"}]
-    virtual bool ready() const = 0;                      // false while draining
-    virtual void drain() = 0;
-};
 
 class AdminServer {
 public:

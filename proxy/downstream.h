@@ -5,6 +5,8 @@
 
 namespace sluice::proxy {
 
+struct ListenerInfo;
+
 // Why a tunnel ended (the reason label of sluice_tunnel_closes_total).
 enum class CloseReason { client_closed, upstream_closed, idle_timeout, max_duration, drain, error };
 const char* close_reason_name(CloseReason r);
@@ -16,6 +18,8 @@ public:
     virtual void close_if_idle() = 0;
     // Close everything now; `reason` is drain or error.
     virtual void abort(CloseReason reason) = 0;
+    // The listener that accepted the connection.
+    virtual const ListenerInfo* listener() const = 0;
 };
 
 }  // namespace sluice::proxy

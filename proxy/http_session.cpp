@@ -125,7 +125,7 @@ asio::awaitable<void> Session::run() {
         upstream_.reset();
         req_parser_.reset();
         // Draining: whatever the response said, no further request on this connection.
-        if (e == Exchange::close || aborted_ || worker_.draining()) break;
+        if (e == Exchange::close || aborted_ || draining()) break;
         first = false;
     }
     co_await close_gracefully();
@@ -216,9 +216,16 @@ asio::awaitable<Session::Exchange> Session::handle_request() {
     if (r == Router::npos) {
         std::string msg = "no route matches " + printable(req_.method, 32) + " " + printable(req_.path) +
                           " on listener \"" + listener_->spec.name + "\"";
-        if (snap.builtin_default)
-            msg += "\nsluice is running its built-in default config, which has no routes: start it with "
-                   "--config FILE holding your clusters and routes (see docs/config.md)";
+        if (snap.builtin_default) {
+            const auto& a = snap.config.admin;
+            std::string admin = "http://" + (a.address.find(':') != std::string::npos ? "[" + a.address + "]" : a.address) +
+                                ":" + std::to_string(a.port);
+            msg += "\nsluice is running its built-in default config, which has no routes. Add a cluster and a route "
+                   "on the admin API:\n  curl -X PUT " + admin +
+                   "/clusters/app -d '{\"endpoints\": [\"127.0.0.1:3000\"]}'\n  curl -X POST " + admin +
+                   "/routes -d '{\"name\": \"all\", \"match\": {\"path_prefix\": \"/\"}, \"cluster\": \"app\"}'"
+                   "\nor start sluice with --config FILE (see docs/config.md)";
+        }
         co_return co_await send_error(ErrorKind::no_route, msg);
     }
     route_ = r;
@@ -234,7 +241,7 @@ asio::awaitable<Session::Exchange> Session::handle_request() {
 }
 
 asio::awaitable<Session::Exchange> Session::send_error(ErrorKind kind, std::string_view message, bool force_close) {
-    bool close = force_close || !client_keep_alive_ || !request_body_done() || worker_.draining();
+    bool close = force_close || !client_keep_alive_ || !request_body_done() || draining();
     out_head_ = render_error(kind, message, close, req_.verb == http::verb::head);
     log_proxy_error(listener_->spec.name, status_of(kind), code_of(kind), message);
     phase_ = Phase::response;

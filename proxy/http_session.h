@@ -41,6 +41,7 @@ public:
 
     void close_if_idle() override;
     void abort(CloseReason reason) override;
+    const ListenerInfo* listener() const override { return listener_.get(); }
 
     // Watchdog owner interface.
     Watchdog& watchdog() { return dog_; }
@@ -86,6 +87,8 @@ private:
     void set_phase(Phase p, Watchdog::time_point deadline);
     void set_streaming();
     bool request_body_done() const;
+    // The server or this connection's listener is draining: no further request here.
+    bool draining() const { return worker_.draining() || listener_->closing.load(std::memory_order_relaxed); }
     // `cluster "chat" endpoint 127.0.0.1:3000`, for messages.
     std::string upstream_label() const;
     std::string route_label() const;

@@ -21,6 +21,7 @@ struct ListenerInfo {
     std::string scheme = "http";
     boost::asio::ip::tcp::endpoint bound;     // the address actually bound (port 0 resolved)
     std::atomic<std::int64_t> connections{0}; // open downstream connections, all workers
+    std::atomic<bool> closing{false};         // removed by a config change: drain its connections
     std::vector<int> fds;                     // one per worker until handed over
 
     ~ListenerInfo();

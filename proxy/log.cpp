@@ -1,5 +1,6 @@
 #include "proxy/log.h"
 
+#include <spdlog/async.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -13,7 +14,10 @@ namespace sluice::proxy {
 bool init_logging(const std::string& level) {
     auto lvl = spdlog::level::from_str(level);
     if (lvl == spdlog::level::off && level != "off") return false;
-    auto logger = spdlog::stderr_color_mt("sluice");
+    // Asynchronous, and dropping the oldest lines when standard error cannot keep
+    // up: a slow log reader must never stall a worker or the admin API.
+    spdlog::init_thread_pool(8192, 1);
+    auto logger = spdlog::create_async_nb<spdlog::sinks::stderr_color_sink_mt>("sluice");
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     logger->set_level(lvl);
     spdlog::set_default_logger(logger);

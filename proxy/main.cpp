@@ -1,5 +1,6 @@
 // sluice: command line. `run`, `validate` and `version` per SPEC.md.
 #include "config/load.h"
+#include "config/state_file.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 
@@ -33,13 +34,43 @@ bool parse_host_port(const std::string& text, std::string& host, std::uint16_t& 
     return true;
 }
 
-int run(const std::string& config_path, const std::string& admin, std::size_t workers, const std::string& log_level) {
+struct RunFlags {
+    std::string config_path, admin, log_level = "info", state_dir;
+    std::size_t workers = 0;
+    bool resume = false, watch = false;
+};
+
+int run(const RunFlags& f) {
+    const std::string& config_path = f.config_path;
+    const std::string& admin = f.admin;
+    const std::string& log_level = f.log_level;
     if (!proxy::init_logging(log_level)) {
         std::cerr << "sluice: --log-level \"" << log_level << "\" is not one of trace, debug, info, warn, error, off\n";
         return 2;
     }
     proxy::ServerOptions options;
-    if (config_path.empty()) {
+    if (f.watch && config_path.empty()) {
+        std::cerr << "sluice: --watch needs --config FILE to watch\n";
+        return 2;
+    }
+    if (f.resume && f.state_dir.empty()) {
+        std::cerr << "sluice: --resume needs --state-dir DIR to resume from\n";
+        return 2;
+    }
+    std::optional<config::StateFile> resumed;
+    if (f.resume) {
+        std::string error;
+        resumed = config::read_state_file(f.state_dir, error);
+        if (!error.empty()) {
+            std::cerr << "sluice: not started: --resume: " << error << "\n";
+            return 1;
+        }
+    }
+    if (resumed) {
+        spdlog::info("resuming config version {} from {}", resumed->version, config::state_file_path(f.state_dir));
+        options.config = std::move(resumed->config);
+        options.initial_version = resumed->version;
+    } else if (config_path.empty()) {
         options.config = config::default_config();
         options.builtin_default = true;
     } else {
@@ -61,8 +92,11 @@ int run(const std::string& config_path, const std::string& admin, std::size_t wo
         options.admin_address = host;
         options.admin_port = port;
     }
-    options.workers = workers;
+    options.workers = f.workers;
     options.handle_signals = true;
+    if (!config_path.empty()) options.config_path = config_path;
+    options.watch = f.watch;
+    if (!f.state_dir.empty()) options.state_dir = f.state_dir;
     std::string error;
     auto server = proxy::Server::start(std::move(options), error);
     if (!server) {
@@ -73,6 +107,7 @@ int run(const std::string& config_path, const std::string& admin, std::size_t wo
                  server->config_version());
     int status = server->wait();
     spdlog::info("sluice stopped");
+    spdlog::shutdown();  // flushes the asynchronous logger
     return status;
 }
 
@@ -82,14 +117,17 @@ int main(int argc, char** argv) {
     CLI::App app{"sluice: a reverse proxy for HTTP/1.1, WebSockets and streaming responses"};
     app.require_subcommand(1);
 
-    std::string config_path, admin, log_level = "info";
-    std::size_t workers = 0;
+    RunFlags flags;
     auto* run_cmd = app.add_subcommand("run", "Run the proxy");
-    run_cmd->add_option("--config", config_path, "Config file (.json, .yaml or .yml); without it, the built-in default")
+    run_cmd->add_option("--config", flags.config_path, "Config file (.json, .yaml or .yml); without it, the built-in default")
         ->check(CLI::ExistingFile);
-    run_cmd->add_option("--admin", admin, "Admin API address HOST:PORT (default from the config, 127.0.0.1:9901)");
-    run_cmd->add_option("--workers", workers, "Worker threads (default: one per core)")->check(CLI::Range(1, 256));
-    run_cmd->add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
+    run_cmd->add_option("--admin", flags.admin, "Admin API address HOST:PORT (default from the config, 127.0.0.1:9901)");
+    run_cmd->add_option("--state-dir", flags.state_dir, "Write every applied config to DIR/config.json")
+        ->check(CLI::ExistingDirectory);
+    run_cmd->add_flag("--resume", flags.resume, "Start from DIR/config.json (with --state-dir) when it exists");
+    run_cmd->add_option("--workers", flags.workers, "Worker threads (default: one per core)")->check(CLI::Range(1, 256));
+    run_cmd->add_option("--log-level", flags.log_level, "trace, debug, info, warn, error or off")->capture_default_str();
+    run_cmd->add_flag("--watch", flags.watch, "Reload --config when the file changes (SIGHUP always reloads)");
 
     std::string validate_path;
     auto* validate_cmd = app.add_subcommand("validate", "Check a config file and list every error");
@@ -99,7 +137,7 @@ int main(int argc, char** argv) {
 
     CLI11_PARSE(app, argc, argv);
 
-    if (*run_cmd) return run(config_path, admin, workers, log_level);
+    if (*run_cmd) return run(flags);
     if (*validate_cmd) {
         auto loaded = config::load_file(validate_path);
         if (!loaded.config) {

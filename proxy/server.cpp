@@ -1,6 +1,7 @@
 #include "proxy/server.h"
 
 #include "config/duration.h"
+#include "config/state_file.h"
 #include "config/serialize.h"
 #include "proxy/log.h"
 
@@ -9,13 +10,16 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <fstream>
+#include <sstream>
 
 namespace sluice::proxy {
 
 namespace asio = boost::asio;
 
 Server::Server(ServerOptions options)
-    : options_(std::move(options)), store_(build_snapshot(options_.config, 1, options_.builtin_default)) {}
+    : options_(std::move(options)),
+      store_(build_snapshot(options_.config, options_.initial_version, options_.builtin_default)) {}
 
 std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error) {
     if (options.admin_address) options.config.admin.address = *options.admin_address;
@@ -31,6 +35,11 @@ std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error)
     for (std::size_t i = 0; i < n; ++i)
         s->workers_.push_back(std::make_unique<Worker>(i, s->store_, s->options_.splice));
     if (!s->bind_all(error)) return nullptr;  // nothing runs yet; descriptors close with s
+    if (s->options_.state_dir) {
+        // The running config is on disk from the start, so --resume always has one.
+        if (!config::write_state_file(*s->options_.state_dir, s->options_.initial_version, s->options_.config, error))
+            return nullptr;
+    }
 
     for (auto& w : s->workers_) w->start();
     for (auto& l : s->listeners_) {
@@ -51,6 +60,17 @@ std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error)
                 srv->finish();
             });
         });
+    }
+    if (s->options_.handle_signals) {
+        s->hup_.emplace(s->control_, SIGHUP);
+        s->on_hup();
+    }
+    if (s->options_.watch && s->options_.config_path) {
+        std::ifstream in(*s->options_.config_path, std::ios::binary);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        s->watched_content_ = ss.str();
+        s->watch_config();
     }
     if (s->options_.print_addresses) {
         for (auto& l : s->listeners_) print_line("listening name=" + l->spec.name + " address=" + l->bound_text());
@@ -100,6 +120,14 @@ void Server::stop() {
     asio::post(control_, [this] { finish(); });
 }
 
+void Server::on_hup() {
+    hup_->async_wait([this](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        reload_from_file("SIGHUP");
+        on_hup();
+    });
+}
+
 void Server::begin_drain() {
     if (draining_.exchange(true)) return;
     const auto t = store_.current()->config.timeouts;
@@ -138,6 +166,8 @@ void Server::finish() {
     if (admin_) admin_->stop();
     if (probes_) probes_->stop();
     if (signals_) signals_->cancel();
+    if (hup_) hup_->cancel();
+    watch_timer_.cancel();
     drain_timer_.cancel();
     control_.stop();
     std::lock_guard lock(done_mu_);
@@ -146,6 +176,7 @@ void Server::finish() {
 }
 
 std::uint16_t Server::listener_port(const std::string& name) const {
+    std::lock_guard lock(listeners_mu_);
     for (const auto& l : listeners_)
         if (l->spec.name == name) return l->bound.port();
     return 0;
@@ -200,6 +231,7 @@ std::uint64_t Server::config_version() const { return store_.current()->version;
 nlohmann::json Server::config_json() const { return config::to_json(store_.current()->config); }
 
 nlohmann::json Server::listeners_json() const {
+    std::lock_guard lock(listeners_mu_);
     auto out = nlohmann::json::array();
     for (const auto& l : listeners_)
         out.push_back({{"name", l->spec.name}, {"address", l->bound_text()}, {"connections", l->connections.load()}});

@@ -33,6 +33,16 @@ struct ServerOptions {
     bool handle_signals = false;  // SIGTERM/SIGINT drain (the binary, not tests)
     bool print_addresses = true;  // "listening name=... address=..." on stdout
     bool splice = true;           // zero-copy tunnels; off only to test the copy path alone
+    std::uint64_t initial_version = 1;        // --resume starts from the state file's version
+    std::optional<std::string> state_dir;     // --state-dir: every applied config is written there
+    std::optional<std::string> config_path;   // --config, reloaded on SIGHUP
+    bool watch = false;                       // --watch: reload --config when the file changes
+    std::chrono::milliseconds watch_interval{1000};
+};
+
+// Counts of config changes by result (sluice_config_changes_total).
+struct ChangeCounts {
+    std::uint64_t applied = 0, rejected = 0, unchanged = 0;
 };
 
 class Server final : public admin::Backend {
@@ -62,15 +72,32 @@ public:
     TunnelPaths tunnel_paths();
     std::size_t pipes_in_use();
 
+    // Any thread.
+    std::shared_ptr<const Snapshot> snapshot() const { return store_.current(); }
+    ChangeCounts change_counts() const;
+    // Reloads --config now (what SIGHUP does); false when it was invalid or refused.
+    bool reload();
+
     // admin::Backend (control thread).
     std::uint64_t config_version() const override;
+    config::Config running_config() const override;
     nlohmann::json config_json() const override;
+    admin::ChangeResult change_config(const nlohmann::json& doc, std::optional<std::uint64_t> if_match,
+                                      std::string_view source, bool dry_run = false) override;
     nlohmann::json listeners_json() const override;
+    nlohmann::json clusters_json() override;
     bool ready() const override { return !draining_.load(); }
 
 private:
     explicit Server(ServerOptions options);
     bool bind_all(std::string& error);
+    // The listener part of a change: binds what is new (nothing is kept on failure).
+    bool bind_new_listeners(const config::Config& next, std::vector<std::shared_ptr<ListenerInfo>>& added,
+                            std::string& error);
+    void swap_listeners(const config::Config& next, std::vector<std::shared_ptr<ListenerInfo>> added);
+    bool reload_from_file(const char* why);
+    void watch_config();
+    void on_hup();
     void begin_drain();
     void poll_drained(std::chrono::steady_clock::time_point give_up);
     void finish();
@@ -79,10 +106,15 @@ private:
     ConfigStore store_;
     boost::asio::io_context control_{1};
     std::vector<std::unique_ptr<Worker>> workers_;
+    mutable std::mutex listeners_mu_;  // written on the control thread; tests read from theirs
     std::vector<std::shared_ptr<ListenerInfo>> listeners_;
+    ChangeCounts changes_;  // guarded by listeners_mu_
+    boost::asio::steady_timer watch_timer_{control_};
+    std::string watched_content_;  // last content of --config seen by the watcher
     std::unique_ptr<admin::AdminServer> admin_;
     std::unique_ptr<admin::AdminServer> probes_;
     std::optional<boost::asio::signal_set> signals_;
+    std::optional<boost::asio::signal_set> hup_;
     boost::asio::steady_timer drain_timer_{control_};
     std::atomic<bool> draining_{false};
 

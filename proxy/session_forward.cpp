@@ -73,6 +73,12 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
     cluster_ = route.cluster;
     endpoint_ = cluster.next++ % cluster.pools.size();
     const EndpointRuntime& endpoint = snap.clusters[cluster_].endpoints[endpoint_];
+    // Counts this exchange on its endpoint until the coroutine ends, on every path.
+    struct Active {
+        std::shared_ptr<EndpointPool> pool;
+        explicit Active(std::shared_ptr<EndpointPool> p) : pool(std::move(p)) { ++pool->active_requests; }
+        ~Active() { --pool->active_requests; }
+    } active(cluster.pools[endpoint_]);
 
     std::string_view path = req_.path;
     std::string rewritten;
@@ -257,6 +263,7 @@ asio::awaitable<Session::Exchange> Session::start_tunnel(std::shared_ptr<Upstrea
     setup.hard_deadline = dog_.hard();
     setup.started = Watchdog::Clock::now();
     setup.listener = listener_;
+    setup.endpoint = view_->clusters[cluster_].pools[endpoint_];
     upstream_.reset();
     std::make_shared<Tunnel>(worker_, std::move(setup))->start();
     co_return Exchange::close;  // this session is over; the socket lives on in the tunnel
@@ -398,7 +405,7 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
         // client connection survives; HTTP/1.0 clients read until close.
         down.framing = down.client_http10 ? Framing::until_close : Framing::chunked;
     }
-    down.close = !client_keep_alive_ || !request_body_done() || worker_.draining() || down.framing == Framing::until_close;
+    down.close = !client_keep_alive_ || !request_body_done() || draining() || down.framing == Framing::until_close;
     out_head_.clear();
     build_client_response(resp_, down, out_head_);
 

@@ -43,9 +43,17 @@ struct Snapshot {
     std::vector<RouteRuntime> routes;
     Router router;
 
-    Snapshot() = default;
+    Snapshot() { live_.fetch_add(1, std::memory_order_relaxed); }
+    ~Snapshot() { live_.fetch_sub(1, std::memory_order_relaxed); }
     Snapshot(const Snapshot&) = delete;  // routes and router point into `config`
     Snapshot& operator=(const Snapshot&) = delete;
+
+    // Snapshots alive in the process: a request or tunnel still holding an old
+    // one keeps it; when all have ended this is back to 1.
+    static std::int64_t live_count() { return live_.load(std::memory_order_relaxed); }
+
+private:
+    static inline std::atomic<std::int64_t> live_{0};
 };
 
 // Builds the runtime form of a validated config.

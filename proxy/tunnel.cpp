@@ -39,9 +39,11 @@ Tunnel::Tunnel(Worker& worker, Setup setup)
     worker_.add_downstream(this);
     ++counters_.active;
     ++counters_.opened;
+    if (s_.endpoint) ++s_.endpoint->active_tunnels;
 }
 
 Tunnel::~Tunnel() {
+    if (s_.endpoint) --s_.endpoint->active_tunnels;
     s_.listener->connections.fetch_sub(1, std::memory_order_relaxed);
     worker_.remove_downstream(this);
 }

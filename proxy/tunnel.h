@@ -20,6 +20,7 @@
 #include "proxy/pipe_pool.h"
 #include "proxy/route_stats.h"
 #include "proxy/snapshot.h"
+#include "proxy/upstream_pool.h"
 #include "proxy/watchdog.h"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -44,6 +45,7 @@ public:
         Watchdog::time_point hard_deadline = Watchdog::time_point::max();  // max_duration
         Watchdog::time_point started;
         std::shared_ptr<ListenerInfo> listener;
+        std::shared_ptr<EndpointPool> endpoint;  // counts the tunnel as active on its endpoint
     };
 
     Tunnel(Worker& worker, Setup setup);
@@ -52,6 +54,7 @@ public:
     void start();
     void close_if_idle() override {}  // a tunnel is never between requests
     void abort(CloseReason reason) override { finish(reason); }
+    const ListenerInfo* listener() const override { return s_.listener.get(); }
 
     Watchdog& watchdog() { return dog_; }
     void on_deadline(Watchdog::Which which);

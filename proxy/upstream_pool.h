@@ -46,6 +46,9 @@ public:
     std::size_t idle_count() const { return idle_.size(); }
     // Connections opened to this endpoint by this worker, for tests and metrics.
     std::uint64_t connects = 0;
+    // Exchanges and tunnels on this endpoint now (this worker's share).
+    std::int64_t active_requests = 0;
+    std::int64_t active_tunnels = 0;
 
 private:
     void remove(const std::shared_ptr<UpstreamConn>& conn);

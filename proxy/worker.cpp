@@ -30,6 +30,7 @@ Worker::Worker(std::size_t index, ConfigStore& store, bool splice) : index_(inde
 Worker::~Worker() { stop(); }
 
 void Worker::start() {
+    running_ = true;
     thread_ = std::thread([this] {
         auto guard = asio::make_work_guard(io_);
         sweep_pools();
@@ -78,6 +79,10 @@ const std::shared_ptr<WorkerView>& Worker::view() {
         refresh_view();
     }
     return view_;
+}
+
+void Worker::refresh() {
+    asio::post(io_, [this] { view(); });
 }
 
 void Worker::refresh_view() {
@@ -132,27 +137,43 @@ void Worker::announce_drain() {
 void Worker::drain(std::chrono::milliseconds window) {
     asio::post(io_, [this, window] {
         draining_ = true;
-        for (auto& a : acceptors_) {
-            boost::system::error_code ec;
-            a->acceptor.close(ec);
-        }
-        std::vector<std::weak_ptr<Downstream>> open;
-        for (auto* d : downstreams_) {
-            d->close_if_idle();
-            open.push_back(d->weak_from_this());
-        }
-        // Whatever is still open gets at least half the window, then is closed at
-        // evenly spread instants so clients do not all reconnect at once.
-        std::shuffle(open.begin(), open.end(), std::mt19937(static_cast<unsigned>(index_ + 1)));
-        for (std::size_t i = 0; i < open.size(); ++i) {
-            auto at = window / 2 + window * (i + 1) / (2 * open.size());
-            auto timer = std::make_shared<asio::steady_timer>(io_, at);
-            timer->async_wait([timer, session = open[i]](const boost::system::error_code& ec) {
-                if (ec) return;
-                if (auto d = session.lock()) d->abort(CloseReason::drain);
-            });
-        }
+        drain_connections(nullptr, window);
     });
+}
+
+void Worker::remove_listener(std::shared_ptr<ListenerInfo> listener, std::chrono::milliseconds window) {
+    asio::post(io_, [this, listener, window] { drain_connections(listener.get(), window); });
+}
+
+void Worker::drain_connections(const ListenerInfo* listener, std::chrono::milliseconds window) {
+    for (auto& a : acceptors_) {
+        if (listener && a->info.get() != listener) continue;
+        boost::system::error_code ec;
+        a->acceptor.close(ec);
+    }
+    std::vector<std::weak_ptr<Downstream>> open;
+    for (auto* d : downstreams_) {
+        if (listener && d->listener() != listener) continue;
+        d->close_if_idle();
+        open.push_back(d->weak_from_this());
+    }
+    // Whatever is still open gets at least half the window, then is closed at
+    // evenly spread instants so clients do not all reconnect at once.
+    std::shuffle(open.begin(), open.end(), std::mt19937(static_cast<unsigned>(index_ + 1)));
+    for (std::size_t i = 0; i < open.size(); ++i) {
+        auto at = window / 2 + window * (i + 1) / (2 * open.size());
+        auto timer = std::make_shared<asio::steady_timer>(io_, at);
+        timer->async_wait([timer, connection = open[i]](const boost::system::error_code& ec) {
+            if (ec) return;
+            if (auto d = connection.lock()) d->abort(CloseReason::drain);
+        });
+    }
+}
+
+std::unordered_map<std::string, Worker::EndpointLoad> Worker::endpoint_loads() const {
+    std::unordered_map<std::string, EndpointLoad> out;
+    for (const auto& [key, pool] : pools_) out[key] = {pool->active_requests, pool->active_tunnels};
+    return out;
 }
 
 void Worker::stop() {
@@ -167,6 +188,7 @@ void Worker::stop() {
         io_.stop();
     });
     thread_.join();
+    running_ = false;
 }
 
 }  // namespace sluice::proxy

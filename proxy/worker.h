@@ -54,6 +54,12 @@ public:
     // after their current exchange; those still open are closed at evenly spread
     // instants over `window`.
     void drain(std::chrono::milliseconds window);
+    // A config change removed `listener`: stop accepting on it and drain its
+    // connections as drain() does, over `window`.
+    void remove_listener(std::shared_ptr<ListenerInfo> listener, std::chrono::milliseconds window);
+    // After a publish: move this worker's view to the new snapshot now, so an
+    // idle worker does not keep an old snapshot alive until its next request.
+    void refresh();
     // Closes every connection now and stops the thread.
     void stop();
     std::size_t live_sessions() const { return live_.load(std::memory_order_acquire); }
@@ -74,6 +80,10 @@ public:
     void remove_downstream(Downstream* d);
     // Upstream connections opened to `key` by this worker (tests count reuse with it).
     std::uint64_t upstream_connects(const std::string& key) const;
+    struct EndpointLoad {
+        std::int64_t active_requests = 0, active_tunnels = 0;
+    };
+    std::unordered_map<std::string, EndpointLoad> endpoint_loads() const;
 
     // Any thread, blocking: runs `fn` on the worker thread and returns its result.
     template <class Fn>
@@ -85,6 +95,8 @@ private:
     void refresh_view();
     void sweep_pools();
     void accept_next(Acceptor* a);
+    // Stops the acceptors `listener` (all when null) and drains their connections.
+    void drain_connections(const ListenerInfo* listener, std::chrono::milliseconds window);
 
     std::size_t index_;
     ConfigStore& store_;
@@ -104,11 +116,13 @@ private:
     std::vector<std::unique_ptr<Acceptor>> acceptors_;
     boost::asio::steady_timer sweep_timer_{io_};
     bool draining_ = false;
+    std::atomic<bool> running_{false};
     std::thread thread_;
 };
 
 template <class Fn>
 auto Worker::call(Fn fn) -> decltype(fn()) {
+    if (!running_.load(std::memory_order_acquire)) return fn();  // stopped: nothing runs concurrently
     std::promise<decltype(fn())> p;
     boost::asio::post(io_, [&] { p.set_value(fn()); });
     return p.get_future().get();

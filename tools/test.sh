@@ -25,7 +25,7 @@ case "$sanitize" in
     ;;
   thread)
     cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=thread -DBUILD_TESTING=ON >/dev/null
-    cmake --build build-tsan -j "$jobs"
+    cmake --build build-tsan -j "$jobs" --target integration_tests
     # The in-process proxy tests run workers, the control thread and origins at once.
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
       ctest --test-dir build-tsan -j "$jobs" --output-on-failure -R '^(Proxy|Errors|ErrorsUpstream|ErrorsDefault|Timeouts|Drain|WebSocket|Coexistence)\.'

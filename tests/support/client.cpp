@@ -97,6 +97,14 @@ std::string RawClient::read_until_close() {
     return out;
 }
 
+Response http_request(std::uint16_t port, const std::string& method, const std::string& target, const std::string& body,
+                      const std::string& extra_headers) {
+    RawClient c(port);
+    c.send(method + " " + target + " HTTP/1.1\r\nHost: admin.local\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\n" + extra_headers + "\r\n" + body);
+    return c.read_response(method == "HEAD");
+}
+
 Response http_get(std::uint16_t port, const std::string& target, const std::string& extra_headers) {
     RawClient c(port);
     return c.get(target, extra_headers);

@@ -59,5 +59,8 @@ private:
 
 // One-shot request on a fresh connection.
 Response http_get(std::uint16_t port, const std::string& target, const std::string& extra_headers = "");
+// One-shot request with a body (admin API calls).
+Response http_request(std::uint16_t port, const std::string& method, const std::string& target,
+                      const std::string& body = "", const std::string& extra_headers = "");
 
 }  // namespace sluice::test

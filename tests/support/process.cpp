@@ -32,7 +32,15 @@ Process::Process(std::vector<std::string> args) {
     close(err[1]);
     out_fd_ = out[0];
     err_fd_ = err[0];
-    fcntl(err_fd_, F_SETFL, O_NONBLOCK);
+    err_reader_ = std::thread([this] {
+        char buf[4096];
+        for (;;) {
+            ssize_t n = ::read(err_fd_, buf, sizeof buf);
+            if (n <= 0) return;  // the child closed it (exited)
+            std::lock_guard lock(err_mu_);
+            err_text_.append(buf, static_cast<std::size_t>(n));
+        }
+    });
 }
 
 Process::~Process() {
@@ -40,6 +48,7 @@ Process::~Process() {
         kill(pid_, SIGKILL);
         waitpid(pid_, nullptr, 0);
     }
+    if (err_reader_.joinable()) err_reader_.join();  // ends at EOF: the child is gone
     close(out_fd_);
     close(err_fd_);
 }
@@ -89,10 +98,6 @@ int Process::wait(int timeout_ms) {
             waitpid(pid_, &st, 0);
             break;
         }
-        // Keep the pipes drained so the child never blocks on a full pipe.
-        char buf[4096];
-        ssize_t n;
-        while ((n = ::read(err_fd_, buf, sizeof buf)) > 0) err_text_.append(buf, static_cast<std::size_t>(n));
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     exited_ = true;
@@ -101,9 +106,8 @@ int Process::wait(int timeout_ms) {
 }
 
 std::string Process::stderr_text() {
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(err_fd_, buf, sizeof buf)) > 0) err_text_.append(buf, static_cast<std::size_t>(n));
+    if (exited_ && err_reader_.joinable()) err_reader_.join();  // all of it, once the child is gone
+    std::lock_guard lock(err_mu_);
     return err_text_;
 }
 

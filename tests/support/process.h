@@ -5,7 +5,9 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <mutex>
 #include <optional>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -34,7 +36,11 @@ public:
 private:
     pid_t pid_ = -1;
     int out_fd_ = -1, err_fd_ = -1;
-    std::string out_buf_, err_text_;
+    std::string out_buf_;
+    // Standard error is drained all along, so a chatty child never blocks on a full pipe.
+    std::mutex err_mu_;
+    std::string err_text_;
+    std::thread err_reader_;
     bool exited_ = false;
     int status_ = 0;
 };

@@ -1,0 +1,45 @@
+// What the admin API reads from and asks of the running proxy. Every call is
+// made on the control thread, one at a time, so changes never interleave.
+#pragma once
+#include "config/spec.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace sluice::admin {
+
+struct ChangeResult {
+    enum class Outcome {
+        applied,              // a new version is live
+        unchanged,            // identical to the running config: nothing touched
+        invalid,              // `errors` says why; nothing changed
+        precondition_failed,  // If-Match named an older version
+        conflict,             // a new listener cannot bind; nothing changed
+        failed,               // the state file could not be written; nothing changed
+    };
+    Outcome outcome = Outcome::invalid;
+    std::uint64_t version = 0;  // the version in force afterwards
+    config::ConfigErrors errors;
+    std::string message;
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual std::uint64_t config_version() const = 0;
+    virtual config::Config running_config() const = 0;
+    virtual nlohmann::json config_json() const = 0;  // the applied config document
+    // Validates a whole config document and, unless `dry_run`, applies it.
+    virtual ChangeResult change_config(const nlohmann::json& doc, std::optional<std::uint64_t> if_match,
+                                       std::string_view source, bool dry_run = false) = 0;
+    virtual nlohmann::json listeners_json() const = 0;
+    virtual nlohmann::json clusters_json() = 0;
+    virtual bool ready() const = 0;  // false while draining
+    virtual void drain() = 0;
+};
+
+}  // namespace sluice::admin

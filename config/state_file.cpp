@@ -1,0 +1,102 @@
+#include "config/state_file.h"
+
+#include "config/load.h"
+#include "config/serialize.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace sluice::config {
+namespace {
+
+std::string os_error(const std::string& what, const std::string& path) {
+    return what + " " + path + ": " + std::strerror(errno);
+}
+
+bool write_all(int fd, const std::string& data) {
+    std::size_t off = 0;
+    while (off < data.size()) {
+        ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        off += static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+}  // namespace
+
+std::string state_file_path(const std::string& dir) { return dir + "/config.json"; }
+
+bool write_state_file(const std::string& dir, std::uint64_t version, const Config& cfg, std::string& error) {
+    const std::string path = state_file_path(dir);
+    const std::string tmp = path + ".tmp";
+    nlohmann::json doc = {{"version", version}, {"config", to_json(cfg)}};
+    std::string text = doc.dump(2) + "\n";
+
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        error = os_error("cannot create", tmp);
+        return false;
+    }
+    if (!write_all(fd, text) || ::fsync(fd) != 0) {
+        error = os_error("cannot write", tmp);
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        return false;
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        error = os_error("cannot rename onto", path);
+        ::unlink(tmp.c_str());
+        return false;
+    }
+    // The rename is durable only once the directory entry is.
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || ::fsync(dfd) != 0) {
+        error = os_error("cannot sync the directory", dir);
+        if (dfd >= 0) ::close(dfd);
+        return false;
+    }
+    ::close(dfd);
+    return true;
+}
+
+std::optional<StateFile> read_state_file(const std::string& dir, std::string& error) {
+    const std::string path = state_file_path(dir);
+    error.clear();
+    std::ifstream in(path);
+    if (!in) {
+        if (errno != ENOENT) error = os_error("cannot read", path);
+        return std::nullopt;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    nlohmann::json doc;
+    try {
+        doc = nlohmann::json::parse(ss.str());
+    } catch (const nlohmann::json::exception& e) {
+        error = path + " is not valid JSON: " + e.what();
+        return std::nullopt;
+    }
+    if (!doc.is_object() || !doc.contains("version") || !doc["version"].is_number_unsigned() || !doc.contains("config")) {
+        error = path + " is not a sluice state file: expected {\"version\": N, \"config\": {...}}";
+        return std::nullopt;
+    }
+    auto loaded = load_document(doc["config"]);
+    if (!loaded.config) {
+        error = path + ": " + loaded.errors.front().pointer + ": " + loaded.errors.front().message;
+        return std::nullopt;
+    }
+    return StateFile{doc["version"].get<std::uint64_t>(), std::move(*loaded.config)};
+}
+
+}  // namespace sluice::config

@@ -1,0 +1,250 @@
+// Config changes on the running server (control thread): validate a whole new
+// config, bind new listeners first, write the state file, publish the snapshot,
+// then retire removed listeners. Anything that fails before the publish leaves
+// everything as it was.
+#include "config/load.h"
+#include "config/serialize.h"
+#include "config/state_file.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <future>
+#include <sstream>
+
+namespace sluice::proxy {
+
+using admin::ChangeResult;
+using json = nlohmann::json;
+
+namespace {
+
+std::string admin_text(const config::AdminSpec& a) { return a.address + ":" + std::to_string(a.port); }
+
+json address_json(const std::string& address, std::uint16_t port) { return {{"address", address}, {"port", port}}; }
+
+std::optional<std::string> read_whole_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return std::nullopt;
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+}  // namespace
+
+ChangeResult Server::change_config(const json& doc, std::optional<std::uint64_t> if_match, std::string_view source,
+                                   bool dry_run) {
+    ChangeResult r;
+    auto current = store_.current();
+    r.version = current->version;
+    auto reject = [&](ChangeResult::Outcome outcome) {
+        r.outcome = outcome;
+        if (!dry_run) {
+            std::lock_guard lock(listeners_mu_);
+            ++changes_.rejected;
+        }
+        return r;
+    };
+    if (if_match && *if_match != current->version && !dry_run) {
+        r.message = "the config is at version " + std::to_string(current->version) + ", not " +
+                    std::to_string(*if_match) + " (If-Match): read it again with GET /config and retry";
+        return reject(ChangeResult::Outcome::precondition_failed);
+    }
+
+    // admin and probes are start-up settings: a document that leaves them out
+    // keeps them, and --admin wins over any document, as at start-up.
+    json next_doc = doc;
+    if (next_doc.is_object()) {
+        const auto& c = current->config;
+        if (!next_doc.contains("admin") || options_.admin_address || options_.admin_port)
+            next_doc["admin"] = address_json(c.admin.address, c.admin.port);
+        if (!next_doc.contains("probes") && c.probes) next_doc["probes"] = address_json(c.probes->address, c.probes->port);
+    }
+    auto loaded = config::load_document(next_doc);
+    if (!loaded.config) {
+        r.errors = std::move(loaded.errors);
+        return reject(ChangeResult::Outcome::invalid);
+    }
+    config::Config& next = *loaded.config;
+    if (next.admin != current->config.admin)
+        r.errors.push_back({"/admin", "the admin address is fixed at start-up (now " + admin_text(current->config.admin) +
+                                          "); restart sluice to move it"});
+    if (next.probes != current->config.probes)
+        r.errors.push_back({"/probes", "the probes address is fixed at start-up (now " +
+                                           (current->config.probes
+                                                ? current->config.probes->address + ":" +
+                                                      std::to_string(current->config.probes->port)
+                                                : std::string("none")) +
+                                           "); restart sluice to change it"});
+    if (!r.errors.empty()) return reject(ChangeResult::Outcome::invalid);
+    if (dry_run) {
+        r.outcome = ChangeResult::Outcome::applied;
+        return r;
+    }
+    if (next == current->config) {
+        // A no-op push from automation touches nothing, not even the version.
+        std::lock_guard lock(listeners_mu_);
+        ++changes_.unchanged;
+        r.outcome = ChangeResult::Outcome::unchanged;
+        return r;
+    }
+
+    std::vector<std::shared_ptr<ListenerInfo>> added;
+    std::string error;
+    if (!bind_new_listeners(next, added, error)) {
+        r.message = error + "; nothing was changed";
+        spdlog::warn("config change ({}) refused: {}", source, r.message);
+        return reject(ChangeResult::Outcome::conflict);
+    }
+    const std::uint64_t version = current->version + 1;
+    if (options_.state_dir && !config::write_state_file(*options_.state_dir, version, next, error)) {
+        r.message = "the new config could not be saved, so it was not applied: " + error;
+        spdlog::error("config change ({}) refused: {}", source, r.message);
+        return reject(ChangeResult::Outcome::failed);  // `added` closes its sockets
+    }
+    store_.publish(build_snapshot(next, version));
+    for (auto& w : workers_) w->refresh();
+    swap_listeners(next, std::move(added));
+    {
+        std::lock_guard lock(listeners_mu_);
+        ++changes_.applied;
+    }
+    spdlog::info("config version {} applied ({}): {} listener(s), {} cluster(s), {} route(s)", version, source,
+                 next.listeners.size(), next.clusters.size(), next.routes.size());
+    r.outcome = ChangeResult::Outcome::applied;
+    r.version = version;
+    return r;
+}
+
+bool Server::bind_new_listeners(const config::Config& next, std::vector<std::shared_ptr<ListenerInfo>>& added,
+                                std::string& error) {
+    std::lock_guard lock(listeners_mu_);
+    for (const auto& spec : next.listeners) {
+        bool kept = false;
+        for (const auto& l : listeners_) kept = kept || l->spec == spec;  // same name, address, port
+        if (kept) continue;
+        auto info = bind_listener(spec, workers_.size(), error);
+        if (!info) return false;
+        added.push_back(std::move(info));
+    }
+    return true;
+}
+
+void Server::swap_listeners(const config::Config& next, std::vector<std::shared_ptr<ListenerInfo>> added) {
+    std::vector<std::shared_ptr<ListenerInfo>> removed;
+    {
+        std::lock_guard lock(listeners_mu_);
+        std::vector<std::shared_ptr<ListenerInfo>> list;
+        for (const auto& spec : next.listeners) {
+            for (const auto& l : listeners_)
+                if (l->spec == spec) list.push_back(l);
+            for (const auto& l : added)
+                if (l->spec == spec) list.push_back(l);
+        }
+        for (const auto& l : listeners_)
+            if (std::find(list.begin(), list.end(), l) == list.end()) removed.push_back(l);
+        listeners_ = std::move(list);
+    }
+    for (auto& l : added) {
+        for (std::size_t i = 0; i < workers_.size(); ++i) {
+            workers_[i]->adopt_listener(l, l->fds[i]);
+            l->fds[i] = -1;
+        }
+        if (options_.print_addresses) print_line("listening name=" + l->spec.name + " address=" + l->bound_text());
+    }
+    for (auto& l : removed) {
+        spdlog::info("listener \"{}\" on {} removed: no new connections; open ones get up to {} (timeouts.drain)",
+                     l->spec.name, l->bound_text(), next.timeouts.drain.count() ? std::to_string(next.timeouts.drain.count()) + "ms" : "no limit");
+        l->closing = true;
+        for (auto& w : workers_) w->remove_listener(l, next.timeouts.drain);
+    }
+}
+
+bool Server::reload() {
+    std::promise<bool> done;
+    boost::asio::post(control_, [&] { done.set_value(reload_from_file("reload requested")); });
+    return done.get_future().get();
+}
+
+bool Server::reload_from_file(const char* why) {
+    if (!options_.config_path) {
+        spdlog::warn("{}: sluice was started without --config, so there is nothing to reload", why);
+        return false;
+    }
+    const std::string& path = *options_.config_path;
+    auto loaded = config::load_file(path);
+    if (!loaded.config) {
+        for (const auto& e : loaded.errors)
+            spdlog::error("{}: {}: {}: {}", why, path, e.pointer.empty() ? "/" : e.pointer, e.message);
+        spdlog::error("{}: {} has {} error(s); the running config (version {}) stays", why, path, loaded.errors.size(),
+                      config_version());
+        std::lock_guard lock(listeners_mu_);
+        ++changes_.rejected;
+        return false;
+    }
+    auto r = change_config(config::to_json(*loaded.config), std::nullopt, std::string(why) + " of " + path);
+    switch (r.outcome) {
+    case ChangeResult::Outcome::applied:
+    case ChangeResult::Outcome::unchanged: return true;
+    case ChangeResult::Outcome::invalid:
+        for (const auto& e : r.errors) spdlog::error("{}: {}: {}: {}", why, path, e.pointer, e.message);
+        spdlog::error("{}: the running config (version {}) stays", why, r.version);
+        return false;
+    default:
+        spdlog::error("{}: {}; the running config (version {}) stays", why, r.message, r.version);
+        return false;
+    }
+}
+
+void Server::watch_config() {
+    watch_timer_.expires_after(options_.watch_interval);
+    watch_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec) return;
+        // Reading the file follows symlinks, so a Kubernetes ConfigMap update
+        // (an atomic swap of the ..data link) shows up as new content.
+        auto content = read_whole_file(*options_.config_path);
+        if (content && *content != watched_content_) {
+            watched_content_ = *content;
+            reload_from_file("--watch: the config file changed");
+        }
+        watch_config();
+    });
+}
+
+config::Config Server::running_config() const { return store_.current()->config; }
+
+ChangeCounts Server::change_counts() const {
+    std::lock_guard lock(listeners_mu_);
+    return changes_;
+}
+
+json Server::clusters_json() {
+    auto snap = store_.current();
+    std::unordered_map<std::string, Worker::EndpointLoad> loads;
+    for (auto& w : workers_)
+        for (const auto& [key, load] : w->call([&] { return w->endpoint_loads(); })) {
+            loads[key].active_requests += load.active_requests;
+            loads[key].active_tunnels += load.active_tunnels;
+        }
+    json clusters = json::array();
+    for (const auto& c : snap->clusters) {
+        json endpoints = json::array();
+        for (const auto& e : c.endpoints) {
+            auto it = loads.find(e.key);
+            // No health checks in this version: every configured endpoint is in rotation.
+            endpoints.push_back({{"address", e.key},
+                                 {"healthy", true},
+                                 {"ejected", false},
+                                 {"active_requests", it == loads.end() ? 0 : it->second.active_requests},
+                                 {"active_tunnels", it == loads.end() ? 0 : it->second.active_tunnels}});
+        }
+        clusters.push_back({{"name", c.name}, {"lb_policy", "round_robin"}, {"endpoints", endpoints}});
+    }
+    return {{"clusters", clusters}};
+}
+
+}  // namespace sluice::proxy
