@@ -2,6 +2,7 @@
 // config, bind new listeners first, write the state file, publish the snapshot,
 // then retire removed listeners. Anything that fails before the publish leaves
 // everything as it was.
+#include "config/duration.h"
 #include "config/load.h"
 #include "config/serialize.h"
 #include "config/state_file.h"
@@ -158,7 +159,7 @@ void Server::swap_listeners(const config::Config& next, std::vector<std::shared_
     }
     for (auto& l : removed) {
         spdlog::info("listener \"{}\" on {} removed: no new connections; open ones get up to {} (timeouts.drain)",
-                     l->spec.name, l->bound_text(), next.timeouts.drain.count() ? std::to_string(next.timeouts.drain.count()) + "ms" : "no limit");
+                     l->spec.name, l->bound_text(), config::describe_duration(next.timeouts.drain));
         l->closing = true;
         for (auto& w : workers_) w->remove_listener(l, next.timeouts.drain);
     }
