@@ -272,3 +272,49 @@ TEST_F(Admin, ProbesServerAnswersOnlyHealth) {
     EXPECT_EQ(http_get(probes->port(), "/config").status, 404u);
     EXPECT_EQ(http_request(probes->port(), "PUT", "/config", "{}").status, 404u);
 }
+
+TEST_F(Admin, KeepAlivePoolsSurviveAChangeThatKeepsTheEndpoint) {
+    RawClient c(proxy->port());
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(c.get("/p").status, 200u);
+    auto before = proxy->server->upstream_connects(a->address());
+    EXPECT_EQ(call("POST", "/routes", R"({"name": "other", "match": {"path": "/other"}, "cluster": "b"})").status, 201u);
+    EXPECT_EQ(call("PUT", "/timeouts", R"({"connect": "3s"})").status, 200u);
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(c.get("/p").status, 200u);
+    EXPECT_EQ(proxy->server->upstream_connects(a->address()), before);  // no new upstream connection
+    EXPECT_EQ(a->connections(), static_cast<int>(before));
+}
+
+TEST_F(Admin, ARemovedListenerClosesItsIdleConnectionsAndFinishesStreams) {
+    Gate release;
+    TestOrigin slow([&](OriginExchange& ex) {
+        ex.begin_chunked();
+        ex.chunk("one");
+        release.wait();
+        ex.chunk("two");
+        ex.end_chunked();
+    });
+    EXPECT_EQ(call("PUT", "/clusters/slow", R"({"endpoints": [")" + slow.address() + R"("]})").status, 200u);
+    EXPECT_EQ(call("POST", "/routes", R"({"name": "s", "match": {"path": "/s"}, "cluster": "slow"})").status, 201u);
+    RawClient idle(proxy->port());
+    EXPECT_EQ(idle.get("/i").status, 200u);
+    RawClient streaming(proxy->port());
+    streaming.send("GET /s HTTP/1.1\r\nHost: t\r\n\r\n");
+    EXPECT_EQ(streaming.read_head().status, 200u);
+    EXPECT_EQ(streaming.read_body_some(), "one");
+
+    auto doc = body(call("GET", "/config"))["config"];
+    doc["listeners"][0]["name"] = "renamed";  // a different listener: the old one goes
+    auto t0 = std::chrono::steady_clock::now();
+    auto ms = [&] { return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count(); };
+    EXPECT_EQ(call("PUT", "/config", doc.dump()).status, 200u);
+    std::cerr << "put " << ms() << "\n";
+    EXPECT_TRUE(idle.closed_by_peer());
+    std::cerr << "idle closed " << ms() << "\n";
+    release.open();
+    std::string rest;
+    while (!streaming.body_done()) rest += streaming.read_body_some();
+    EXPECT_EQ(rest, "two");  // the live stream finished on the removed listener
+    std::cerr << "stream done " << ms() << "\n";
+    EXPECT_TRUE(streaming.closed_by_peer());
+    std::cerr << "stream closed " << ms() << "\n";
+}

@@ -143,8 +143,10 @@ TEST(Cli, DefaultConfigListensOn8080WhenFree) {
     EXPECT_EQ(r.status, 404u);
     EXPECT_NE(r.body.find("built-in default config"), std::string::npos);
     p.signal(SIGINT);
-    p.signal(SIGINT);  // a second signal stops at once
-    EXPECT_EQ(p.wait(), 0);
+    for (int i = 0; i < 500 && p.stderr_text().find("draining") == std::string::npos; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    p.signal(SIGINT);  // a second signal stops at once, without the 5s drain_delay
+    EXPECT_EQ(p.wait(3000), 0);
 }
 
 // 100 MiB up and 100 MiB down through the real binary: both arrive intact, a

@@ -176,12 +176,7 @@ TEST_F(Errors, UpstreamClosingWithoutAnswerIs502) {
 }
 
 TEST_F(Errors, UpstreamResetIs502) {
-    start([](OriginExchange& ex) {
-        linger l{1, 0};  // close with RST
-        ::setsockopt(ex.socket.native_handle(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
-        ex.socket.close();
-        ex.keep_alive = false;
-    });
+    start([](OriginExchange& ex) { ex.reset(); });
     auto r = http_get(port(), "/x");
     EXPECT_EQ(r.status, 502u);
     EXPECT_EQ(r.header("x-sluice-error"), "upstream_reset");

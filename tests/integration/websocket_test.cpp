@@ -52,8 +52,10 @@ struct RawUpgradeOrigin {
     std::function<void(tcp::socket&, std::string leftover)> after_101;
     std::map<std::string, std::string> seen;
     std::string response_extra = "Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Extensions: permessage-deflate\r\n";
+    OriginExchange* current = nullptr;  // the exchange after_101 runs in
     OriginHandler handler() {
         return [this](OriginExchange& ex) {
+            current = &ex;
             for (const auto& f : ex.head()) seen[std::string(f.name_string())] = std::string(f.value());
             std::string leftover(static_cast<const char*>(ex.buffer.data().data()), ex.buffer.size());
             ex.buffer.consume(ex.buffer.size());
@@ -211,11 +213,7 @@ TEST(WebSocket, UpstreamHalfCloseLetsTheClientStillSend) {
 
 TEST(WebSocket, AResetOnOneSideClosesTheOther) {
     RawUpgradeOrigin raw;
-    raw.after_101 = [](tcp::socket& s, std::string) {
-        linger l{1, 0};
-        ::setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
-        s.close();
-    };
+    raw.after_101 = [&raw](tcp::socket&, std::string) { raw.current->reset(); };
     raw.response_extra = "";
     TestOrigin origin(raw.handler());
     RunningProxy proxy(config(origin.address()));

@@ -3,27 +3,28 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
-#include <sys/socket.h>
 
 namespace sluice::test {
 
-RawClient::RawClient(std::uint16_t port, int timeout_ms) : socket_(io_) {
-    socket_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+RawClient::RawClient(std::uint16_t port, int timeout_ms) : timeout_(timeout_ms), socket_(io_) {
+    auto [ec, n] = run([&](auto handler) {
+        socket_.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
+                              [handler](boost::system::error_code e) mutable { handler(e, 0); });
+    });
+    if (ec) throw boost::system::system_error(ec);
     socket_.set_option(tcp::no_delay(true));
-    set_timeout(timeout_ms);
 }
 
-void RawClient::set_timeout(int ms) {
-    timeval tv{ms / 1000, (ms % 1000) * 1000};
-    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+void RawClient::send(std::string_view bytes) {
+    auto [ec, n] = run([&](auto handler) { asio::async_write(socket_, asio::buffer(bytes), handler); });
+    if (ec) throw boost::system::system_error(ec);
 }
-
-void RawClient::send(std::string_view bytes) { asio::write(socket_, asio::buffer(bytes)); }
 
 Response RawClient::read_head() {
     parser_.emplace();
     parser_->body_limit(boost::none);
-    http::read_header(socket_, buffer_, *parser_);
+    auto [ec, n] = run([&](auto handler) { http::async_read_header(socket_, buffer_, *parser_, handler); });
+    if (ec) throw boost::system::system_error(ec);
     Response r;
     r.status = parser_->get().result_int();
     r.headers = parser_->get().base();
@@ -37,10 +38,8 @@ std::string RawClient::read_body_some() {
     while (!parser_->is_done()) {
         parser_->get().body().data = buf;
         parser_->get().body().size = sizeof buf;
-        beast::error_code ec;
-        http::read_some(socket_, buffer_, *parser_, ec);
-        if (ec == http::error::need_buffer) ec = {};
-        if (ec) throw beast::system_error(ec);
+        auto [ec, n] = run([&](auto handler) { http::async_read_some(socket_, buffer_, *parser_, handler); });
+        if (ec && ec != http::error::need_buffer) throw boost::system::system_error(ec);
         std::size_t got = sizeof buf - parser_->get().body().size;
         if (got) return std::string(buf, got);
     }
@@ -51,21 +50,13 @@ Response RawClient::read_response(bool head_request) {
     parser_.emplace();
     parser_->body_limit(boost::none);
     if (head_request) parser_->skip(true);
-    http::read_header(socket_, buffer_, *parser_);
+    auto [ec, n] = run([&](auto handler) { http::async_read_header(socket_, buffer_, *parser_, handler); });
+    if (ec) throw boost::system::system_error(ec);
     Response r;
     r.status = parser_->get().result_int();
     r.headers = parser_->get().base();
     r.keep_alive = parser_->get().keep_alive();
-    while (!parser_->is_done()) {
-        char buf[64 * 1024];
-        parser_->get().body().data = buf;
-        parser_->get().body().size = sizeof buf;
-        beast::error_code ec;
-        http::read(socket_, buffer_, *parser_, ec);
-        if (ec == http::error::need_buffer) ec = {};
-        if (ec) throw beast::system_error(ec);
-        r.body.append(buf, sizeof buf - parser_->get().body().size);
-    }
+    for (std::string piece; !(piece = read_body_some()).empty();) r.body += piece;
     return r;
 }
 
@@ -75,13 +66,20 @@ Response RawClient::get(const std::string& target, const std::string& extra_head
 }
 
 bool RawClient::closed_by_peer(int timeout_ms) {
-    set_timeout(timeout_ms);
-    char c;
-    beast::error_code ec;
     // Data still buffered means the peer sent more than expected: not closed.
     if (buffer_.size() > 0) return false;
-    socket_.read_some(asio::buffer(&c, 1), ec);
-    return ec == asio::error::eof || ec == asio::error::connection_reset;
+    auto saved = timeout_;
+    timeout_ = std::chrono::milliseconds(timeout_ms);
+    char c;
+    std::pair<boost::system::error_code, std::size_t> r;
+    try {
+        r = run([&](auto handler) { socket_.async_read_some(asio::buffer(&c, 1), handler); });
+    } catch (const std::runtime_error&) {
+        timeout_ = saved;
+        return false;  // still open when the deadline passed
+    }
+    timeout_ = saved;
+    return r.first == asio::error::eof || r.first == asio::error::connection_reset;
 }
 
 std::string RawClient::read_until_close() {
@@ -89,8 +87,7 @@ std::string RawClient::read_until_close() {
     buffer_.consume(buffer_.size());
     char buf[16 * 1024];
     for (;;) {
-        beast::error_code ec;
-        std::size_t n = socket_.read_some(asio::buffer(buf), ec);
+        auto [ec, n] = run([&](auto handler) { socket_.async_read_some(asio::buffer(buf), handler); });
         out.append(buf, n);
         if (ec) break;
     }

@@ -1,13 +1,18 @@
 // A blocking HTTP/1.1 client on a raw socket, for tests that need to control
 // every byte: partial heads, pipelining, slow reads, early closes. Every read
-// has a deadline (SO_RCVTIMEO) so a broken proxy fails a test, never hangs it.
+// and write has a deadline (asynchronous operations run with run_for: Asio's
+// blocking calls ignore SO_RCVTIMEO), so a broken proxy fails a test instead
+// of hanging it.
 #pragma once
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
+#include <utility>
 #include <string>
 
 namespace sluice::test {
@@ -48,14 +53,41 @@ public:
     std::string read_until_close();
 
     tcp::socket& socket() { return socket_; }
-    void set_timeout(int ms);
+    void set_timeout(int ms) { timeout_ = std::chrono::milliseconds(ms); }
+
+    // Runs one asynchronous operation to its end or the deadline; throws on timeout.
+    template <class Start>
+    std::pair<boost::system::error_code, std::size_t> run(Start start);
 
 private:
+    std::chrono::milliseconds timeout_;
     asio::io_context io_;
     tcp::socket socket_;
     beast::flat_buffer buffer_;
     std::optional<http::response_parser<http::buffer_body>> parser_;
 };
+
+template <class Start>
+std::pair<boost::system::error_code, std::size_t> RawClient::run(Start start) {
+    boost::system::error_code ec;
+    std::size_t n = 0;
+    bool done = false;
+    start([&](boost::system::error_code e, std::size_t m) {
+        ec = e;
+        n = m;
+        done = true;
+    });
+    io_.restart();
+    io_.run_for(timeout_);
+    if (!done) {
+        boost::system::error_code ignored;
+        socket_.cancel(ignored);
+        io_.restart();
+        io_.run();
+        throw std::runtime_error("timed out after " + std::to_string(timeout_.count()) + "ms");
+    }
+    return {ec, n};
+}
 
 // One-shot request on a fresh connection.
 Response http_get(std::uint16_t port, const std::string& target, const std::string& extra_headers = "");

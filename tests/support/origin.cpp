@@ -73,6 +73,14 @@ void OriginExchange::chunk(std::string_view data) {
 
 void OriginExchange::end_chunked() { write_raw("0\r\n\r\n"); }
 
+void OriginExchange::reset() {
+    if (on_reset) on_reset();  // drop the duplicate first, or close() sends no reset
+    linger l{1, 0};
+    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    socket.close();
+    keep_alive = false;
+}
+
 TestOrigin::TestOrigin(OriginHandler handler) : handler_(std::move(handler)), acceptor_(io_) {
     tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
     acceptor_.open(ep.protocol());
@@ -93,9 +101,10 @@ TestOrigin::~TestOrigin() {
         poke.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_), ec);
     }
     acceptor_thread_.join();
-    // Connection threads end on their own: the proxy closes its side when the
-    // test ends, and every read has a deadline. Touching their sockets from
-    // here would race a handler that is closing one.
+    {
+        std::lock_guard lock(mu_);
+        for (auto& [socket, fd] : dups_) ::shutdown(fd, SHUT_RDWR);
+    }
     for (auto& t : threads_) t.join();
 }
 
@@ -107,15 +116,20 @@ void TestOrigin::accept_loop() {
         if (stopping_) return;
         if (ec) continue;
         ++connections_;
-        // Reads give up after 5s of silence, so a stuck test cannot hang teardown.
-        timeval tv{5, 0};
-        ::setsockopt(socket->native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         std::lock_guard lock(mu_);
+        dups_[socket.get()] = ::dup(socket->native_handle());
         threads_.emplace_back([this, socket] { serve(socket); });
     }
 }
 
 void TestOrigin::serve(std::shared_ptr<tcp::socket> socket) {
+    auto drop_dup = [this, s = socket.get()] {
+        std::lock_guard lock(mu_);
+        auto it = dups_.find(s);
+        if (it == dups_.end()) return;
+        ::close(it->second);
+        dups_.erase(it);
+    };
     beast::flat_buffer buffer;
     try {
         for (;;) {
@@ -127,6 +141,7 @@ void TestOrigin::serve(std::shared_ptr<tcp::socket> socket) {
             if (ec) break;
             ++requests_;
             OriginExchange ex(*socket, buffer, parser);
+            ex.on_reset = drop_dup;
             handler_(ex);
             if (!ex.keep_alive || !parser.get().keep_alive()) break;
             if (!parser.is_done()) ex.drain_body();
@@ -134,6 +149,7 @@ void TestOrigin::serve(std::shared_ptr<tcp::socket> socket) {
     } catch (const std::exception&) {
         // the proxy went away mid-exchange: fine for a test origin
     }
+    drop_dup();
     beast::error_code ec;
     socket->shutdown(tcp::socket::shutdown_send, ec);
 }

@@ -45,11 +45,14 @@ public:
     void begin_chunked(unsigned status = 200, const std::string& content_type = "text/plain");
     void chunk(std::string_view data);
     void end_chunked();
+    // Closes the connection with a TCP reset (SO_LINGER 0).
+    void reset();
 
     tcp::socket& socket;
     beast::flat_buffer& buffer;
     http::request_parser<http::buffer_body>& parser;
     bool keep_alive = true;  // false: close after this exchange
+    std::function<void()> on_reset;  // set by TestOrigin
 };
 
 using OriginHandler = std::function<void(OriginExchange&)>;
@@ -75,6 +78,9 @@ private:
     std::atomic<int> connections_{0}, requests_{0};
     std::atomic<bool> stopping_{false};
     std::mutex mu_;
+    // A duplicate descriptor per live connection: teardown shuts connections
+    // down through these, never touching a socket object a handler may be closing.
+    std::map<tcp::socket*, int> dups_;
     std::vector<std::thread> threads_;
     std::thread acceptor_thread_;
 };

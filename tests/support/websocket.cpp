@@ -1,6 +1,5 @@
 #include "tests/support/websocket.h"
 
-#include <sys/socket.h>
 
 namespace sluice::test {
 
@@ -30,17 +29,43 @@ OriginHandler websocket_echo_handler(bool deflate) {
     };
 }
 
-WsClient::WsClient(std::uint16_t port, const std::string& target, bool deflate, int timeout_ms) : ws_(io_) {
-    ws_.next_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    ::setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+template <class Start>
+std::size_t WsClient::run(Start start) {
+    boost::system::error_code ec;
+    std::size_t n = 0;
+    bool done = false;
+    start([&](boost::system::error_code e, std::size_t m) {
+        ec = e;
+        n = m;
+        done = true;
+    });
+    io_.restart();
+    io_.run_for(timeout_);
+    if (!done) {
+        boost::system::error_code ignored;
+        ws_.next_layer().cancel(ignored);
+        io_.restart();
+        io_.run();
+        throw std::runtime_error("websocket operation timed out after " + std::to_string(timeout_.count()) + "ms");
+    }
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+}
+
+WsClient::WsClient(std::uint16_t port, const std::string& target, bool deflate, int timeout_ms)
+    : ws_(io_), timeout_(timeout_ms) {
+    run([&](auto h) {
+        ws_.next_layer().async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
+                                       [h](boost::system::error_code e) mutable { h(e, 0); });
+    });
+    ws_.next_layer().set_option(tcp::no_delay(true));
     if (deflate) {
         websocket::permessage_deflate pmd;
         pmd.client_enable = true;
         ws_.set_option(pmd);
     }
     ws_.read_message_max(64 * 1024 * 1024);
-    ws_.handshake("test.local", target);
+    run([&](auto h) { ws_.async_handshake("test.local", target, [h](boost::system::error_code e) mutable { h(e, 0); }); });
 }
 
 WsClient::~WsClient() {
@@ -50,7 +75,7 @@ WsClient::~WsClient() {
 
 void WsClient::send(const std::string& data, bool binary) {
     ws_.binary(binary);
-    ws_.write(asio::buffer(data));
+    run([&](auto h) { ws_.async_write(asio::buffer(data), h); });
 }
 
 void WsClient::send_fragmented(const std::string& data, int pieces, bool binary) {
@@ -58,17 +83,19 @@ void WsClient::send_fragmented(const std::string& data, int pieces, bool binary)
     std::size_t step = data.size() / static_cast<std::size_t>(pieces) + 1;
     for (std::size_t off = 0; off < data.size(); off += step) {
         std::size_t n = std::min(step, data.size() - off);
-        ws_.write_some(off + n >= data.size(), asio::buffer(data.data() + off, n));
+        run([&](auto h) { ws_.async_write_some(off + n >= data.size(), asio::buffer(data.data() + off, n), h); });
     }
 }
 
 std::string WsClient::receive(bool* was_binary) {
     beast::flat_buffer buffer;
-    ws_.read(buffer);
+    run([&](auto h) { ws_.async_read(buffer, h); });
     if (was_binary) *was_binary = ws_.got_binary();
     return beast::buffers_to_string(buffer.data());
 }
 
-void WsClient::close() { ws_.close(websocket::close_code::normal); }
+void WsClient::close() {
+    run([&](auto h) { ws_.async_close(websocket::close_code::normal, [h](boost::system::error_code e) mutable { h(e, 0); }); });
+}
 
 }  // namespace sluice::test

@@ -30,8 +30,14 @@ public:
     websocket::stream<tcp::socket>& stream() { return ws_; }
 
 private:
+    // Runs one asynchronous operation to its end or the deadline; throws on
+    // error or timeout (Asio's blocking calls ignore SO_RCVTIMEO).
+    template <class Start>
+    std::size_t run(Start start);
+
     asio::io_context io_;
     websocket::stream<tcp::socket> ws_;
+    std::chrono::milliseconds timeout_;
 };
 
 }  // namespace sluice::test
