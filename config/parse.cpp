@@ -15,9 +15,7 @@ namespace {
 using json = nlohmann::json;
 
 // Fields that belong to later releases: named so the error says "not yet", not "typo".
-bool is_planned_field(std::string_view f) {
-    return f == "tls" || f == "health_check" || f == "hash_on";
-}
+bool is_planned_field(std::string_view f) { return f == "tls"; }
 
 class Reader {
 public:
@@ -196,8 +194,63 @@ void read_endpoint(Reader& r, const json& j, const std::string& p, EndpointSpec&
     e.port = static_cast<std::uint16_t>(std::stoi(s.substr(colon + 1)));
 }
 
+void read_health_check(Reader& r, const json& j, const std::string& p, HealthCheck& h) {
+    if (!r.object(j, p, "a health check", {"path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold"}))
+        return;
+    r.opt(j, p, "path", [&](const json& v, const std::string& vp) {
+        r.formatted(v, vp, Pattern::path, "a path starts with '/' and holds no query, fragment or spaces", h.path);
+    });
+    auto positive = [&](const char* key, Duration& out) {
+        r.opt(j, p, key, [&](const json& v, const std::string& vp) {
+            std::string s;
+            if (r.formatted(v, vp, Pattern::positive_duration,
+                            "use a whole number above 0 with a unit: 250ms, 5s, 2m or 1h", s))
+                out = *parse_duration(s);
+        });
+    };
+    positive("interval", h.interval);
+    positive("timeout", h.timeout);
+    // Left out, the timeout is 1s or the interval, whichever is shorter.
+    if (!j.contains("timeout")) h.timeout = std::min(h.timeout, h.interval);
+    auto threshold = [&](const char* key, std::uint32_t& out) {
+        r.opt(j, p, key, [&](const json& v, const std::string& vp) {
+            std::int64_t n = 0;
+            if (r.integer(v, vp, 1, 100, n)) out = static_cast<std::uint32_t>(n);
+        });
+    };
+    threshold("healthy_threshold", h.healthy_threshold);
+    threshold("unhealthy_threshold", h.unhealthy_threshold);
+}
+
+void read_hash_on(Reader& r, const json& j, const std::string& p, HashOn& h) {
+    if (!r.object(j, p, "hash_on", {"header", "cookie", "query", "source_ip"})) return;
+    if (j.size() != 1) {
+        r.error(p, "set exactly one of header, cookie, query or source_ip, e.g. {\"header\": \"x-user\"}");
+        return;
+    }
+    auto it = j.begin();
+    const std::string vp = pointer_join(p, it.key());
+    if (it.key() == "source_ip") {
+        h.kind = HashOn::Kind::source_ip;
+        if (!it.value().is_boolean() || !it.value().get<bool>()) r.error(vp, "must be true, got " + describe_json(it.value()));
+        return;
+    }
+    if (it.key() == "header") {
+        h.kind = HashOn::Kind::header;
+        r.formatted(it.value(), vp, Pattern::header_name, "use a header name such as x-user", h.name);
+    } else if (it.key() == "cookie") {
+        h.kind = HashOn::Kind::cookie;
+        r.formatted(it.value(), vp, Pattern::cookie_name, "use a cookie name such as session", h.name);
+    } else {
+        h.kind = HashOn::Kind::query;
+        r.formatted(it.value(), vp, Pattern::header_name, "use a query parameter name such as user", h.name);
+    }
+}
+
 void read_cluster(Reader& r, const json& j, const std::string& p, ClusterSpec& c) {
-    if (!r.object(j, p, "a cluster", {"name", "endpoints", "lb_policy"})) return;
+    if (!r.object(j, p, "a cluster",
+                  {"name", "endpoints", "lb_policy", "hash_on", "health_check", "outlier_detection"}))
+        return;
     r.name(j, p, "cluster", c.name);
     auto it = j.find("endpoints");
     if (it == j.end()) {
@@ -218,10 +271,48 @@ void read_cluster(Reader& r, const json& j, const std::string& p, ClusterSpec& c
         std::string s;
         if (!r.string(v, vp, s)) return;
         if (s == "round_robin") c.lb_policy = LbPolicy::round_robin;
-        else if (s == "least_request" || s == "random" || s == "hash" || s == "sticky")
-            r.error(vp, "lb_policy \"" + s + "\" is not supported by this version of sluice yet; use round_robin");
-        else r.error(vp, describe_json(v) + " is not a load-balancing policy; use round_robin");
+        else if (s == "least_request") c.lb_policy = LbPolicy::least_request;
+        else if (s == "random") c.lb_policy = LbPolicy::random;
+        else if (s == "hash") c.lb_policy = LbPolicy::hash;
+        else if (s == "sticky") c.lb_policy = LbPolicy::sticky;
+        else
+            r.error(vp, describe_json(v) +
+                            " is not a load-balancing policy; use round_robin, least_request, random, hash or sticky");
     });
+    r.opt(j, p, "hash_on", [&](const json& v, const std::string& vp) {
+        HashOn h;
+        read_hash_on(r, v, vp, h);
+        c.hash_on = h;
+    });
+    r.opt(j, p, "health_check", [&](const json& v, const std::string& vp) {
+        HealthCheck h;
+        read_health_check(r, v, vp, h);
+        c.health_check = h;
+    });
+    r.opt(j, p, "outlier_detection", [&](const json& v, const std::string& vp) {
+        if (!r.object(v, vp, "outlier_detection", {"consecutive_failures", "base_ejection", "max_ejection_percent"}))
+            return;
+        auto& o = c.outlier_detection;
+        r.opt(v, vp, "consecutive_failures", [&](const json& x, const std::string& xp) {
+            std::int64_t n = 0;
+            if (r.integer(x, xp, 0, 1000, n)) o.consecutive_failures = static_cast<std::uint32_t>(n);
+        });
+        r.opt(v, vp, "base_ejection", [&](const json& x, const std::string& xp) {
+            std::string s;
+            if (r.formatted(x, xp, Pattern::positive_duration, "use a whole number above 0 with a unit: 250ms, 5s, 2m or 1h", s))
+                o.base_ejection = *parse_duration(s);
+        });
+        r.opt(v, vp, "max_ejection_percent", [&](const json& x, const std::string& xp) {
+            std::int64_t n = 0;
+            if (r.integer(x, xp, 0, 100, n)) o.max_ejection_percent = static_cast<std::uint32_t>(n);
+        });
+    });
+    const bool hash = j.contains("lb_policy") && j["lb_policy"] == "hash";
+    if (hash && !j.contains("hash_on"))
+        r.error(pointer_join(p, "hash_on"),
+                "missing: lb_policy hash needs hash_on, e.g. {\"header\": \"x-user\"} or {\"source_ip\": true}");
+    if (!hash && j.contains("hash_on"))
+        r.error(pointer_join(p, "hash_on"), "hash_on is used only with lb_policy: hash");
 }
 
 void read_match(Reader& r, const json& j, const std::string& p, RouteMatch& m) {

@@ -9,8 +9,10 @@ namespace {
 
 constexpr const char* kLabel = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
 
-const std::array<std::string, 9>& texts() {
-    static const std::array<std::string, 9> t = {
+constexpr std::size_t kCount = 11;
+
+const std::array<std::string, kCount>& texts() {
+    static const std::array<std::string, kCount> t = {
         "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
         "^[0-9]{1,9}(ms|s|m|h)$",
         "^[1-9][0-9]{0,8}(B|KiB|MiB)$",
@@ -22,6 +24,8 @@ const std::array<std::string, 9>& texts() {
         "^[A-Z][A-Z-]{0,31}$",
         "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$",
         "^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$",
+        "^(?!0+(ms|s|m|h)$)[0-9]{1,9}(ms|s|m|h)$",
+        "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$",
     };
     return t;
 }
@@ -32,7 +36,7 @@ const char* pattern_text(Pattern p) { return texts()[static_cast<std::size_t>(p)
 
 bool matches(Pattern p, std::string_view s) {
     static const auto compiled = [] {
-        std::array<std::regex, 9> r;
+        std::array<std::regex, kCount> r;
         for (std::size_t i = 0; i < r.size(); ++i)
             r[i] = std::regex(texts()[i], std::regex::ECMAScript | std::regex::optimize);
         return r;

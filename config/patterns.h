@@ -6,7 +6,9 @@
 
 namespace sluice::config {
 
-enum class Pattern { name, duration, size, ip_address, endpoint, host, method, header_name, path };
+enum class Pattern {
+    name, duration, size, ip_address, endpoint, host, method, header_name, path, positive_duration, cookie_name
+};
 
 // The ECMAScript regular expression for a pattern, as written in the schema.
 const char* pattern_text(Pattern p);

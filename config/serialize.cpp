@@ -57,6 +57,17 @@ json route_json(const RouteSpec& r) {
 
 }  // namespace
 
+const char* lb_policy_name(LbPolicy p) {
+    switch (p) {
+    case LbPolicy::round_robin: return "round_robin";
+    case LbPolicy::least_request: return "least_request";
+    case LbPolicy::random: return "random";
+    case LbPolicy::hash: return "hash";
+    case LbPolicy::sticky: return "sticky";
+    }
+    return "round_robin";
+}
+
 json to_json(const Config& cfg) {
     json out;
     out["admin"] = {{"address", cfg.admin.address}, {"port", cfg.admin.port}};
@@ -68,7 +79,27 @@ json to_json(const Config& cfg) {
     for (const auto& c : cfg.clusters) {
         json eps = json::array();
         for (const auto& e : c.endpoints) eps.push_back(e.text);
-        out["clusters"].push_back({{"name", c.name}, {"endpoints", eps}, {"lb_policy", "round_robin"}});
+        json cluster = {{"name", c.name}, {"endpoints", eps}, {"lb_policy", lb_policy_name(c.lb_policy)}};
+        if (c.hash_on) {
+            switch (c.hash_on->kind) {
+            case HashOn::Kind::header: cluster["hash_on"] = {{"header", c.hash_on->name}}; break;
+            case HashOn::Kind::cookie: cluster["hash_on"] = {{"cookie", c.hash_on->name}}; break;
+            case HashOn::Kind::query: cluster["hash_on"] = {{"query", c.hash_on->name}}; break;
+            case HashOn::Kind::source_ip: cluster["hash_on"] = {{"source_ip", true}}; break;
+            }
+        }
+        if (c.health_check) {
+            const auto& h = *c.health_check;
+            cluster["health_check"] = {{"path", h.path},
+                                       {"interval", format_duration(h.interval)},
+                                       {"timeout", format_duration(h.timeout)},
+                                       {"healthy_threshold", h.healthy_threshold},
+                                       {"unhealthy_threshold", h.unhealthy_threshold}};
+        }
+        cluster["outlier_detection"] = {{"consecutive_failures", c.outlier_detection.consecutive_failures},
+                                        {"base_ejection", format_duration(c.outlier_detection.base_ejection)},
+                                        {"max_ejection_percent", c.outlier_detection.max_ejection_percent}};
+        out["clusters"].push_back(cluster);
     }
     out["routes"] = json::array();
     for (const auto& r : cfg.routes) out["routes"].push_back(route_json(r));

@@ -67,14 +67,44 @@ struct EndpointSpec {
     bool operator==(const EndpointSpec&) const = default;
 };
 
-enum class LbPolicy { round_robin };
+enum class LbPolicy { round_robin, least_request, random, hash, sticky };
+
+// What `lb_policy: hash` hashes: one request property.
+struct HashOn {
+    enum class Kind { header, cookie, query, source_ip };
+    Kind kind = Kind::source_ip;
+    std::string name;  // header, cookie or query parameter name; empty for source_ip
+    bool operator==(const HashOn&) const = default;
+};
+
+struct HealthCheck {
+    std::string path = "/healthz";
+    Duration interval{std::chrono::seconds(2)};
+    Duration timeout{std::chrono::seconds(1)};
+    std::uint32_t healthy_threshold = 2;
+    std::uint32_t unhealthy_threshold = 3;
+    bool operator==(const HealthCheck&) const = default;
+};
+
+// Passive outlier detection: endpoints that keep failing are ejected for a while.
+struct OutlierDetection {
+    std::uint32_t consecutive_failures = 5;  // connect failures or 5xx in a row; 0 turns it off
+    Duration base_ejection{std::chrono::seconds(30)};  // times the number of ejections so far
+    std::uint32_t max_ejection_percent = 50;           // never more of the cluster at once
+    bool operator==(const OutlierDetection&) const = default;
+};
 
 struct ClusterSpec {
     std::string name;
     std::vector<EndpointSpec> endpoints;
     LbPolicy lb_policy = LbPolicy::round_robin;
+    std::optional<HashOn> hash_on;             // with lb_policy hash only
+    std::optional<HealthCheck> health_check;   // none: no active checks
+    OutlierDetection outlier_detection;
     bool operator==(const ClusterSpec&) const = default;
 };
+
+const char* lb_policy_name(LbPolicy p);
 
 struct HeaderMatch {
     std::string name;

@@ -83,6 +83,9 @@ void validate_config(const Config& cfg, ConfigErrors& errors) {
 
     for (std::size_t i = 0; i < cfg.clusters.size(); ++i) {
         const auto& c = cfg.clusters[i];
+        if (c.health_check && c.health_check->timeout > c.health_check->interval)
+            errors.push_back({pointer_join(pointer_join(pointer_join("/clusters", i), "health_check"), "timeout"),
+                              "the health check timeout is longer than its interval; make it at most the interval"});
         for (std::size_t e = 0; e < c.endpoints.size(); ++e) {
             const auto& ep = c.endpoints[e];
             if (!ep.text.empty() && ep.text.front() == '[' && !is_ip(ep.host))

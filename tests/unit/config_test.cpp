@@ -204,13 +204,41 @@ routes:
 }
 
 TEST(ConfigValidate, FeaturesOfLaterReleasesSayNotYet) {
-    auto r = yaml(R"(
-listeners: [{name: a, port: 1, tls: {cert: a, key: b}}]
-clusters: [{name: c, endpoints: ["h:1"], lb_policy: sticky, health_check: {path: /}}]
-)");
+    auto r = yaml("listeners: [{name: a, port: 1, tls: {cert: a, key: b}}]\n");
     EXPECT_TRUE(has_error(r, "/listeners/0/tls", "not supported by this version")) << dump(r.errors);
-    EXPECT_TRUE(has_error(r, "/clusters/0/lb_policy", "not supported by this version")) << dump(r.errors);
-    EXPECT_TRUE(has_error(r, "/clusters/0/health_check", "not supported by this version")) << dump(r.errors);
+}
+
+TEST(ConfigParse, UpstreamPoliciesAndChecks) {
+    auto r = yaml(R"(
+clusters:
+  - {name: h, endpoints: ["127.0.0.1:1"], lb_policy: hash, hash_on: {cookie: sid}}
+  - name: s
+    endpoints: ["127.0.0.1:1"]
+    lb_policy: sticky
+    health_check: {path: /up, interval: 500ms}
+    outlier_detection: {consecutive_failures: 2, base_ejection: 1s, max_ejection_percent: 100}
+)");
+    ASSERT_TRUE(r.config) << dump(r.errors);
+    const auto& h = r.config->clusters[0];
+    EXPECT_EQ(h.lb_policy, LbPolicy::hash);
+    EXPECT_EQ(h.hash_on->kind, HashOn::Kind::cookie);
+    EXPECT_EQ(h.hash_on->name, "sid");
+    EXPECT_FALSE(h.health_check);
+    EXPECT_EQ(h.outlier_detection, OutlierDetection{});
+    const auto& s = r.config->clusters[1];
+    EXPECT_EQ(s.lb_policy, LbPolicy::sticky);
+    EXPECT_EQ(s.health_check->path, "/up");
+    EXPECT_EQ(s.health_check->interval, 500ms);
+    EXPECT_EQ(s.health_check->timeout, 500ms);  // left out: 1s, or the interval when shorter
+    EXPECT_EQ(s.health_check->healthy_threshold, 2u);
+    EXPECT_EQ(s.health_check->unhealthy_threshold, 3u);
+    EXPECT_EQ(s.outlier_detection.consecutive_failures, 2u);
+    EXPECT_EQ(s.outlier_detection.base_ejection, 1s);
+    auto again = load_document(to_json(*r.config));
+    ASSERT_TRUE(again.config) << dump(again.errors);
+    EXPECT_EQ(*again.config, *r.config);
+    auto bad = yaml("clusters: [{name: c, endpoints: [\"127.0.0.1:1\"], lb_policy: hash}]");
+    EXPECT_TRUE(has_error(bad, "/clusters/0/hash_on", "lb_policy hash needs hash_on")) << dump(bad.errors);
 }
 
 TEST(ConfigLoad, SyntaxErrorsSayWhere) {

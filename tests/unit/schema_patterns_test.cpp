@@ -18,6 +18,7 @@ TEST(SchemaPatterns, SchemaUsesTheParsersRegularExpressions) {
         {"name", Pattern::name},     {"duration", Pattern::duration}, {"size", Pattern::size},
         {"ip_address", Pattern::ip_address}, {"endpoint", Pattern::endpoint}, {"host", Pattern::host},
         {"method", Pattern::method}, {"header_name", Pattern::header_name}, {"path", Pattern::path},
+        {"positive_duration", Pattern::positive_duration}, {"cookie_name", Pattern::cookie_name},
     };
     for (const auto& [def, pattern] : names)
         EXPECT_EQ(schema["$defs"][def]["pattern"].get<std::string>(), sluice::config::pattern_text(pattern)) << def;
