@@ -107,8 +107,11 @@ ChangeResult Server::change_config(const json& doc, std::optional<std::uint64_t>
         spdlog::error("config change ({}) refused: {}", source, r.message);
         return reject(ChangeResult::Outcome::failed);  // `added` closes its sockets
     }
-    store_.publish(build_snapshot(next, version));
+    auto snapshot = build_snapshot(next, version, registry_);
+    store_.publish(snapshot);
     for (auto& w : workers_) w->refresh();
+    registry_.retain(next);
+    health_.update(*snapshot);
     swap_listeners(next, std::move(added));
     {
         std::lock_guard lock(listeners_mu_);
@@ -232,18 +235,19 @@ json Server::clusters_json() {
             loads[key].active_tunnels += load.active_tunnels;
         }
     json clusters = json::array();
+    const auto now = steady_now_ns();
     for (const auto& c : snap->clusters) {
         json endpoints = json::array();
         for (const auto& e : c.endpoints) {
             auto it = loads.find(e.key);
-            // No health checks in this version: every configured endpoint is in rotation.
             endpoints.push_back({{"address", e.key},
-                                 {"healthy", true},
-                                 {"ejected", false},
+                                 {"id", e.id},
+                                 {"healthy", e.state->healthy.load(std::memory_order_relaxed)},
+                                 {"ejected", e.state->ejected(now)},
                                  {"active_requests", it == loads.end() ? 0 : it->second.active_requests},
                                  {"active_tunnels", it == loads.end() ? 0 : it->second.active_tunnels}});
         }
-        clusters.push_back({{"name", c.name}, {"lb_policy", "round_robin"}, {"endpoints", endpoints}});
+        clusters.push_back({{"name", c.name}, {"lb_policy", config::lb_policy_name(c.policy)}, {"endpoints", endpoints}});
     }
     return {{"clusters", clusters}};
 }

@@ -127,7 +127,7 @@ void build_upstream_request(const RequestHead& req, const UpstreamRequest& up, s
     out += "\r\n";
 }
 
-void build_switching_response(const ResponseHead& resp, std::string& out) {
+void build_switching_response(const ResponseHead& resp, std::string& out, std::string_view extra_fields) {
     ConnectionTokens conn(resp);
     out += "HTTP/1.1 101 ";
     out += resp.reason.empty() ? std::string_view("Switching Protocols") : resp.reason;
@@ -139,6 +139,7 @@ void build_switching_response(const ResponseHead& resp, std::string& out) {
         append_field(out, f.name, f.value);
     }
     append_field(out, "Upgrade", upgrade);
+    out += extra_fields;
     out += "Connection: Upgrade\r\n\r\n";
 }
 
@@ -161,6 +162,7 @@ void build_client_response(const ResponseHead& resp, const ClientResponse& down,
         append_field(out, f.name, f.value);
     }
     append_framing(out, down.framing, down.content_length);
+    out += down.extra_fields;
     if (down.close) out += "Connection: close\r\n";
     else if (down.client_http10) out += "Connection: keep-alive\r\n";
     out += "\r\n";

@@ -35,6 +35,7 @@ struct ClientResponse {
     std::uint64_t content_length = 0;
     bool close = false;           // sluice closes the client connection after this response
     bool client_http10 = false;   // answer an HTTP/1.0 client in its terms
+    std::string extra_fields;     // complete header lines sluice adds (Set-Cookie for sticky)
 };
 
 // Appends the response head to send to the client.
@@ -42,7 +43,7 @@ void build_client_response(const ResponseHead& resp, const ClientResponse& down,
 
 // Appends a 101 Switching Protocols head: the upstream's fields (Sec-WebSocket-*
 // untouched) with the Upgrade dance kept for this hop.
-void build_switching_response(const ResponseHead& resp, std::string& out);
+void build_switching_response(const ResponseHead& resp, std::string& out, std::string_view extra_fields = {});
 
 // Appends an interim (1xx) response head unchanged but for hop-by-hop fields.
 void build_interim_response(const ResponseHead& resp, std::string& out);

@@ -92,6 +92,7 @@ private:
     // `cluster "chat" endpoint 127.0.0.1:3000`, for messages.
     std::string upstream_label() const;
     std::string route_label() const;
+    std::string affinity_cookie() const;  // the Set-Cookie line for sticky clusters
 
     Worker& worker_;
     std::shared_ptr<ListenerInfo> listener_;
@@ -117,8 +118,10 @@ private:
     std::string up_head_;  // request head for the upstream
     Framing up_framing_ = Framing::none;
     std::optional<tcp::resolver> resolver_;
-    ErrorKind connect_error_ = ErrorKind::upstream_connect_failed;
+    ErrorKind connect_error_ = ErrorKind::upstream_connect_failed;  // the last failure of this exchange
     std::string connect_message_;
+    std::string retry_message_;  // why a retryable attempt failed
+    bool set_affinity_ = false;  // sticky: send the sluice-affinity cookie with the response
 
     // Request body pump, which runs beside the response relay.
     enum class Pump {

@@ -16,6 +16,7 @@ int status_of(ErrorKind k) {
     case ErrorKind::upstream_bad_response: return 502;
     case ErrorKind::upstream_timeout: return 504;
     case ErrorKind::max_duration: return 504;
+    case ErrorKind::no_healthy_endpoint: return 503;
     }
     return 500;
 }
@@ -34,6 +35,7 @@ std::string_view code_of(ErrorKind k) {
     case ErrorKind::upstream_bad_response: return "upstream_bad_response";
     case ErrorKind::upstream_timeout: return "upstream_timeout";
     case ErrorKind::max_duration: return "max_duration";
+    case ErrorKind::no_healthy_endpoint: return "no_healthy_endpoint";
     }
     return "internal";
 }

@@ -19,6 +19,7 @@ enum class ErrorKind {
     upstream_bad_response,     // 502: malformed response
     upstream_timeout,          // 504: no response head within upstream_response
     max_duration,              // 504: the exchange hit max_duration before a response
+    no_healthy_endpoint,       // 503: every endpoint of the cluster is unhealthy or ejected
 };
 
 int status_of(ErrorKind k);

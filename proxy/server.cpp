@@ -19,7 +19,7 @@ namespace asio = boost::asio;
 
 Server::Server(ServerOptions options)
     : options_(std::move(options)),
-      store_(build_snapshot(options_.config, options_.initial_version, options_.builtin_default)) {}
+      store_(build_snapshot(options_.config, options_.initial_version, registry_, options_.builtin_default)) {}
 
 std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error) {
     if (options.admin_address) options.config.admin.address = *options.admin_address;
@@ -77,6 +77,7 @@ std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error)
         print_line("admin listening address=" + endpoint_text(s->admin_->local_endpoint()));
         if (s->probes_) print_line("probes listening address=" + endpoint_text(s->probes_->local_endpoint()));
     }
+    asio::post(s->control_, [srv = s.get()] { srv->health_.update(*srv->store_.current()); });
     s->control_thread_ = std::thread([srv = s.get()] {
         auto guard = asio::make_work_guard(srv->control_);
         srv->control_.run();
@@ -163,6 +164,7 @@ void Server::finish() {
         if (done_) return;
     }
     for (auto& w : workers_) w->stop();
+    health_.stop();
     if (admin_) admin_->stop();
     if (probes_) probes_->stop();
     if (signals_) signals_->cancel();

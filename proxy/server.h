@@ -4,6 +4,7 @@
 #pragma once
 #include "admin/admin_server.h"
 #include "config/spec.h"
+#include "proxy/health_checker.h"
 #include "proxy/listener.h"
 #include "proxy/snapshot.h"
 #include "proxy/worker.h"
@@ -103,8 +104,10 @@ private:
     void finish();
 
     ServerOptions options_;
+    EndpointRegistry registry_;  // control thread; before store_, which is built from it
     ConfigStore store_;
     boost::asio::io_context control_{1};
+    HealthChecker health_{control_};
     std::vector<std::unique_ptr<Worker>> workers_;
     mutable std::mutex listeners_mu_;  // written on the control thread; tests read from theirs
     std::vector<std::shared_ptr<ListenerInfo>> listeners_;

@@ -3,6 +3,7 @@
 // an early answer is never stuck behind an upload), relay the response as it
 // arrives, and give the connection back to the pool when it ended cleanly.
 #include "config/duration.h"
+#include "proxy/balancer.h"
 #include "proxy/http_session.h"
 
 #include <boost/asio/as_tuple.hpp>
@@ -63,22 +64,41 @@ std::string Session::upstream_label() const {
     return "cluster \"" + c.name + "\" endpoint " + c.endpoints[endpoint_].key;
 }
 
+std::string Session::affinity_cookie() const {
+    // Names the endpoint by an opaque id, never its address; the client moves
+    // (and gets a new cookie) when that endpoint is gone or unavailable.
+    return "Set-Cookie: " + std::string(kAffinityCookie) + "=" + view_->snapshot->clusters[cluster_].endpoints[endpoint_].id +
+           "; Path=/; HttpOnly; SameSite=Lax\r\n";
+}
+
 std::string Session::route_label() const { return "route \"" + view_->snapshot->routes[route_].spec->name + "\""; }
+
+namespace {
+
+// Methods a retry may repeat once bytes went upstream (RFC 9110 9.2.2).
+bool idempotent(http::verb v) {
+    switch (v) {
+    case http::verb::get:
+    case http::verb::head:
+    case http::verb::options:
+    case http::verb::trace:
+    case http::verb::put:
+    case http::verb::delete_: return true;
+    default: return false;
+    }
+}
+
+constexpr int kMaxRetries = 2;  // on other endpoints, after the first attempt
+
+}  // namespace
 
 asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
     const Snapshot& snap = *view_->snapshot;
     const RouteRuntime& route = snap.routes[route_index];
     dog_.set_hard(deadline_after(route.timeouts.max_duration));
     auto& cluster = view_->clusters[route.cluster];
+    const ClusterRuntime& cr = snap.clusters[route.cluster];
     cluster_ = route.cluster;
-    endpoint_ = cluster.next++ % cluster.pools.size();
-    const EndpointRuntime& endpoint = snap.clusters[cluster_].endpoints[endpoint_];
-    // Counts this exchange on its endpoint until the coroutine ends, on every path.
-    struct Active {
-        std::shared_ptr<EndpointPool> pool;
-        explicit Active(std::shared_ptr<EndpointPool> p) : pool(std::move(p)) { ++pool->active_requests; }
-        ~Active() { --pool->active_requests; }
-    } active(cluster.pools[endpoint_]);
 
     std::string_view path = req_.path;
     std::string rewritten;
@@ -92,7 +112,7 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
             path = rewritten;
         }
     }
-    UpstreamRequest up{path, peer_ip_, listener_->scheme, endpoint.key};
+    UpstreamRequest up{path, peer_ip_, listener_->scheme, {}};
     if (upgrade_) up.upgrade = req_.find(http::field::upgrade);
     if (req_parser_->chunked()) up.framing = Framing::chunked;
     else if (req_.has_content_length) {
@@ -100,22 +120,82 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
         up.content_length = req_parser_->content_length().value_or(0);
     }
     up_framing_ = up.framing;
-    up_head_.clear();
-    build_upstream_request(req_, up, up_head_);
     const bool has_body = !req_parser_->is_done();
 
-    for (int attempt = 0;; ++attempt) {
-        // A retry never takes another pooled connection: it may be just as stale.
-        std::shared_ptr<UpstreamConn> conn = attempt == 0 ? cluster.pools[endpoint_]->take() : nullptr;
+    // The retry budget: retries in flight on this worker stay under a fifth of
+    // its exchanges on the cluster (and at least 3), so a failing cluster does
+    // not see its load multiplied.
+    struct InFlight {
+        WorkerView::Cluster& c;
+        bool retrying = false;
+        explicit InFlight(WorkerView::Cluster& cl) : c(cl) { ++c.active; }
+        ~InFlight() {
+            --c.active;
+            if (retrying) --c.retrying;
+        }
+        bool may_retry() {
+            if (retrying) return true;
+            if (c.retrying >= std::max<std::int64_t>(3, c.active / 5)) return false;
+            retrying = true;
+            ++c.retrying;
+            return true;
+        }
+    } in_flight(cluster);
+
+    std::array<std::size_t, kMaxRetries + 1> tried{};
+    std::size_t ntried = 0;
+    bool stale_retry_used = false;
+    bool fresh_same_endpoint = false;
+    for (;;) {
+        if (!fresh_same_endpoint) {
+            Pick pick = pick_endpoint({cr, cluster, req_, peer_ip_, std::span(tried.data(), ntried), worker_.rng(),
+                                       steady_now_ns()});
+            if (pick.endpoint == Pick::npos) {
+                if (ntried > 0) co_return co_await send_error(connect_error_, connect_message_);  // the last failure
+                co_return co_await send_error(ErrorKind::no_healthy_endpoint,
+                                              "no healthy endpoint in cluster \"" + cr.name + "\" (" +
+                                                  std::to_string(available_count(cr, steady_now_ns())) + " of " +
+                                                  std::to_string(cr.endpoints.size()) + " healthy)");
+            }
+            endpoint_ = pick.endpoint;
+            set_affinity_ = pick.set_affinity;
+        }
+        const EndpointRuntime& endpoint = cr.endpoints[endpoint_];
+        // Counts this exchange on its endpoint until the attempt ends, on every path.
+        struct Active {
+            std::shared_ptr<EndpointPool> pool;
+            explicit Active(std::shared_ptr<EndpointPool> p) : pool(std::move(p)) { ++pool->active_requests; }
+            ~Active() { --pool->active_requests; }
+        } active(cluster.pools[endpoint_]);
+        up.fallback_host = endpoint.key;
+        up_head_.clear();
+        build_upstream_request(req_, up, up_head_);
+
+        // A retry on the same endpoint never takes another pooled connection: it may be just as stale.
+        std::shared_ptr<UpstreamConn> conn = fresh_same_endpoint ? nullptr : cluster.pools[endpoint_]->take();
+        fresh_same_endpoint = false;
         const bool reused = conn != nullptr;
+        const bool others_left = ntried < kMaxRetries && cr.endpoints.size() > ntried + 1;
         if (!conn) {
             conn = co_await connect_upstream(cluster_, endpoint_);
-            if (!conn) co_return co_await send_error(connect_error_, connect_message_);
+            if (!conn) {
+                if (aborted_) co_return Exchange::close;
+                if (timed_out_ != Timeout::max_duration) report_endpoint_result(cr, endpoint_, true, steady_now_ns());
+                // Nothing reached the upstream: any method may go to another endpoint.
+                if (timed_out_ != Timeout::max_duration && others_left && in_flight.may_retry()) {
+                    tried[ntried++] = endpoint_;
+                    timed_out_ = Timeout::none;
+                    continue;
+                }
+                co_return co_await send_error(connect_error_, connect_message_);
+            }
         }
         upstream_ = conn;
-        // A pooled connection the upstream had just closed fails before any
-        // response byte; the request did not reach the app, so try a fresh one.
-        const bool may_retry = reused && attempt == 0 && !has_body;
+        // Before any response byte: a pooled connection the upstream had just
+        // closed is retried fresh on the same endpoint; after that, a bodiless
+        // idempotent request may go to another endpoint.
+        const bool stale_possible = reused && !stale_retry_used && !has_body;
+        const bool may_retry = !has_body && (stale_possible || (idempotent(req_.verb) && others_left));
         pump_ = Pump::idle;
         stop_pump_ = false;
         if (has_body) {
@@ -126,23 +206,38 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
             set_streaming();
             asio::co_spawn(socket_.get_executor(),
                            [self = self(), conn] { return self->pump_request_body(conn); }, log_exception);
-        } else {
+        }
+        bool retry = false;
+        Exchange e = Exchange::close;
+        if (!has_body) {
             set_phase(Phase::request, deadline_after(route.timeouts.upstream_response));
             auto [ec, n] = co_await asio::async_write(conn->socket, asio::buffer(up_head_), nothrow);
             if (ec) {
                 if (may_retry && timed_out_ == Timeout::none && !aborted_) {
-                    conn->socket.close(ec);
-                    continue;
+                    retry = true;
+                    retry_message_ = "upstream closed the connection while receiving the request: " + upstream_label();
                 }
-                co_return co_await fail_upstream_io(ec, "sending the request");
+                else {
+                    report_endpoint_result(cr, endpoint_, true, steady_now_ns());
+                    co_return co_await fail_upstream_io(ec, "sending the request");
+                }
             }
         }
-        bool retry = false;
-        Exchange e = co_await relay_response(conn, may_retry, retry);
+        if (!retry) e = co_await relay_response(conn, may_retry, retry);
         if (!retry) co_return e;
         boost::system::error_code ignored;
         conn->socket.close(ignored);
         upstream_.reset();
+        if (stale_possible) {
+            stale_retry_used = true;
+            fresh_same_endpoint = true;
+            continue;
+        }
+        report_endpoint_result(cr, endpoint_, true, steady_now_ns());
+        connect_error_ = ErrorKind::upstream_reset;  // what the client hears if no retry is left
+        connect_message_ = retry_message_;
+        if (!in_flight.may_retry()) co_return co_await send_error(connect_error_, connect_message_);
+        tried[ntried++] = endpoint_;
     }
 }
 
@@ -245,7 +340,7 @@ asio::awaitable<void> Session::pump_request_body(std::shared_ptr<UpstreamConn> c
 asio::awaitable<Session::Exchange> Session::start_tunnel(std::shared_ptr<UpstreamConn> conn) {
     co_await finish_pump(*conn);  // an upgrade request carries no body; nothing to stop
     out_head_.clear();
-    build_switching_response(resp_, out_head_);
+    build_switching_response(resp_, out_head_, set_affinity_ ? affinity_cookie() : std::string());
     auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_head_), nothrow);
     if (ec) {
         conn->socket.close(ec);
@@ -342,6 +437,8 @@ asio::awaitable<std::optional<Session::Exchange>> Session::read_response_head(Up
                 if (!got_bytes && may_retry && timed_out_ == Timeout::none && !aborted_ &&
                     (ec == asio::error::eof || ec == asio::error::connection_reset)) {
                     retry = true;
+                    retry_message_ = std::string(ec == asio::error::eof ? "upstream closed" : "upstream reset") +
+                                     " the connection before sending response headers: " + upstream_label();
                     co_return Exchange::keep_alive;
                 }
                 co_return co_await fail_upstream_io(
@@ -389,6 +486,8 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
                                                            bool& retry) {
     std::optional<ResponseParser> parser;
     if (auto done = co_await read_response_head(*conn, parser, may_retry, retry)) co_return *done;
+    // Passive outlier detection counts 5xx answers as failures of the endpoint.
+    report_endpoint_result(view_->snapshot->clusters[cluster_], endpoint_, resp_.status >= 500, steady_now_ns());
     if (resp_.status == 101) co_return co_await start_tunnel(conn);
 
     phase_ = Phase::response;
@@ -406,6 +505,7 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
         down.framing = down.client_http10 ? Framing::until_close : Framing::chunked;
     }
     down.close = !client_keep_alive_ || !request_body_done() || draining() || down.framing == Framing::until_close;
+    if (set_affinity_) down.extra_fields = affinity_cookie();
     out_head_.clear();
     build_client_response(resp_, down, out_head_);
 

@@ -1,10 +1,32 @@
 #include "proxy/snapshot.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <map>
 
 namespace sluice::proxy {
 
-std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t version, bool builtin_default) {
+namespace {
+constexpr int kRingPointsPerEndpoint = 160;
+}
+
+std::uint64_t hash64(std::string_view data, std::uint64_t seed) {
+    std::uint64_t h = seed;
+    for (unsigned char c : data) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    // FNV alone mixes its last bytes poorly; a finaliser spreads them over the ring.
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t version, EndpointRegistry& registry,
+                                               bool builtin_default) {
     auto snap = std::make_shared<Snapshot>();
     snap->version = version;
     snap->builtin_default = builtin_default;
@@ -15,12 +37,28 @@ std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t
     for (const auto& cs : c.clusters) {
         ClusterRuntime cr;
         cr.name = cs.name;
+        cr.policy = cs.lb_policy;
+        cr.hash_on = cs.hash_on;
+        cr.outlier = cs.outlier_detection;
         for (const auto& e : cs.endpoints) {
             EndpointRuntime er{e.text, e.host, e.port, std::nullopt};
             boost::system::error_code ec;
             auto ip = boost::asio::ip::make_address(e.host, ec);
             if (!ec) er.ip = ip;
+            char id[17];
+            std::snprintf(id, sizeof id, "%016llx",
+                          static_cast<unsigned long long>(hash64(cs.name + "/" + e.text)));
+            er.id.assign(id, 12);
+            er.state = registry.get(cs.name, e.text);
             cr.endpoints.push_back(std::move(er));
+        }
+        if (cs.lb_policy == config::LbPolicy::hash) {
+            // Each endpoint owns many points, keyed by its address, so adding one
+            // takes only its share of keys from the others.
+            for (std::uint32_t i = 0; i < cr.endpoints.size(); ++i)
+                for (int p = 0; p < kRingPointsPerEndpoint; ++p)
+                    cr.ring.emplace_back(hash64(cr.endpoints[i].key + "#" + std::to_string(p)), i);
+            std::sort(cr.ring.begin(), cr.ring.end());
         }
         cluster_index[cs.name] = snap->clusters.size();
         snap->clusters.push_back(std::move(cr));

@@ -4,6 +4,7 @@
 // when it moved. Each request holds the snapshot it started with.
 #pragma once
 #include "config/spec.h"
+#include "proxy/endpoint_state.h"
 #include "proxy/router.h"
 
 #include <boost/asio/ip/address.hpp>
@@ -22,11 +23,18 @@ struct EndpointRuntime {
     std::string host;  // for connect (resolved on each new connection unless an IP)
     std::uint16_t port = 0;
     std::optional<boost::asio::ip::address> ip;  // set when host is an IP literal
+    std::string id;    // opaque name for the sluice-affinity cookie (not the address)
+    std::shared_ptr<EndpointState> state;  // health and ejection, shared across workers and changes
 };
 
 struct ClusterRuntime {
     std::string name;
     std::vector<EndpointRuntime> endpoints;
+    config::LbPolicy policy = config::LbPolicy::round_robin;
+    std::optional<config::HashOn> hash_on;
+    config::OutlierDetection outlier;
+    // Consistent-hash ring (lb_policy hash): points sorted, each naming an endpoint.
+    std::vector<std::pair<std::uint64_t, std::uint32_t>> ring;
 };
 
 struct RouteRuntime {
@@ -56,8 +64,13 @@ private:
     static inline std::atomic<std::int64_t> live_{0};
 };
 
-// Builds the runtime form of a validated config.
-std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t version, bool builtin_default = false);
+// Builds the runtime form of a validated config; endpoint states come from
+// `registry` (control thread), so they carry over from the previous snapshot.
+std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t version, EndpointRegistry& registry,
+                                               bool builtin_default = false);
+
+// A stable 64-bit hash (FNV-1a) for hash policies and endpoint ids.
+std::uint64_t hash64(std::string_view data, std::uint64_t seed = 14695981039346656037ull);
 
 class ConfigStore {
 public:

@@ -15,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
+#include <random>
 #include <future>
 #include <span>
 #include <memory>
@@ -32,6 +33,8 @@ struct WorkerView {
     struct Cluster {
         std::vector<std::shared_ptr<EndpointPool>> pools;  // parallel to ClusterRuntime::endpoints
         std::uint32_t next = 0;                            // round robin
+        std::int64_t active = 0;    // exchanges on this worker, for the retry budget
+        std::int64_t retrying = 0;  // of which are retrying
     };
     std::shared_ptr<const Snapshot> snapshot;
     std::vector<Cluster> clusters;  // parallel to Snapshot::clusters
@@ -73,6 +76,7 @@ public:
     // A buffer for bytes that pass straight through (read, then written at once).
     std::span<char> scratch() { return {scratch_.get(), kScratchSize}; }
     std::size_t index() const { return index_; }
+    std::minstd_rand& rng() { return rng_; }
     bool draining() const { return draining_; }
     // The current snapshot, refreshed when the store published a new one.
     const std::shared_ptr<WorkerView>& view();
@@ -116,6 +120,7 @@ private:
     std::vector<std::unique_ptr<Acceptor>> acceptors_;
     boost::asio::steady_timer sweep_timer_{io_};
     bool draining_ = false;
+    std::minstd_rand rng_{static_cast<unsigned>(index_ * 7919 + 17)};
     std::atomic<bool> running_{false};
     std::thread thread_;
 };
