@@ -244,6 +244,7 @@ json Server::clusters_json() {
                                  {"id", e.id},
                                  {"healthy", e.state->healthy.load(std::memory_order_relaxed)},
                                  {"ejected", e.state->ejected(now)},
+                                 {"ejections", e.state->ejections.load(std::memory_order_relaxed)},
                                  {"active_requests", it == loads.end() ? 0 : it->second.active_requests},
                                  {"active_tunnels", it == loads.end() ? 0 : it->second.active_tunnels}});
         }

@@ -81,8 +81,8 @@ void OriginExchange::reset() {
     keep_alive = false;
 }
 
-TestOrigin::TestOrigin(OriginHandler handler) : handler_(std::move(handler)), acceptor_(io_) {
-    tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
+TestOrigin::TestOrigin(OriginHandler handler, std::uint16_t port) : handler_(std::move(handler)), acceptor_(io_) {
+    tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), port);
     acceptor_.open(ep.protocol());
     acceptor_.set_option(tcp::acceptor::reuse_address(true));
     acceptor_.bind(ep);
@@ -163,6 +163,14 @@ void Gate::open() {
 bool Gate::wait(int ms) {
     std::unique_lock lock(mu_);
     return cv_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return open_; });
+}
+
+OriginHandler checked_echo_handler(std::string name, std::shared_ptr<std::atomic<bool>> healthy) {
+    auto echo = echo_handler(name);
+    return [name, healthy, echo](OriginExchange& ex) {
+        if (ex.target() == "/healthz") ex.respond(*healthy ? 200 : 503, *healthy ? "ok" : "sick");
+        else echo(ex);
+    };
 }
 
 OriginHandler echo_handler(std::string name) {

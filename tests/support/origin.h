@@ -59,7 +59,8 @@ using OriginHandler = std::function<void(OriginExchange&)>;
 
 class TestOrigin {
 public:
-    explicit TestOrigin(OriginHandler handler);
+    // `port` 0 picks a free one; a fixed port lets a test restart an origin where it was.
+    explicit TestOrigin(OriginHandler handler, std::uint16_t port = 0);
     ~TestOrigin();
 
     std::uint16_t port() const { return port_; }
@@ -101,5 +102,7 @@ private:
 // An origin that answers every request with 200 and a body naming itself and
 // the path it saw: "<name> <method> <target>".
 OriginHandler echo_handler(std::string name);
+// The same, with GET /healthz answering 200 while `healthy` holds and 503 otherwise.
+OriginHandler checked_echo_handler(std::string name, std::shared_ptr<std::atomic<bool>> healthy);
 
 }  // namespace sluice::test
