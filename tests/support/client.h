@@ -4,6 +4,8 @@
 // blocking calls ignore SO_RCVTIMEO), so a broken proxy fails a test instead
 // of hanging it.
 #pragma once
+#include "tests/support/deadline.h"
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -69,24 +71,10 @@ private:
 
 template <class Start>
 std::pair<boost::system::error_code, std::size_t> RawClient::run(Start start) {
-    boost::system::error_code ec;
-    std::size_t n = 0;
-    bool done = false;
-    start([&](boost::system::error_code e, std::size_t m) {
-        ec = e;
-        n = m;
-        done = true;
-    });
-    io_.restart();
-    io_.run_for(timeout_);
-    if (!done) {
+    return run_with_deadline(io_, timeout_, start, [this] {
         boost::system::error_code ignored;
         socket_.cancel(ignored);
-        io_.restart();
-        io_.run();
-        throw std::runtime_error("timed out after " + std::to_string(timeout_.count()) + "ms");
-    }
-    return {ec, n};
+    });
 }
 
 // One-shot request on a fresh connection.

@@ -31,23 +31,10 @@ OriginHandler websocket_echo_handler(bool deflate) {
 
 template <class Start>
 std::size_t WsClient::run(Start start) {
-    boost::system::error_code ec;
-    std::size_t n = 0;
-    bool done = false;
-    start([&](boost::system::error_code e, std::size_t m) {
-        ec = e;
-        n = m;
-        done = true;
-    });
-    io_.restart();
-    io_.run_for(timeout_);
-    if (!done) {
+    auto [ec, n] = run_with_deadline(io_, timeout_, start, [this] {
         boost::system::error_code ignored;
         ws_.next_layer().cancel(ignored);
-        io_.restart();
-        io_.run();
-        throw std::runtime_error("websocket operation timed out after " + std::to_string(timeout_.count()) + "ms");
-    }
+    });
     if (ec) throw boost::system::system_error(ec);
     return n;
 }

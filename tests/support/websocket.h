@@ -1,6 +1,7 @@
 // WebSocket peers for tests, built on Beast: an echo handler for TestOrigin and
 // a blocking client with read deadlines.
 #pragma once
+#include "tests/support/deadline.h"
 #include "tests/support/origin.h"
 
 #include <boost/beast/websocket.hpp>
