@@ -27,6 +27,13 @@ struct ChangeResult {
     std::string message;
 };
 
+// GET /connections?kind=websocket&route=chat&limit=100
+struct ConnectionsQuery {
+    std::string kind;   // "", "websocket" or "stream"
+    std::string route;  // "" for all
+    std::size_t limit = 100;
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -38,6 +45,8 @@ public:
                                        std::string_view source, bool dry_run = false) = 0;
     virtual nlohmann::json listeners_json() const = 0;
     virtual nlohmann::json clusters_json() = 0;
+    virtual std::string metrics_text() = 0;  // Prometheus text format
+    virtual nlohmann::json connections_json(const ConnectionsQuery& q) = 0;
     virtual bool ready() const = 0;  // false while draining
     virtual void drain() = 0;
 };

@@ -103,6 +103,43 @@ long find_named(const json& doc, const char* list, const std::string& name) {
     return -1;
 }
 
+// ?kind=websocket|stream&route=NAME&limit=N (1 to 10000, default 100).
+bool parse_connections_query(std::string_view target, ConnectionsQuery& q, std::string& error) {
+    auto qm = target.find('?');
+    if (qm == std::string_view::npos) return true;
+    std::string_view rest = target.substr(qm + 1);
+    while (!rest.empty()) {
+        auto amp = rest.find('&');
+        std::string_view pair = rest.substr(0, amp);
+        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+        if (pair.empty()) continue;
+        auto eq = pair.find('=');
+        std::string key = percent_decode(pair.substr(0, eq));
+        std::string value = eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1));
+        if (key == "kind") {
+            if (value != "websocket" && value != "stream") {
+                error = "kind must be websocket or stream, got \"" + value + "\"";
+                return false;
+            }
+            q.kind = value;
+        } else if (key == "route") {
+            q.route = value;
+        } else if (key == "limit") {
+            std::size_t n = 0;
+            auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+            if (value.empty() || ec != std::errc{} || p != value.data() + value.size() || n < 1 || n > 10000) {
+                error = "limit must be a whole number from 1 to 10000, got \"" + value + "\"";
+                return false;
+            }
+            q.limit = n;
+        } else {
+            error = "unknown query parameter \"" + key + "\"; GET /connections takes kind, route and limit";
+            return false;
+        }
+    }
+    return true;
+}
+
 struct Call {
     const AdminRequest& req;
     std::string param;  // the {name} of the path, decoded
@@ -239,6 +276,17 @@ const std::vector<Endpoint>& endpoints() {
              auto doc = b.config_json();
              doc["timeouts"] = *timeouts;  // replaces: fields left out take their defaults
              return change_reply(b.change_config(doc, c.if_match, "PUT /timeouts"));
+         }},
+        {"GET", "/metrics", false, false,
+         [](Backend& b, const Call&) {
+             return AdminReply{200, "text/plain; version=0.0.4; charset=utf-8", b.metrics_text(), {}};
+         }},
+        {"GET", "/connections", false, false,
+         [](Backend& b, const Call& c) {
+             ConnectionsQuery q;
+             std::string error;
+             if (!parse_connections_query(c.req.target, q, error)) return reply_error(400, error);
+             return reply_json(200, b.connections_json(q));
          }},
         {"POST", "/drain", false, true,
          [](Backend& b, const Call&) {

@@ -417,7 +417,7 @@ Config parse_document(const json& doc, ConfigErrors& errors) {
     Reader r(errors);
     Config cfg;
     if (!r.object(doc, "", "the config document",
-                  {"admin", "probes", "listeners", "clusters", "routes", "timeouts", "limits"}))
+                  {"admin", "probes", "listeners", "clusters", "routes", "timeouts", "limits", "access_log"}))
         return cfg;
     r.opt(doc, "", "admin", [&](const json& v, const std::string& p) {
         if (!r.object(v, p, "admin", {"address", "port"})) return;
@@ -463,6 +463,15 @@ Config parse_document(const json& doc, ConfigErrors& errors) {
         if (!r.object(v, p, "limits", {"request_headers", "request_line"})) return;
         r.opt(v, p, "request_headers", [&](const json& x, const std::string& xp) { r.size(x, xp, cfg.limits.request_headers); });
         r.opt(v, p, "request_line", [&](const json& x, const std::string& xp) { r.size(x, xp, cfg.limits.request_line); });
+    });
+    r.opt(doc, "", "access_log", [&](const json& v, const std::string& p) {
+        if (!r.object(v, p, "access_log", {"enabled", "path"})) return;
+        r.opt(v, p, "enabled", [&](const json& x, const std::string& xp) { r.boolean(x, xp, cfg.access_log.enabled); });
+        r.opt(v, p, "path", [&](const json& x, const std::string& xp) {
+            r.formatted(x, xp, Pattern::file_path,
+                        "use an absolute file path such as /var/log/sluice/access.log, or /dev/stdout or /dev/stderr",
+                        cfg.access_log.path);
+        });
     });
     return cfg;
 }

@@ -9,7 +9,7 @@ namespace {
 
 constexpr const char* kLabel = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
 
-constexpr std::size_t kCount = 11;
+constexpr std::size_t kCount = 12;
 
 const std::array<std::string, kCount>& texts() {
     static const std::array<std::string, kCount> t = {
@@ -26,6 +26,7 @@ const std::array<std::string, kCount>& texts() {
         "^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$",
         "^(?!0+(ms|s|m|h)$)[0-9]{1,9}(ms|s|m|h)$",
         "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$",
+        "^/[^\\x00-\\x1f]{0,4095}$",
     };
     return t;
 }

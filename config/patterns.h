@@ -7,7 +7,7 @@
 namespace sluice::config {
 
 enum class Pattern {
-    name, duration, size, ip_address, endpoint, host, method, header_name, path, positive_duration, cookie_name
+    name, duration, size, ip_address, endpoint, host, method, header_name, path, positive_duration, cookie_name, file_path
 };
 
 // The ECMAScript regular expression for a pattern, as written in the schema.

@@ -106,6 +106,7 @@ json to_json(const Config& cfg) {
     out["timeouts"] = timeouts_json(cfg.timeouts);
     out["limits"] = {{"request_headers", format_size(cfg.limits.request_headers)},
                      {"request_line", format_size(cfg.limits.request_line)}};
+    out["access_log"] = {{"enabled", cfg.access_log.enabled}, {"path", cfg.access_log.path}};
     return out;
 }
 

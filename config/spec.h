@@ -53,6 +53,13 @@ struct ProbesSpec {
     bool operator==(const ProbesSpec&) const = default;
 };
 
+// One JSON line per request or tunnel when it ends (docs/observability.md).
+struct AccessLogSpec {
+    bool enabled = true;
+    std::string path = "/dev/stdout";  // "/dev/stdout", "/dev/stderr" or an absolute file path
+    bool operator==(const AccessLogSpec&) const = default;
+};
+
 struct ListenerSpec {
     std::string name;
     std::string address = "0.0.0.0";
@@ -146,6 +153,7 @@ struct Config {
     std::vector<RouteSpec> routes;
     Timeouts timeouts;
     Limits limits;
+    AccessLogSpec access_log;
     bool operator==(const Config&) const = default;
 };
 

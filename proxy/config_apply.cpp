@@ -44,10 +44,7 @@ ChangeResult Server::change_config(const json& doc, std::optional<std::uint64_t>
     r.version = current->version;
     auto reject = [&](ChangeResult::Outcome outcome) {
         r.outcome = outcome;
-        if (!dry_run) {
-            std::lock_guard lock(listeners_mu_);
-            ++changes_.rejected;
-        }
+        if (!dry_run) count_change("rejected");
         return r;
     };
     if (if_match && *if_match != current->version && !dry_run) {
@@ -88,8 +85,7 @@ ChangeResult Server::change_config(const json& doc, std::optional<std::uint64_t>
     }
     if (next == current->config) {
         // A no-op push from automation touches nothing, not even the version.
-        std::lock_guard lock(listeners_mu_);
-        ++changes_.unchanged;
+        count_change("unchanged");
         r.outcome = ChangeResult::Outcome::unchanged;
         return r;
     }
@@ -101,6 +97,12 @@ ChangeResult Server::change_config(const json& doc, std::optional<std::uint64_t>
         spdlog::warn("config change ({}) refused: {}", source, r.message);
         return reject(ChangeResult::Outcome::conflict);
     }
+    AccessLog::Target log_target;
+    if (!access_log_->prepare(next.access_log, log_target, error)) {
+        r.errors.push_back({"/access_log/path", error});
+        spdlog::warn("config change ({}) refused: {}", source, error);
+        return reject(ChangeResult::Outcome::invalid);  // `added` closes its sockets
+    }
     const std::uint64_t version = current->version + 1;
     if (options_.state_dir && !config::write_state_file(*options_.state_dir, version, next, error)) {
         r.message = "the new config could not be saved, so it was not applied: " + error;
@@ -109,14 +111,12 @@ ChangeResult Server::change_config(const json& doc, std::optional<std::uint64_t>
     }
     auto snapshot = build_snapshot(next, version, registry_);
     store_.publish(snapshot);
+    access_log_->apply(next.access_log, std::move(log_target));
     for (auto& w : workers_) w->refresh();
     registry_.retain(next);
     health_.update(*snapshot);
     swap_listeners(next, std::move(added));
-    {
-        std::lock_guard lock(listeners_mu_);
-        ++changes_.applied;
-    }
+    count_change("applied");
     spdlog::info("config version {} applied ({}): {} listener(s), {} cluster(s), {} route(s)", version, source,
                  next.listeners.size(), next.clusters.size(), next.routes.size());
     r.outcome = ChangeResult::Outcome::applied;
@@ -186,8 +186,7 @@ bool Server::reload_from_file(const char* why) {
             spdlog::error("{}: {}: {}: {}", why, path, e.pointer.empty() ? "/" : e.pointer, e.message);
         spdlog::error("{}: {} has {} error(s); the running config (version {}) stays", why, path, loaded.errors.size(),
                       config_version());
-        std::lock_guard lock(listeners_mu_);
-        ++changes_.rejected;
+        count_change("rejected");
         return false;
     }
     auto r = change_config(config::to_json(*loaded.config), std::nullopt, std::string(why) + " of " + path);
@@ -220,6 +219,16 @@ void Server::watch_config() {
 }
 
 config::Config Server::running_config() const { return store_.current()->config; }
+
+void Server::count_change(const char* result) {
+    {
+        std::lock_guard lock(listeners_mu_);
+        if (std::string_view(result) == "applied") ++changes_.applied;
+        else if (std::string_view(result) == "rejected") ++changes_.rejected;
+        else ++changes_.unchanged;
+    }
+    changes_family_->Add({{"result", result}}).Increment();
+}
 
 ChangeCounts Server::change_counts() const {
     std::lock_guard lock(listeners_mu_);

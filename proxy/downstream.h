@@ -1,7 +1,10 @@
 // What a worker knows of each client connection it owns, whether it is an HTTP
 // session or an upgraded tunnel: enough to drain it and to close it.
 #pragma once
+#include <chrono>
+#include <cstdint>
 #include <memory>
+#include <string>
 
 namespace sluice::proxy {
 
@@ -10,6 +13,16 @@ struct ListenerInfo;
 // Why a tunnel ended (the reason label of sluice_tunnel_closes_total).
 enum class CloseReason { client_closed, upstream_closed, idle_timeout, max_duration, drain, error };
 const char* close_reason_name(CloseReason r);
+
+// One live WebSocket tunnel or streaming response, for GET /connections.
+struct ConnectionInfo {
+    const char* kind = "";  // "websocket" or "stream"
+    std::string listener, route, cluster, endpoint, client;
+    std::chrono::steady_clock::time_point started;
+    std::uint64_t bytes_from_client = 0, bytes_to_client = 0;
+    std::uint64_t config_version = 0;  // the snapshot it holds
+    std::size_t worker = 0;
+};
 
 class Downstream : public std::enable_shared_from_this<Downstream> {
 public:
@@ -20,6 +33,8 @@ public:
     virtual void abort(CloseReason reason) = 0;
     // The listener that accepted the connection.
     virtual const ListenerInfo* listener() const = 0;
+    // A tunnel, or a session relaying a streaming response, fills `out`.
+    virtual bool describe(ConnectionInfo& out) const = 0;
 };
 
 }  // namespace sluice::proxy

@@ -35,7 +35,10 @@ Session::Session(Worker& worker, std::shared_ptr<ListenerInfo> listener, tcp::so
       pump_done_(socket_.get_executor()) {
     boost::system::error_code ec;
     auto peer = socket_.remote_endpoint(ec);
-    if (!ec) peer_ip_ = peer.address().to_string();
+    if (!ec) {
+        peer_ip_ = peer.address().to_string();
+        peer_port_ = peer.port();
+    }
     socket_.set_option(tcp::no_delay(true), ec);
     listener_->connections.fetch_add(1, std::memory_order_relaxed);
     worker_.add_downstream(this);
@@ -117,8 +120,15 @@ asio::awaitable<void> Session::run() {
     bool first = true;
     while (!aborted_) {
         if (!co_await wait_for_request(first)) break;
-        if (!co_await read_request_head()) break;
+        rec_ = Record{};
+        rec_.start = Watchdog::Clock::now();
+        req_.clear();
+        if (!co_await read_request_head()) {
+            if (rec_.status) account_exchange();  // refused with an answer (400, 408, 414, 431)
+            break;
+        }
         Exchange e = co_await handle_request();
+        account_exchange();
         // The exchange's snapshot is let go here: an old config dies with its last request.
         dog_.set_hard(Watchdog::time_point::max());
         view_.reset();
@@ -229,6 +239,7 @@ asio::awaitable<Session::Exchange> Session::handle_request() {
         co_return co_await send_error(ErrorKind::no_route, msg);
     }
     route_ = r;
+    rec_.routed = true;
     const RouteRuntime& route = snap.routes[r];
     // Upgrade: websocket with an "upgrade" token in Connection, any case, any order.
     bool upgrade = req_.connection_has("upgrade") && boost::beast::iequals(req_.find(http::field::upgrade), "websocket");
@@ -243,12 +254,83 @@ asio::awaitable<Session::Exchange> Session::handle_request() {
 asio::awaitable<Session::Exchange> Session::send_error(ErrorKind kind, std::string_view message, bool force_close) {
     bool close = force_close || !client_keep_alive_ || !request_body_done() || draining();
     out_head_ = render_error(kind, message, close, req_.verb == http::verb::head);
+    rec_.status = status_of(kind);
+    rec_.error = kind;
+    ++route_stats().errors[static_cast<std::size_t>(kind)];
     log_proxy_error(listener_->spec.name, status_of(kind), code_of(kind), message);
     phase_ = Phase::response;
     dog_.set_phase(deadline_after(worker_.view()->snapshot->config.timeouts.stream_idle));
     dog_.arm(self());
     auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_head_), nothrow);
     co_return (ec || close) ? Exchange::close : Exchange::keep_alive;
+}
+
+RouteStats& Session::route_stats() {
+    if (rec_.routed && view_) return *view_->route_stats[route_];
+    return worker_.stats().route("");
+}
+
+std::string Session::client_address() const {
+    if (peer_ip_.find(':') != std::string::npos) return "[" + peer_ip_ + "]:" + std::to_string(peer_port_);
+    return peer_ip_ + ":" + std::to_string(peer_port_);
+}
+
+void Session::count_response(int status) {
+    RouteStats& rs = route_stats();
+    rs.count_response(listener_->spec.name, status);
+    rs.duration.observe(std::chrono::duration<double>(Watchdog::Clock::now() - rec_.start).count());
+}
+
+void Session::account_exchange() {
+    if (rec_.tunneled) return;  // counted at the upgrade; the tunnel logs its own line
+    RouteStats& rs = route_stats();
+    if (rec_.streaming) {
+        --rs.streams_active;
+        rec_.streaming = false;
+    }
+    if (rec_.status) count_response(rec_.status);
+    if (!worker_.access_log_enabled()) return;
+    const auto now = Watchdog::Clock::now();
+    const auto& snap = view_ ? *view_->snapshot : *worker_.view()->snapshot;
+    AccessRecord r;
+    const auto took = now - rec_.start;
+    r.duration = std::chrono::duration<double>(took).count();
+    r.start = std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(took);
+    r.kind = rec_.stream ? "stream" : "http";
+    r.listener = listener_->spec.name;
+    if (rec_.routed && view_) r.route = snap.routes[route_].spec->name;
+    if (rec_.upstream && view_) {
+        r.cluster = snap.clusters[cluster_].name;
+        r.endpoint = snap.clusters[cluster_].endpoints[endpoint_].key;
+    }
+    std::string client = client_address();
+    r.client = client;
+    r.method = req_.method;
+    r.path = req_.path;
+    r.status = rec_.status;
+    r.bytes_received = rec_.bytes_in;
+    r.bytes_sent = rec_.bytes_out;
+    if (rec_.connect) r.upstream_connect = std::chrono::duration<double>(*rec_.connect).count();
+    if (rec_.first_byte) r.upstream_first_byte = std::chrono::duration<double>(*rec_.first_byte).count();
+    if (rec_.error) r.error = code_of(*rec_.error);
+    r.config_version = snap.version;
+    worker_.log_access(r);
+}
+
+bool Session::describe(ConnectionInfo& out) const {
+    if (!rec_.streaming || !view_) return false;
+    const Snapshot& snap = *view_->snapshot;
+    out.kind = "stream";
+    out.listener = listener_->spec.name;
+    out.route = snap.routes[route_].spec->name;
+    out.cluster = snap.clusters[cluster_].name;
+    out.endpoint = snap.clusters[cluster_].endpoints[endpoint_].key;
+    out.client = client_address();
+    out.started = rec_.start;
+    out.bytes_from_client = rec_.bytes_in;
+    out.bytes_to_client = rec_.bytes_out;
+    out.config_version = snap.version;
+    return true;
 }
 
 asio::awaitable<void> Session::close_gracefully() {

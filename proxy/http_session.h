@@ -42,6 +42,7 @@ public:
     void close_if_idle() override;
     void abort(CloseReason reason) override;
     const ListenerInfo* listener() const override { return listener_.get(); }
+    bool describe(ConnectionInfo& out) const override;
 
     // Watchdog owner interface.
     Watchdog& watchdog() { return dog_; }
@@ -93,11 +94,18 @@ private:
     std::string upstream_label() const;
     std::string route_label() const;
     std::string affinity_cookie() const;  // the Set-Cookie line for sticky clusters
+    // Counts a response head sent to the client (status, duration) on the route's counters.
+    void count_response(int status);
+    // The end of an exchange: metrics and the access log line.
+    void account_exchange();
+    RouteStats& route_stats();
+    std::string client_address() const;
 
     Worker& worker_;
     std::shared_ptr<ListenerInfo> listener_;
     tcp::socket socket_;
     std::string peer_ip_;
+    std::uint16_t peer_port_ = 0;
     IoBuffer in_;
     Watchdog dog_;
     Phase phase_ = Phase::idle;
@@ -122,6 +130,24 @@ private:
     std::string connect_message_;
     std::string retry_message_;  // why a retryable attempt failed
     bool set_affinity_ = false;  // sticky: send the sluice-affinity cookie with the response
+
+    // What the exchange did, for metrics, GET /connections and the access log.
+    struct Record {
+        Watchdog::time_point start;
+        bool routed = false;     // route_ names the route
+        bool upstream = false;   // cluster_ and endpoint_ name where it went
+        bool counted = false;    // count_response() ran
+        bool tunneled = false;   // became a tunnel, which logs itself
+        bool stream = false;     // a response of unknown length, relayed as it arrives
+        bool streaming = false;  // counted in streams_active now
+        bool first_body_byte = false;
+        int status = 0;
+        std::optional<ErrorKind> error;
+        std::uint64_t bytes_in = 0, bytes_out = 0;  // bodies from and to the client
+        std::optional<Watchdog::Clock::duration> connect, first_byte;
+        Watchdog::time_point sent{};  // request head written upstream
+    };
+    Record rec_;
 
     // Request body pump, which runs beside the response relay.
     enum class Pump {

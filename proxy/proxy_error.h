@@ -1,6 +1,7 @@
 // Errors that sluice itself answers: one place maps a kind to its status code,
 // its x-sluice-error code and the response bytes.
 #pragma once
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,7 @@ enum class ErrorKind {
     max_duration,              // 504: the exchange hit max_duration before a response
     no_healthy_endpoint,       // 503: every endpoint of the cluster is unhealthy or ejected
 };
+inline constexpr std::size_t kErrorKindCount = static_cast<std::size_t>(ErrorKind::no_healthy_endpoint) + 1;
 
 int status_of(ErrorKind k);
 std::string_view code_of(ErrorKind k);  // the x-sluice-error value

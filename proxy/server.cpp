@@ -32,8 +32,11 @@ std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error)
     // thread can race another to it.
     spdlog::default_logger_raw();
     std::unique_ptr<Server> s(new Server(std::move(options)));
+    s->access_log_ = std::make_unique<AccessLog>(n);
+    if (!s->access_log_->configure(s->options_.config.access_log, error)) return nullptr;
+    s->init_metrics();
     for (std::size_t i = 0; i < n; ++i)
-        s->workers_.push_back(std::make_unique<Worker>(i, s->store_, s->options_.splice));
+        s->workers_.push_back(std::make_unique<Worker>(i, s->store_, *s->access_log_, s->options_.splice));
     if (!s->bind_all(error)) return nullptr;  // nothing runs yet; descriptors close with s
     if (s->options_.state_dir) {
         // The running config is on disk from the start, so --resume always has one.
@@ -197,24 +200,20 @@ std::uint64_t Server::upstream_connects(const std::string& endpoint) {
     return total;
 }
 
-std::map<std::string, TunnelCounters> Server::tunnel_stats() {
-    std::map<std::string, TunnelCounters> out;
-    for (auto& w : workers_) {
-        auto mine = w->call([&] { return w->stats().all_tunnels(); });
-        for (const auto& [route, c] : mine) out[route].add(c);
-    }
+StatsTotals Server::collect_stats() {
+    StatsTotals out;
+    for (auto& w : workers_) out.add(w->call([&] { return w->stats().copy(); }));
     return out;
 }
 
-TunnelPaths Server::tunnel_paths() {
-    TunnelPaths out;
-    for (auto& w : workers_) {
-        auto p = w->call([&] { return w->stats().paths(); });
-        out.spliced_bytes += p.spliced_bytes;
-        out.copied_bytes += p.copied_bytes;
-    }
+std::map<std::string, TunnelCounters> Server::tunnel_stats() {
+    std::map<std::string, TunnelCounters> out;
+    for (const auto& [route, r] : collect_stats().routes)
+        if (!route.empty()) out.emplace(route, r.tunnels);
     return out;
 }
+
+TunnelPaths Server::tunnel_paths() { return collect_stats().paths; }
 
 std::size_t Server::pipes_in_use() {
     std::size_t n = 0;

@@ -4,6 +4,7 @@
 #pragma once
 #include "admin/admin_server.h"
 #include "config/spec.h"
+#include "proxy/access_log.h"
 #include "proxy/health_checker.h"
 #include "proxy/listener.h"
 #include "proxy/snapshot.h"
@@ -12,6 +13,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -68,9 +73,12 @@ public:
     // Upstream connections opened to an endpoint ("127.0.0.1:3000"), all workers.
     std::uint64_t upstream_connects(const std::string& endpoint);
     std::size_t live_connections() const;
+    // Every worker's counters, summed (any thread, blocking).
+    StatsTotals collect_stats();
     // Tunnel counters by route, summed over workers (any thread, blocking).
     std::map<std::string, TunnelCounters> tunnel_stats();
     TunnelPaths tunnel_paths();
+    AccessLog& access_log() { return *access_log_; }
     std::size_t pipes_in_use();
 
     // Any thread.
@@ -87,6 +95,8 @@ public:
                                       std::string_view source, bool dry_run = false) override;
     nlohmann::json listeners_json() const override;
     nlohmann::json clusters_json() override;
+    std::string metrics_text() override;  // metrics.cpp
+    nlohmann::json connections_json(const admin::ConnectionsQuery& q) override;
     bool ready() const override { return !draining_.load(); }
 
 private:
@@ -102,8 +112,11 @@ private:
     void begin_drain();
     void poll_drained(std::chrono::steady_clock::time_point give_up);
     void finish();
+    void count_change(const char* result);  // sluice_config_changes_total
+    void init_metrics();                     // metrics.cpp
 
     ServerOptions options_;
+    std::unique_ptr<AccessLog> access_log_;  // before workers_, which write to it
     EndpointRegistry registry_;  // control thread; before store_, which is built from it
     ConfigStore store_;
     boost::asio::io_context control_{1};
@@ -112,6 +125,10 @@ private:
     mutable std::mutex listeners_mu_;  // written on the control thread; tests read from theirs
     std::vector<std::shared_ptr<ListenerInfo>> listeners_;
     ChangeCounts changes_;  // guarded by listeners_mu_
+    // Control-plane metrics in prometheus-cpp's registry (control thread);
+    // data-plane counters live in each worker (metrics.cpp adds them up).
+    std::shared_ptr<prometheus::Registry> metrics_ = std::make_shared<prometheus::Registry>();
+    prometheus::Family<prometheus::Counter>* changes_family_ = nullptr;
     boost::asio::steady_timer watch_timer_{control_};
     std::string watched_content_;  // last content of --config seen by the watcher
     std::unique_ptr<admin::AdminServer> admin_;

@@ -160,6 +160,9 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
             endpoint_ = pick.endpoint;
             set_affinity_ = pick.set_affinity;
         }
+        rec_.upstream = true;
+        rec_.connect.reset();
+        rec_.first_byte.reset();
         const EndpointRuntime& endpoint = cr.endpoints[endpoint_];
         // Counts this exchange on its endpoint until the attempt ends, on every path.
         struct Active {
@@ -184,6 +187,7 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
                 // Nothing reached the upstream: any method may go to another endpoint.
                 if (timed_out_ != Timeout::max_duration && others_left && in_flight.may_retry()) {
                     tried[ntried++] = endpoint_;
+                    ++view_->cluster_stats[cluster_]->retries;
                     timed_out_ = Timeout::none;
                     continue;
                 }
@@ -212,6 +216,7 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
         if (!has_body) {
             set_phase(Phase::request, deadline_after(route.timeouts.upstream_response));
             auto [ec, n] = co_await asio::async_write(conn->socket, asio::buffer(up_head_), nothrow);
+            rec_.sent = Watchdog::Clock::now();
             if (ec) {
                 if (may_retry && timed_out_ == Timeout::none && !aborted_) {
                     retry = true;
@@ -238,6 +243,7 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
         connect_message_ = retry_message_;
         if (!in_flight.may_retry()) co_return co_await send_error(connect_error_, connect_message_);
         tried[ntried++] = endpoint_;
+        ++view_->cluster_stats[cluster_]->retries;
     }
 }
 
@@ -247,6 +253,7 @@ asio::awaitable<std::shared_ptr<UpstreamConn>> Session::connect_upstream(std::si
     auto conn = std::make_shared<UpstreamConn>(socket_.get_executor(), worker_.buffers());
     upstream_ = conn;
     set_phase(Phase::connect, deadline_after(t.connect));
+    const auto began = Watchdog::Clock::now();
     boost::system::error_code ec;
     std::string resolve_error;
     if (ep.ip) {
@@ -277,9 +284,11 @@ asio::awaitable<std::shared_ptr<UpstreamConn>> Session::connect_upstream(std::si
                            (resolve_error.empty() ? lower_first(ec.message()) : resolve_error);
     }
     if (ec || timed_out_ != Timeout::none || aborted_) {
+        if (!aborted_ && timed_out_ != Timeout::max_duration) ++view_->cluster_stats[ci]->connect_failures;
         upstream_.reset();
         co_return nullptr;
     }
+    rec_.connect = Watchdog::Clock::now() - began;
     conn->socket.set_option(tcp::no_delay(true), ec);
     ++view_->clusters[ci].pools[ei]->connects;
     co_return conn;
@@ -301,6 +310,7 @@ asio::awaitable<void> Session::pump_request_body(std::shared_ptr<UpstreamConn> c
             }
         }
         const bool last = req_parser_->is_done();
+        for (const auto& b : req_parser_->body()) rec_.bytes_in += b.size();
         pump_gather_.clear();
         if (!head_sent) pump_gather_.emplace_back(asio::buffer(up_head_));
         append_body(pump_gather_, req_parser_->body(), up_framing_, pump_chunk_line_,
@@ -312,6 +322,7 @@ asio::awaitable<void> Session::pump_request_body(std::shared_ptr<UpstreamConn> c
                 end = stop_pump_ ? Pump::stopped : Pump::upstream_failed;
                 break;
             }
+            if (!head_sent) rec_.sent = Watchdog::Clock::now();
             head_sent = true;
             dog_.touch();
         }
@@ -342,11 +353,15 @@ asio::awaitable<Session::Exchange> Session::start_tunnel(std::shared_ptr<Upstrea
     out_head_.clear();
     build_switching_response(resp_, out_head_, set_affinity_ ? affinity_cookie() : std::string());
     auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_head_), nothrow);
+    rec_.status = 101;
     if (ec) {
         conn->socket.close(ec);
         co_return Exchange::close;
     }
+    count_response(101);
+    rec_.tunneled = true;
     const RouteRuntime& route = view_->snapshot->routes[route_];
+    const ClusterRuntime& cluster = view_->snapshot->clusters[cluster_];
     Tunnel::Setup setup{std::move(socket_), std::move(conn->socket)};
     setup.to_upstream.assign(in_.data());
     in_.consume(in_.size());
@@ -359,6 +374,13 @@ asio::awaitable<Session::Exchange> Session::start_tunnel(std::shared_ptr<Upstrea
     setup.started = Watchdog::Clock::now();
     setup.listener = listener_;
     setup.endpoint = view_->clusters[cluster_].pools[endpoint_];
+    setup.cluster = cluster.name;
+    setup.endpoint_key = cluster.endpoints[endpoint_].key;
+    setup.client_address = client_address();
+    setup.method = std::string(req_.method);
+    setup.path = std::string(req_.path);
+    setup.connect = rec_.connect;
+    setup.first_byte = rec_.first_byte;
     upstream_.reset();
     std::make_shared<Tunnel>(worker_, std::move(setup))->start();
     co_return Exchange::close;  // this session is over; the socket lives on in the tunnel
@@ -445,6 +467,7 @@ asio::awaitable<std::optional<Session::Exchange>> Session::read_response_head(Up
                     ec, got_bytes ? "in the middle of the response headers" : "before sending response headers");
             }
             conn.in.commit(n);
+            if (!got_bytes && rec_.sent != Watchdog::time_point{}) rec_.first_byte = Watchdog::Clock::now() - rec_.sent;
             got_bytes = true;
             continue;
         }
@@ -505,6 +528,14 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
         down.framing = down.client_http10 ? Framing::until_close : Framing::chunked;
     }
     down.close = !client_keep_alive_ || !request_body_done() || draining() || down.framing == Framing::until_close;
+    rec_.status = resp_.status;
+    rec_.stream = down.framing == Framing::chunked || down.framing == Framing::until_close;
+    RouteStats& stats = *view_->route_stats[route_];
+    if (rec_.stream) {
+        ++stats.streams_active;
+        ++stats.streams;
+        rec_.streaming = true;
+    }
     if (set_affinity_) down.extra_fields = affinity_cookie();
     out_head_.clear();
     build_client_response(resp_, down, out_head_);
@@ -528,6 +559,8 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
             }
         }
         const bool last = parser->is_done();
+        std::size_t body_bytes = 0;
+        for (const auto& b : parser->body()) body_bytes += b.size();
         gather_.clear();
         if (!head_sent) gather_.emplace_back(asio::buffer(out_head_));
         append_body(gather_, parser->body(), down.framing, chunk_line_, last && down.framing == Framing::chunked);
@@ -541,6 +574,11 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
             }
             head_sent = true;
             dog_.touch();
+            rec_.bytes_out += body_bytes;
+            if (body_bytes && rec_.stream && !rec_.first_body_byte) {
+                rec_.first_body_byte = true;
+                stats.first_byte.observe(std::chrono::duration<double>(Watchdog::Clock::now() - rec_.sent).count());
+            }
         }
         conn->in.consume(used);
         if (last) break;

@@ -151,6 +151,7 @@ bool Tunnel::read_some(Flow& f) {
             if (n > 0) {
                 f.in_pipe = static_cast<std::size_t>(n);
                 *f.bytes += static_cast<std::uint64_t>(n);
+                f.moved += static_cast<std::uint64_t>(n);
                 worker_.stats().paths().spliced_bytes += static_cast<std::uint64_t>(n);
                 if (static_cast<std::size_t>(n) < kBulkThreshold) f.bulk = false;
                 dog_.touch();
@@ -189,6 +190,7 @@ bool Tunnel::read_some(Flow& f) {
     }
     auto got = static_cast<std::size_t>(n);
     *f.bytes += got;
+    f.moved += got;
     worker_.stats().paths().copied_bytes += got;
     dog_.touch();
     if (got == scratch.size()) f.bulk = true;  // a burst: splice the rest
@@ -214,6 +216,21 @@ void Tunnel::fail(Flow& f, int err, bool on_destination) {
     finish(gone ? (client_side ? CloseReason::client_closed : CloseReason::upstream_closed) : CloseReason::error);
 }
 
+bool Tunnel::describe(ConnectionInfo& out) const {
+    if (closed_) return false;
+    out.kind = "websocket";
+    out.listener = s_.listener->spec.name;
+    out.route = s_.route;
+    out.cluster = s_.cluster;
+    out.endpoint = s_.endpoint_key;
+    out.client = s_.client_address;
+    out.started = s_.started;
+    out.bytes_from_client = up_.moved;
+    out.bytes_to_client = down_.moved;
+    out.config_version = s_.snapshot ? s_.snapshot->version : 0;
+    return true;
+}
+
 void Tunnel::on_deadline(Watchdog::Which which) {
     finish(which == Watchdog::Which::hard ? CloseReason::max_duration : CloseReason::idle_timeout);
 }
@@ -233,7 +250,29 @@ void Tunnel::finish(CloseReason reason) {
     s_.upstream.close(ec);
     --counters_.active;
     ++counters_.closes[static_cast<std::size_t>(reason)];
-    counters_.duration.observe(std::chrono::duration<double>(Watchdog::Clock::now() - s_.started).count());
+    const auto took = Watchdog::Clock::now() - s_.started;
+    counters_.duration.observe(std::chrono::duration<double>(took).count());
+    if (worker_.access_log_enabled()) {
+        AccessRecord r;
+        r.duration = std::chrono::duration<double>(took).count();
+        r.start = std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(took);
+        r.kind = "websocket";
+        r.listener = s_.listener->spec.name;
+        r.route = s_.route;
+        r.cluster = s_.cluster;
+        r.endpoint = s_.endpoint_key;
+        r.client = s_.client_address;
+        r.method = s_.method;
+        r.path = s_.path;
+        r.status = 101;
+        r.bytes_received = up_.moved;
+        r.bytes_sent = down_.moved;
+        if (s_.connect) r.upstream_connect = std::chrono::duration<double>(*s_.connect).count();
+        if (s_.first_byte) r.upstream_first_byte = std::chrono::duration<double>(*s_.first_byte).count();
+        r.close_reason = close_reason_name(reason);
+        r.config_version = s_.snapshot ? s_.snapshot->version : 0;
+        worker_.log_access(r);
+    }
     spdlog::debug("tunnel on route \"{}\" closed: {}", s_.route, close_reason_name(reason));
 }
 

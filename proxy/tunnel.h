@@ -18,7 +18,7 @@
 #include "proxy/downstream.h"
 #include "proxy/listener.h"
 #include "proxy/pipe_pool.h"
-#include "proxy/route_stats.h"
+#include "proxy/worker_stats.h"
 #include "proxy/snapshot.h"
 #include "proxy/upstream_pool.h"
 #include "proxy/watchdog.h"
@@ -26,6 +26,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace sluice::proxy {
@@ -46,6 +47,9 @@ public:
         Watchdog::time_point started;
         std::shared_ptr<ListenerInfo> listener;
         std::shared_ptr<EndpointPool> endpoint;  // counts the tunnel as active on its endpoint
+        // For GET /connections and the access log.
+        std::string cluster, endpoint_key, client_address, method, path;
+        std::optional<Watchdog::Clock::duration> connect, first_byte;
     };
 
     Tunnel(Worker& worker, Setup setup);
@@ -55,6 +59,7 @@ public:
     void close_if_idle() override {}  // a tunnel is never between requests
     void abort(CloseReason reason) override { finish(reason); }
     const ListenerInfo* listener() const override { return s_.listener.get(); }
+    bool describe(ConnectionInfo& out) const override;
 
     Watchdog& watchdog() { return dog_; }
     void on_deadline(Watchdog::Which which);
@@ -71,7 +76,8 @@ private:
         bool bulk = false;         // large transfers: splice
         bool eof = false;          // the source sent FIN
         bool done = false;         // FIN passed on
-        std::uint64_t* bytes = nullptr;
+        std::uint64_t* bytes = nullptr;  // the route's counter
+        std::uint64_t moved = 0;         // this tunnel's
     };
 
     std::shared_ptr<Tunnel> self() { return std::static_pointer_cast<Tunnel>(shared_from_this()); }

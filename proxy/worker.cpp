@@ -25,7 +25,8 @@ struct Worker::Acceptor {
     asio::steady_timer backoff;
 };
 
-Worker::Worker(std::size_t index, ConfigStore& store, bool splice) : index_(index), store_(store), splice_(splice) {}
+Worker::Worker(std::size_t index, ConfigStore& store, AccessLog& access_log, bool splice)
+    : index_(index), store_(store), access_log_(access_log), splice_(splice) {}
 
 Worker::~Worker() { stop(); }
 
@@ -97,7 +98,9 @@ void Worker::refresh_view() {
             wc.pools.push_back(pool);
         }
         v->clusters.push_back(std::move(wc));
+        v->cluster_stats.push_back(&stats_.cluster(c.name));
     }
+    for (const auto& r : v->snapshot->routes) v->route_stats.push_back(&stats_.route(r.spec->name));
     view_ = std::move(v);
 }
 
@@ -168,6 +171,30 @@ void Worker::drain_connections(const ListenerInfo* listener, std::chrono::millis
             if (auto d = connection.lock()) d->abort(CloseReason::drain);
         });
     }
+}
+
+ConnectionList Worker::connections(const ConnectionQuery& q) const {
+    ConnectionList out;
+    ConnectionInfo info;
+    for (const auto* d : downstreams_) {
+        info = ConnectionInfo{};
+        if (!d->describe(info)) continue;
+        if (!q.kind.empty() && q.kind != info.kind) continue;
+        if (!q.route.empty() && q.route != info.route) continue;
+        ++out.total;
+        ++(std::string_view(info.kind) == "websocket" ? out.websockets : out.streams);
+        info.worker = index_;
+        out.oldest.push_back(std::move(info));
+    }
+    // Keep the oldest `limit`: what an operator looks for first.
+    auto older = [](const ConnectionInfo& a, const ConnectionInfo& b) { return a.started < b.started; };
+    if (out.oldest.size() > q.limit) {
+        std::nth_element(out.oldest.begin(), out.oldest.begin() + static_cast<std::ptrdiff_t>(q.limit), out.oldest.end(),
+                         older);
+        out.oldest.resize(q.limit);
+    }
+    std::sort(out.oldest.begin(), out.oldest.end(), older);
+    return out;
 }
 
 std::unordered_map<std::string, Worker::EndpointLoad> Worker::endpoint_loads() const {

@@ -2,11 +2,12 @@
 // and upstream pools. Nothing here is shared with other workers; the control
 // thread talks to a worker only by posting to its io_context.
 #pragma once
+#include "proxy/access_log.h"
 #include "proxy/downstream.h"
 #include "proxy/io_buffer.h"
 #include "proxy/listener.h"
 #include "proxy/pipe_pool.h"
-#include "proxy/route_stats.h"
+#include "proxy/worker_stats.h"
 #include "proxy/snapshot.h"
 #include "proxy/upstream_pool.h"
 
@@ -38,11 +39,24 @@ struct WorkerView {
     };
     std::shared_ptr<const Snapshot> snapshot;
     std::vector<Cluster> clusters;  // parallel to Snapshot::clusters
+    std::vector<RouteStats*> route_stats;      // parallel to Snapshot::routes (this worker's counters)
+    std::vector<ClusterStats*> cluster_stats;  // parallel to Snapshot::clusters
+};
+
+// What GET /connections asks each worker for.
+struct ConnectionQuery {
+    std::string kind;   // "", "websocket" or "stream"
+    std::string route;  // "" for all
+    std::size_t limit = 100;
+};
+struct ConnectionList {
+    std::size_t total = 0, websockets = 0, streams = 0;  // everything that matched
+    std::vector<ConnectionInfo> oldest;                  // at most `limit`, oldest first
 };
 
 class Worker {
 public:
-    Worker(std::size_t index, ConfigStore& store, bool splice = true);
+    Worker(std::size_t index, ConfigStore& store, AccessLog& access_log, bool splice = true);
     ~Worker();
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
@@ -72,6 +86,13 @@ public:
     BufferPool& buffers() { return buffers_; }
     PipePool& pipes() { return pipes_; }
     WorkerStats& stats() { return stats_; }
+    // Writes one access log line when the log is on.
+    void log_access(const AccessRecord& r) {
+        if (access_log_.enabled()) access_log_.write(index_, r);
+    }
+    bool access_log_enabled() const { return access_log_.enabled(); }
+    // Live tunnels and streams that match `q` (runs on the worker thread).
+    ConnectionList connections(const ConnectionQuery& q) const;
     bool splice_enabled() const { return splice_; }
     // A buffer for bytes that pass straight through (read, then written at once).
     std::span<char> scratch() { return {scratch_.get(), kScratchSize}; }
@@ -104,6 +125,7 @@ private:
 
     std::size_t index_;
     ConfigStore& store_;
+    AccessLog& access_log_;
     bool splice_;
     // Outlive io_: handlers destroyed with io_ may still give buffers and pipes back.
     BufferPool buffers_;

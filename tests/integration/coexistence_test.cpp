@@ -143,5 +143,9 @@ routes:
     EXPECT_EQ(failures.load(), 0);
     auto stats = proxy.server->tunnel_stats();
     EXPECT_EQ(stats["chat"].opened, 4u);
-    EXPECT_EQ(stats.count("llm"), 0u);  // streams are not tunnels
+    EXPECT_EQ(stats["llm"].opened, 0u);  // streams are not tunnels
+    auto totals = proxy.server->collect_stats();
+    EXPECT_GT(totals.routes["llm"].streams, 0u);
+    EXPECT_EQ(totals.routes["llm"].streams_active, 0);
+    EXPECT_EQ(totals.routes["chat"].streams, 0u);
 }

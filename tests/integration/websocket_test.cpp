@@ -331,7 +331,7 @@ TEST(WebSocket, CountersPerRoute) {
     // Frames: client frames are masked (4 bytes), so each way differs.
     EXPECT_GE(s.bytes_upstream, 5u + 6u);
     EXPECT_GE(s.bytes_downstream, 5u + 2u);
-    EXPECT_EQ(s.duration.count, 2u);
+    EXPECT_EQ(s.duration.count(), 2u);
     EXPECT_EQ(s.closes[static_cast<int>(sluice::proxy::CloseReason::client_closed)] +
                   s.closes[static_cast<int>(sluice::proxy::CloseReason::upstream_closed)],
               2u);

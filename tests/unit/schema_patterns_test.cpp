@@ -19,6 +19,7 @@ TEST(SchemaPatterns, SchemaUsesTheParsersRegularExpressions) {
         {"ip_address", Pattern::ip_address}, {"endpoint", Pattern::endpoint}, {"host", Pattern::host},
         {"method", Pattern::method}, {"header_name", Pattern::header_name}, {"path", Pattern::path},
         {"positive_duration", Pattern::positive_duration}, {"cookie_name", Pattern::cookie_name},
+        {"file_path", Pattern::file_path},
     };
     for (const auto& [def, pattern] : names)
         EXPECT_EQ(schema["$defs"][def]["pattern"].get<std::string>(), sluice::config::pattern_text(pattern)) << def;
@@ -38,6 +39,9 @@ TEST(SchemaPatterns, SpotChecks) {
     EXPECT_TRUE(matches(Pattern::ip_address, "255.255.255.255"));
     EXPECT_FALSE(matches(Pattern::ip_address, "256.1.1.1"));
     EXPECT_FALSE(matches(Pattern::ip_address, "localhost"));
+    EXPECT_TRUE(matches(Pattern::file_path, "/var/log/sluice/access.log"));
+    EXPECT_FALSE(matches(Pattern::file_path, "access.log"));
+    EXPECT_FALSE(matches(Pattern::file_path, "/tmp/a\nb"));
     EXPECT_TRUE(matches(Pattern::path, "/api/v1/%20x"));
     EXPECT_FALSE(matches(Pattern::path, "/a b"));
     EXPECT_FALSE(matches(Pattern::path, "/a?b"));

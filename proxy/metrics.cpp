@@ -1,0 +1,270 @@
+// GET /metrics: the Prometheus text format, written by prometheus-cpp's text
+// serializer. Control-plane metrics live in prometheus-cpp's registry; the data
+// plane counts in plain per-worker counters (no atomics or locks shared between
+// workers on the request path), which a scrape copies and adds up here into
+// prometheus-cpp metric families.
+#include "proxy/server.h"
+
+#include <prometheus/text_serializer.h>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <dirent.h>
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+namespace sluice::proxy {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
+
+MetricFamily& family(std::vector<MetricFamily>& out, std::string name, std::string help, MetricType type) {
+    out.push_back(MetricFamily{std::move(name), std::move(help), type, {}});
+    return out.back();
+}
+
+void add_value(MetricFamily& f, Labels labels, double v) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    if (f.type == MetricType::Counter) m.counter.value = v;
+    else m.gauge.value = v;
+    f.metric.push_back(std::move(m));
+}
+
+void add_histogram(MetricFamily& f, Labels labels, const Histogram& h) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    m.histogram.sample_count = h.count();
+    m.histogram.sample_sum = h.sum();
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < h.counts().size(); ++i) {
+        cumulative += h.counts()[i];
+        double bound = i < h.bounds().size() ? h.bounds()[i] : std::numeric_limits<double>::infinity();
+        m.histogram.bucket.push_back({cumulative, bound});
+    }
+    f.metric.push_back(std::move(m));
+}
+
+// What /proc says about this process (the standard process_* metrics).
+struct ProcessInfo {
+    double cpu_seconds = 0, start_time = 0, resident = 0, virtual_bytes = 0, open_fds = 0, max_fds = 0;
+};
+
+ProcessInfo read_process() {
+    ProcessInfo p;
+    const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+    const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+    {
+        std::ifstream in("/proc/self/stat");
+        std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        // Fields after the command name, which may hold spaces: "(...) S ppid ...".
+        auto close = stat.rfind(')');
+        if (close != std::string::npos) {
+            std::istringstream rest(stat.substr(close + 2));
+            std::vector<std::string> f;
+            for (std::string x; rest >> x;) f.push_back(x);
+            // f[0] is field 3 (state): utime is field 14, stime 15, starttime 22.
+            if (f.size() > 19) {
+                p.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / tick;
+                double boot = 0;
+                std::ifstream s("/proc/stat");
+                for (std::string line; std::getline(s, line);)
+                    if (line.rfind("btime ", 0) == 0) boot = std::stod(line.substr(6));
+                p.start_time = boot + std::stod(f[19]) / tick;
+            }
+        }
+    }
+    {
+        std::ifstream in("/proc/self/statm");
+        double size = 0, resident = 0;
+        if (in >> size >> resident) {
+            p.virtual_bytes = size * page;
+            p.resident = resident * page;
+        }
+    }
+    if (DIR* d = opendir("/proc/self/fd")) {
+        int n = 0;
+        while (dirent* e = readdir(d))
+            if (e->d_name[0] != '.') ++n;
+        closedir(d);
+        p.open_fds = n - 1;  // not counting the directory we just read
+    }
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) p.max_fds = static_cast<double>(rl.rlim_cur);
+    return p;
+}
+
+}  // namespace
+
+void Server::init_metrics() {
+    changes_family_ = &prometheus::BuildCounter()
+                           .Name("sluice_config_changes_total")
+                           .Help("Config changes by result: applied, rejected (invalid, refused or failed), unchanged")
+                           .Register(*metrics_);
+    for (const char* r : {"applied", "rejected", "unchanged"}) changes_family_->Add({{"result", r}});
+    prometheus::BuildGauge()
+        .Name("sluice_build_info")
+        .Help("sluice's version; always 1")
+        .Register(*metrics_)
+        .Add({{"version", SLUICE_VERSION}, {"compiler", __VERSION__}})
+        .Set(1);
+}
+
+std::string Server::metrics_text() {
+    std::vector<MetricFamily> out = metrics_->Collect();
+    const auto snap = store_.current();
+    const StatsTotals t = collect_stats();
+
+    add_value(family(out, "sluice_config_version", "Version of the config in force", MetricType::Gauge), {},
+              static_cast<double>(snap->version));
+    add_value(family(out, "sluice_config_snapshots_live",
+                     "Config versions still alive: the current one plus any held by open requests or tunnels",
+                     MetricType::Gauge),
+              {}, static_cast<double>(Snapshot::live_count()));
+
+    auto& requests = family(out, "sluice_requests_total",
+                            "Responses sent to clients, by listener, route and exact status code (route \"\" matched "
+                            "no route or was refused before routing)",
+                            MetricType::Counter);
+    auto& duration = family(out, "sluice_request_duration_seconds",
+                            "From the request head to the end of the response (to the 101 for WebSockets)",
+                            MetricType::Histogram);
+    auto& errors = family(out, "sluice_proxy_errors_total",
+                          "Answers sluice made itself, by route and x-sluice-error code", MetricType::Counter);
+    auto& ws_active = family(out, "sluice_websocket_connections_active", "Open WebSocket tunnels", MetricType::Gauge);
+    auto& ws_total = family(out, "sluice_websocket_connections_total", "WebSocket tunnels opened", MetricType::Counter);
+    auto& ws_bytes = family(out, "sluice_websocket_bytes_total",
+                            "Tunnel bytes, by direction: upstream (client to app) and downstream (app to client)",
+                            MetricType::Counter);
+    auto& ws_duration = family(out, "sluice_websocket_duration_seconds", "Lifetimes of closed WebSocket tunnels",
+                               MetricType::Histogram);
+    auto& closes = family(out, "sluice_tunnel_closes_total", "Closed tunnels, by reason", MetricType::Counter);
+    auto& streams_active = family(out, "sluice_streams_active",
+                                  "Responses of unknown length (chunked, SSE, NDJSON) being relayed now",
+                                  MetricType::Gauge);
+    auto& streams_total = family(out, "sluice_streams_total", "Streaming responses started", MetricType::Counter);
+    auto& first_byte = family(out, "sluice_stream_first_byte_seconds",
+                              "Streams: from the request sent upstream to the first response body byte relayed",
+                              MetricType::Histogram);
+    for (const auto& [route, r] : t.routes) {
+        for (const auto& c : r.responses)
+            add_value(requests, {{"listener", c.listener}, {"route", route}, {"code", std::to_string(c.code)}},
+                      static_cast<double>(c.count));
+        if (r.duration.count()) add_histogram(duration, {{"route", route}}, r.duration);
+        for (std::size_t k = 0; k < r.errors.size(); ++k)
+            if (r.errors[k])
+                add_value(errors, {{"route", route}, {"error", std::string(code_of(static_cast<ErrorKind>(k)))}},
+                          static_cast<double>(r.errors[k]));
+        if (route.empty()) continue;  // nothing below happens before routing
+        add_value(ws_active, {{"route", route}}, static_cast<double>(r.tunnels.active));
+        add_value(ws_total, {{"route", route}}, static_cast<double>(r.tunnels.opened));
+        add_value(ws_bytes, {{"route", route}, {"direction", "upstream"}}, static_cast<double>(r.tunnels.bytes_upstream));
+        add_value(ws_bytes, {{"route", route}, {"direction", "downstream"}},
+                  static_cast<double>(r.tunnels.bytes_downstream));
+        add_histogram(ws_duration, {{"route", route}}, r.tunnels.duration);
+        for (std::size_t k = 0; k < r.tunnels.closes.size(); ++k)
+            add_value(closes, {{"route", route}, {"reason", close_reason_name(static_cast<CloseReason>(k))}},
+                      static_cast<double>(r.tunnels.closes[k]));
+        add_value(streams_active, {{"route", route}}, static_cast<double>(r.streams_active));
+        add_value(streams_total, {{"route", route}}, static_cast<double>(r.streams));
+        add_histogram(first_byte, {{"route", route}}, r.first_byte);
+    }
+    auto& tunnel_path = family(out, "sluice_tunnel_bytes_total",
+                               "Tunnel bytes by how they moved: splice (zero-copy, through a pipe) or copy",
+                               MetricType::Counter);
+    add_value(tunnel_path, {{"path", "splice"}}, static_cast<double>(t.paths.spliced_bytes));
+    add_value(tunnel_path, {{"path", "copy"}}, static_cast<double>(t.paths.copied_bytes));
+
+    auto& connect_failures = family(out, "sluice_upstream_connect_failures_total",
+                                    "Upstream connects that failed: refused, unreachable, timed out or unresolvable",
+                                    MetricType::Counter);
+    auto& retries = family(out, "sluice_upstream_retries_total", "Requests retried on another attempt",
+                           MetricType::Counter);
+    for (const auto& [cluster, c] : t.clusters) {
+        add_value(connect_failures, {{"cluster", cluster}}, static_cast<double>(c.connect_failures));
+        add_value(retries, {{"cluster", cluster}}, static_cast<double>(c.retries));
+    }
+    auto& healthy = family(out, "sluice_upstream_endpoint_healthy",
+                           "1 when the endpoint passes its active health checks (or has none)", MetricType::Gauge);
+    auto& ejected = family(out, "sluice_upstream_endpoint_ejected",
+                           "1 while passive outlier detection keeps the endpoint out of rotation", MetricType::Gauge);
+    const auto now = steady_now_ns();
+    for (const auto& c : snap->clusters)
+        for (const auto& e : c.endpoints) {
+            add_value(healthy, {{"cluster", c.name}, {"endpoint", e.key}},
+                      e.state->healthy.load(std::memory_order_relaxed) ? 1 : 0);
+            add_value(ejected, {{"cluster", c.name}, {"endpoint", e.key}}, e.state->ejected(now) ? 1 : 0);
+        }
+
+    auto& downstream = family(out, "sluice_downstream_connections_active",
+                              "Open client connections, tunnels included, by listener", MetricType::Gauge);
+    {
+        std::lock_guard lock(listeners_mu_);
+        for (const auto& l : listeners_)
+            add_value(downstream, {{"listener", l->spec.name}},
+                      static_cast<double>(l->connections.load(std::memory_order_relaxed)));
+    }
+    add_value(family(out, "sluice_access_log_lines_total", "Access log lines queued for writing", MetricType::Counter),
+              {}, static_cast<double>(access_log_->lines()));
+    add_value(family(out, "sluice_access_log_dropped_total",
+                     "Access log lines dropped because the output could not keep up", MetricType::Counter),
+              {}, static_cast<double>(access_log_->dropped()));
+
+    const ProcessInfo p = read_process();
+    add_value(family(out, "process_cpu_seconds_total", "User and system CPU time spent, in seconds",
+                     MetricType::Counter),
+              {}, p.cpu_seconds);
+    add_value(family(out, "process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds",
+                     MetricType::Gauge),
+              {}, p.start_time);
+    add_value(family(out, "process_resident_memory_bytes", "Resident memory size, in bytes", MetricType::Gauge), {},
+              p.resident);
+    add_value(family(out, "process_virtual_memory_bytes", "Virtual memory size, in bytes", MetricType::Gauge), {},
+              p.virtual_bytes);
+    add_value(family(out, "process_open_fds", "Open file descriptors", MetricType::Gauge), {}, p.open_fds);
+    add_value(family(out, "process_max_fds", "Limit on open file descriptors", MetricType::Gauge), {}, p.max_fds);
+
+    // Families with no series (no traffic yet) still say what they are.
+    return prometheus::TextSerializer().Serialize(out);
+}
+
+nlohmann::json Server::connections_json(const admin::ConnectionsQuery& q) {
+    ConnectionQuery wq{q.kind, q.route, q.limit};
+    ConnectionList all;
+    for (auto& w : workers_) {
+        ConnectionList mine = w->call([&] { return w->connections(wq); });
+        all.total += mine.total;
+        all.websockets += mine.websockets;
+        all.streams += mine.streams;
+        for (auto& c : mine.oldest) all.oldest.push_back(std::move(c));
+    }
+    std::sort(all.oldest.begin(), all.oldest.end(),
+              [](const ConnectionInfo& a, const ConnectionInfo& b) { return a.started < b.started; });
+    if (all.oldest.size() > q.limit) all.oldest.resize(q.limit);
+    const auto now = std::chrono::steady_clock::now();
+    auto list = nlohmann::json::array();
+    for (const auto& c : all.oldest)
+        list.push_back({{"kind", c.kind},
+                        {"listener", c.listener},
+                        {"route", c.route},
+                        {"cluster", c.cluster},
+                        {"endpoint", c.endpoint},
+                        {"client", c.client},
+                        {"age_seconds", std::round(std::chrono::duration<double>(now - c.started).count() * 1000) / 1000},
+                        {"bytes_from_client", c.bytes_from_client},
+                        {"bytes_to_client", c.bytes_to_client},
+                        {"config_version", c.config_version},
+                        {"worker", c.worker}});
+    return {{"total", all.total},         {"websockets", all.websockets}, {"streams", all.streams},
+            {"returned", list.size()},    {"limit", q.limit},             {"truncated", list.size() < all.total},
+            {"connections", list}};
+}
+
+}  // namespace sluice::proxy
