@@ -179,12 +179,13 @@ struct AccessLog::State {
                 swap.swap(next);
                 stopping = stop;
             }
-            drain();  // lines queued before a change go to the old target
             if (swap) {
+                // Lines still queued go to the new target: at start-up there is no old one.
                 if (own && fd >= 0) ::close(fd);
                 fd = swap->first;
                 own = swap->second;
             }
+            drain();
             if (stopping) break;
         }
         drain();

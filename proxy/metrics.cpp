@@ -13,6 +13,7 @@
 #include <dirent.h>
 
 #include <cmath>
+#include <deque>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -25,7 +26,8 @@ using prometheus::MetricFamily;
 using prometheus::MetricType;
 using Labels = std::vector<ClientMetric::Label>;
 
-MetricFamily& family(std::vector<MetricFamily>& out, std::string name, std::string help, MetricType type) {
+// A deque: references to earlier families stay valid as more are added.
+MetricFamily& family(std::deque<MetricFamily>& out, std::string name, std::string help, MetricType type) {
     out.push_back(MetricFamily{std::move(name), std::move(help), type, {}});
     return out.back();
 }
@@ -118,7 +120,7 @@ void Server::init_metrics() {
 }
 
 std::string Server::metrics_text() {
-    std::vector<MetricFamily> out = metrics_->Collect();
+    std::deque<MetricFamily> out;
     const auto snap = store_.current();
     const StatsTotals t = collect_stats();
 
@@ -232,7 +234,9 @@ std::string Server::metrics_text() {
     add_value(family(out, "process_max_fds", "Limit on open file descriptors", MetricType::Gauge), {}, p.max_fds);
 
     // Families with no series (no traffic yet) still say what they are.
-    return prometheus::TextSerializer().Serialize(out);
+    std::vector<MetricFamily> all = metrics_->Collect();
+    for (auto& f : out) all.push_back(std::move(f));
+    return prometheus::TextSerializer().Serialize(all);
 }
 
 nlohmann::json Server::connections_json(const admin::ConnectionsQuery& q) {
