@@ -42,9 +42,9 @@ Response to_response(const AdminReply& r, const Request& req) {
 }  // namespace
 
 struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
-    Impl(asio::io_context& io, Backend& b, Mode m)
+    Impl(asio::io_context& io, Backend& b, Mode m, bool probes_metrics)
         : io(io), mode(m), acceptor(io),
-          handlers(b, m == Mode::admin ? Handlers::Mode::admin : Handlers::Mode::probes) {}
+          handlers(b, m == Mode::admin ? Handlers::Mode::admin : Handlers::Mode::probes, probes_metrics) {}
 
     Response route(const Request& req) {
         AdminRequest a{std::string(req.method_string()), std::string(req.target()), req.body(), std::nullopt};
@@ -97,8 +97,8 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
     Handlers handlers;
 };
 
-AdminServer::AdminServer(asio::io_context& io, Backend& backend, Mode mode)
-    : impl_(std::make_shared<Impl>(io, backend, mode)) {}
+AdminServer::AdminServer(asio::io_context& io, Backend& backend, Mode mode, bool probes_metrics)
+    : impl_(std::make_shared<Impl>(io, backend, mode, probes_metrics)) {}
 
 AdminServer::~AdminServer() = default;
 

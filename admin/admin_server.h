@@ -18,7 +18,7 @@ class AdminServer {
 public:
     enum class Mode { admin, probes };
 
-    AdminServer(boost::asio::io_context& io, Backend& backend, Mode mode);
+    AdminServer(boost::asio::io_context& io, Backend& backend, Mode mode, bool probes_metrics = false);
     ~AdminServer();
 
     // Binds and starts accepting; false with `error` set when the address cannot be used.

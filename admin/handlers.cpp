@@ -316,7 +316,7 @@ AdminReply Handlers::handle(const AdminRequest& req) {
     if (path.size() > 1 && path.back() == '/') path.pop_back();
     std::string allow;
     for (const auto& e : endpoints()) {
-        if (mode_ == Mode::probes && !e.probes) continue;
+        if (mode_ == Mode::probes && !e.probes && !(probes_metrics_ && std::string_view(e.pattern) == "/metrics")) continue;
         std::string param;
         if (!path_matches(e.pattern, path, param)) continue;
         if (req.method != e.method) {
@@ -335,7 +335,9 @@ AdminReply Handlers::handle(const AdminRequest& req) {
         r.headers.emplace_back("Allow", allow);
         return r;
     }
-    if (mode_ == Mode::probes) return reply_error(404, "the probes address serves only GET /healthz and GET /ready");
+    if (mode_ == Mode::probes)
+        return reply_error(404, probes_metrics_ ? "the probes address serves only GET /healthz, GET /ready and GET /metrics"
+                                                : "the probes address serves only GET /healthz and GET /ready");
     return reply_error(404, "no admin endpoint " + req.method + " " + path + "; see docs/admin-api.md for the list");
 }
 

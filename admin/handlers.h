@@ -31,12 +31,15 @@ struct AdminReply {
 class Handlers {
 public:
     enum class Mode { admin, probes };
-    Handlers(Backend& backend, Mode mode) : backend_(backend), mode_(mode) {}
+    // `probes_metrics`: the probes address serves GET /metrics too (probes.metrics).
+    Handlers(Backend& backend, Mode mode, bool probes_metrics = false)
+        : backend_(backend), mode_(mode), probes_metrics_(probes_metrics) {}
     AdminReply handle(const AdminRequest& req);
 
 private:
     Backend& backend_;
     Mode mode_;
+    bool probes_metrics_;
 };
 
 }  // namespace sluice::admin

@@ -425,8 +425,9 @@ Config parse_document(const json& doc, ConfigErrors& errors) {
         r.opt(v, p, "port", [&](const json& x, const std::string& xp) { r.port(x, xp, cfg.admin.port); });
     });
     r.opt(doc, "", "probes", [&](const json& v, const std::string& p) {
-        if (!r.object(v, p, "probes", {"address", "port"})) return;
+        if (!r.object(v, p, "probes", {"address", "port", "metrics"})) return;
         ProbesSpec probes;
+        r.opt(v, p, "metrics", [&](const json& x, const std::string& xp) { r.boolean(x, xp, probes.metrics); });
         r.opt(v, p, "address", [&](const json& x, const std::string& xp) { read_address(r, x, xp, probes.address); });
         r.opt(v, p, "port", [&](const json& x, const std::string& xp) { r.port(x, xp, probes.port); });
         cfg.probes = probes;

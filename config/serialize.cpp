@@ -71,7 +71,8 @@ const char* lb_policy_name(LbPolicy p) {
 json to_json(const Config& cfg) {
     json out;
     out["admin"] = {{"address", cfg.admin.address}, {"port", cfg.admin.port}};
-    if (cfg.probes) out["probes"] = {{"address", cfg.probes->address}, {"port", cfg.probes->port}};
+    if (cfg.probes)
+        out["probes"] = {{"address", cfg.probes->address}, {"port", cfg.probes->port}, {"metrics", cfg.probes->metrics}};
     out["listeners"] = json::array();
     for (const auto& l : cfg.listeners)
         out["listeners"].push_back({{"name", l.name}, {"address", l.address}, {"port", l.port}});

@@ -50,6 +50,7 @@ struct AdminSpec {
 struct ProbesSpec {
     std::string address = "0.0.0.0";
     std::uint16_t port = 9902;
+    bool metrics = false;  // also serve GET /metrics (read-only) for a scraper outside the pod
     bool operator==(const ProbesSpec&) const = default;
 };
 

@@ -60,7 +60,10 @@ ChangeResult Server::change_config(const json& doc, std::optional<std::uint64_t>
         const auto& c = current->config;
         if (!next_doc.contains("admin") || options_.admin_address || options_.admin_port)
             next_doc["admin"] = address_json(c.admin.address, c.admin.port);
-        if (!next_doc.contains("probes") && c.probes) next_doc["probes"] = address_json(c.probes->address, c.probes->port);
+        if (!next_doc.contains("probes") && c.probes) {
+            next_doc["probes"] = address_json(c.probes->address, c.probes->port);
+            next_doc["probes"]["metrics"] = c.probes->metrics;
+        }
     }
     auto loaded = config::load_document(next_doc);
     if (!loaded.config) {

@@ -98,7 +98,8 @@ bool Server::bind_all(std::string& error) {
     admin_ = std::make_unique<admin::AdminServer>(control_, *this, admin::AdminServer::Mode::admin);
     if (!admin_->listen(cfg.admin.address, cfg.admin.port, error)) return false;
     if (cfg.probes) {
-        probes_ = std::make_unique<admin::AdminServer>(control_, *this, admin::AdminServer::Mode::probes);
+        probes_ = std::make_unique<admin::AdminServer>(control_, *this, admin::AdminServer::Mode::probes,
+                                                       cfg.probes->metrics);
         if (!probes_->listen(cfg.probes->address, cfg.probes->port, error)) return false;
     }
     return true;

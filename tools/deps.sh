@@ -6,8 +6,8 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ pkg-config
   libboost1.81-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev
-  libgtest-dev libgmock-dev
-  python3 python3-jsonschema python3-yaml python3-websockets
+  prometheus-cpp-dev libgtest-dev libgmock-dev
+  python3 python3-jsonschema python3-yaml python3-websockets prometheus
   curl
 )
 

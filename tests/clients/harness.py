@@ -26,15 +26,20 @@ timeouts: {{drain_delay: 0s, drain: 2s}}
         self.config.close()
         self.port = self._start([sluice, "run", "--config", self.config.name, "--admin", "127.0.0.1:0"],
                                 r"^listening name=public address=127\.0\.0\.1:(\d+)$")
+        self.admin_port = self._read_port(self.procs[-1], r"^admin listening address=127\.0\.0\.1:(\d+)$")
 
     def _start(self, argv, pattern):
         p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.procs.append(p)
+        return self._read_port(p, pattern)
+
+    @staticmethod
+    def _read_port(p, pattern):
         for line in p.stdout:
             m = re.search(pattern, line.strip())
             if m:
                 return int(m.group(1))
-        raise RuntimeError(f"{argv[0]} did not start")
+        raise RuntimeError(f"{p.args[0]} did not start (no line matching {pattern})")
 
     def close(self):
         for p in reversed(self.procs):

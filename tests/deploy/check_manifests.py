@@ -45,6 +45,20 @@ def main():
     needed = seconds(t.get("drain_delay", "5s")) + seconds(t.get("drain", "30s"))
     if pod["terminationGracePeriodSeconds"] <= needed:
         problems.append(f"terminationGracePeriodSeconds must exceed drain_delay + drain ({needed}s)")
+    if "--watch" not in sidecar["args"]:
+        problems.append("sluice must run with --watch so ConfigMap edits apply in place")
+    app = next(c for c in pod["containers"] if c["name"] != "sluice")
+    sleep = app.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+    if len(sleep) != 2 or sleep[0] != "sleep" or int(sleep[1]) < needed:
+        problems.append(f"the app needs a preStop sleep of at least drain_delay + drain ({needed}s)")
+    elif int(sleep[1]) >= pod["terminationGracePeriodSeconds"]:
+        problems.append("the app's preStop sleep must end before terminationGracePeriodSeconds")
+    notes = kinds["Deployment"]["spec"]["template"]["metadata"].get("annotations", {})
+    if notes.get("prometheus.io/scrape") == "true":
+        if not cfg["probes"].get("metrics"):
+            problems.append("Prometheus scrapes the probes port, so probes.metrics must be true")
+        if int(notes.get("prometheus.io/port", 0)) != cfg["probes"]["port"]:
+            problems.append("prometheus.io/port differs from the probes port")
     mount = sidecar["volumeMounts"][0]["mountPath"]
     if sidecar["args"][-1] != mount + "/config.yaml":
         problems.append("--config does not point into the ConfigMap mount")

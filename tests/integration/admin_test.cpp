@@ -271,6 +271,27 @@ TEST_F(Admin, ProbesServerAnswersOnlyHealth) {
     EXPECT_EQ(http_get(probes->port(), "/ready").status, 200u);
     EXPECT_EQ(http_get(probes->port(), "/config").status, 404u);
     EXPECT_EQ(http_request(probes->port(), "PUT", "/config", "{}").status, 404u);
+    EXPECT_EQ(http_get(probes->port(), "/metrics").status, 404u);  // unless probes.metrics
+}
+
+TEST_F(Admin, ProbesCanServeMetricsForAScraperOutsideThePod) {
+    TestOrigin o(echo_handler("o"));
+    RunningProxy p(one_route(o.address(), "probes: {address: 127.0.0.1, port: 0, metrics: true}"));
+    auto probes = p.server->probes_endpoint();
+    ASSERT_TRUE(probes);
+    auto m = http_get(probes->port(), "/metrics");
+    EXPECT_EQ(m.status, 200u);
+    EXPECT_NE(m.body.find("sluice_config_version 1"), std::string::npos);
+    auto refused = http_request(probes->port(), "PUT", "/config", "{}");
+    EXPECT_EQ(refused.status, 404u);
+    EXPECT_NE(refused.body.find("GET /metrics"), std::string::npos) << refused.body;
+    EXPECT_EQ(http_get(probes->port(), "/connections").status, 404u);
+    // A change that leaves probes out keeps them, metrics included.
+    auto doc = json::parse(http_request(p.admin_port(), "GET", "/config").body)["config"];
+    doc.erase("probes");
+    doc["routes"][0]["name"] = "renamed";
+    EXPECT_EQ(http_request(p.admin_port(), "PUT", "/config", doc.dump()).status, 200u);
+    EXPECT_EQ(http_get(probes->port(), "/metrics").status, 200u);
 }
 
 TEST_F(Admin, KeepAlivePoolsSurviveAChangeThatKeepsTheEndpoint) {
