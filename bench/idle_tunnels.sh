@@ -50,6 +50,11 @@ measure() {  # name pid port
   read -r result <&"${CLIENTS[0]}"
   sleep 1
   after=$(rss_tree "$pid")
+  if [ "$name" = sluice ]; then  # the admin views must stay fast with every tunnel live
+    admin_times="GET /connections $(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$admin_port/connections")s"
+    admin_times+=", GET /connections?limit=10000 $(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$admin_port/connections?limit=10000")s"
+    admin_times+=", GET /metrics $(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$admin_port/metrics")s"
+  fi
   per=$(awk -v a="$after" -v b="$before" -v n="$count" 'BEGIN {printf "%.2f", (a - b) / n}')
   printf '%-8s %-22s %10s %10s %12s\n' "$name" "$result" "$before" "$after" "$per"
   exec {CLIENTS[1]}>&-
@@ -66,7 +71,8 @@ listeners: [{name: public, address: 127.0.0.1, port: $port}]
 clusters: [{name: ws, endpoints: ["127.0.0.1:$origin_port"]}]
 routes: [{name: ws, match: {path_prefix: /}, cluster: ws}]
 YAML
-./build/sluice run --config "$work/sluice.yaml" --admin 127.0.0.1:0 --workers 1 --log-level warn >/dev/null &
+admin_port=$(free_port)
+./build/sluice run --config "$work/sluice.yaml" --admin "127.0.0.1:$admin_port" --workers 1 --log-level warn >/dev/null &
 pid=$!; pids+=($pid)
 measure sluice "$pid" "$port"
 
@@ -82,3 +88,4 @@ sed -e "s|@PORT@|$port|g" -e "s|@ORIGIN_PORT@|$origin_port|g" bench/haproxy-webs
 haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 &
 pid=$!; pids+=($pid)
 measure haproxy "$pid" "$port"
+echo "sluice with $count live tunnels: $admin_times"

@@ -28,7 +28,9 @@ std::uint16_t closed_port() {
     return a.local_endpoint().port();
 }
 
-// Polls `fn` until it holds (events happen on other threads), at most 10s.
+// Polls `fn` until it holds, at most 10s. A client can read the last bytes of a
+// response a moment before the worker has finished the exchange (and counted
+// it), so values that move at the end of an exchange are awaited, not sampled.
 template <class Fn>
 bool eventually(Fn fn) {
     for (int i = 0; i < 1000; ++i) {
@@ -132,6 +134,7 @@ TEST_F(Observability, RequestsAreCountedByListenerRouteAndExactCode) {
     start();
     RawClient c(proxy->port());
     for (int i = 0; i < 3; ++i) EXPECT_EQ(c.get("/app/x").status, 200u);
+    ASSERT_TRUE(eventually([&] { return scrape().value("sluice_request_duration_seconds_count", {{"route", "app"}}) == 3; }));
     auto m = scrape();
     EXPECT_EQ(m.value("sluice_requests_total", {{"listener", "public"}, {"route", "app"}, {"code", "200"}}), 3);
     EXPECT_EQ(m.value("sluice_request_duration_seconds_count", {{"route", "app"}}), 3);
@@ -188,6 +191,7 @@ TEST_F(Observability, EverySluiceErrorCodeIsCountedWithItsStatus) {
     }));
     expect_error("no_healthy_endpoint", 503, http_get(proxy->port(), "/sick"));
 
+    ASSERT_TRUE(eventually([&] { return scrape().value("sluice_proxy_errors_total") == 13; }));
     auto m = scrape();
     const std::pair<const char*, const char*> errors[] = {
         {"upstream_connect_failed", "dead"}, {"upstream_connect_timeout", "hole"}, {"upstream_timeout", "slow"},
@@ -221,6 +225,12 @@ TEST_F(Observability, WebSocketsAndStreamsShowInMetricsAndConnections) {
     EXPECT_EQ(stream.read_head().status, 200u);
     EXPECT_EQ(stream.read_body_some(), "{\"token\":1}\n");
 
+    ASSERT_TRUE(eventually([&] {
+        auto s = scrape();
+        return s.value("sluice_requests_total", {{"route", "app"}, {"code", "101"}}) == 1 &&
+               s.value("sluice_stream_first_byte_seconds_count", {{"route", "app"}}) == 1;
+    }));
+    ASSERT_TRUE(eventually([&] { return connections()["connections"][1]["bytes_to_client"] == 12; }));
     auto m = scrape();
     EXPECT_EQ(m.value("sluice_websocket_connections_active", {{"route", "app"}}), 1);
     EXPECT_EQ(m.value("sluice_websocket_connections_total", {{"route", "app"}}), 1);

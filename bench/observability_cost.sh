@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# What observability costs on the request path: HTTP req/s and sluice's own CPU
+# time per request (utime+stime from /proc over the run, divided by the
+# requests wrk made) with the access log off, to a file, and to standard output
+# (redirected to /dev/null). Metrics are always on. sluice runs one worker
+# pinned to CPU 0; wrk and the origin (nginx answering a small body) share CPU 1.
+# Then the counter micro-benchmark (bench/counter_bench.cpp).
+#   bench/observability_cost.sh [SECONDS]
+# Not a pass/fail test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-10}"
+command -v nginx >/dev/null && command -v wrk >/dev/null || {
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nginx wrk >/dev/null
+}
+tools/deps.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON >/dev/null
+cmake --build build --target sluice counter_bench >/dev/null
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
+
+origin_port=$(free_port)
+mkdir -p "$work/tmp"
+cat > "$work/origin.conf" <<CONF
+worker_processes 1;
+daemon off;
+error_log stderr error;
+pid $work/origin.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/tmp;
+  server { listen 127.0.0.1:$origin_port; keepalive_requests 1000000; location / { return 200 "hello from the origin\n"; } }
+}
+CONF
+taskset -c 1 nginx -p "$work" -c "$work/origin.conf" &
+pids+=($!)
+sleep 0.3
+
+run() {  # name, access_log yaml, stdout target
+  local name=$1 log=$2 port admin pid before after out reqs rps
+  port=$(free_port)
+  cat > "$work/sluice.yaml" <<YAML
+listeners: [{name: public, address: 127.0.0.1, port: $port}]
+clusters: [{name: o, endpoints: ["127.0.0.1:$origin_port"]}]
+routes: [{name: all, match: {path_prefix: /}, cluster: o}]
+access_log: $log
+YAML
+  taskset -c 0 ./build/sluice run --config "$work/sluice.yaml" --admin 127.0.0.1:0 --workers 1 --log-level warn >/dev/null &
+  pid=$!
+  sleep 0.5
+  wrk -t1 -c64 -d1s "http://127.0.0.1:$port/" >/dev/null  # warm the pools
+  before=$(cpu_ticks "$pid")
+  out=$(taskset -c 1 wrk -t1 -c64 -d"${secs}s" --latency "http://127.0.0.1:$port/")
+  after=$(cpu_ticks "$pid")
+  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  rps=$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')
+  p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+  printf '%-28s %10s %10s %14s\n' "$name" "$rps" "$p99" \
+    "$(awk -v t=$((after - before)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz / n * 1e6}')"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+printf '%-28s %10s %10s %14s\n' "sluice, 1 worker, 64 conns" "req/s" "p99" "CPU us/req"
+run "access log off" "{enabled: false}"
+run "access log to a file" "{path: $work/access.log}"
+run "access log to stdout" "{path: /dev/stdout}"
+echo "access log lines written to the file: $(wc -l < "$work/access.log")"
+echo
+./build/bench/counter_bench --benchmark_min_time=0.2 2>/dev/null | grep -E '^(Benchmark|Prom|Atomic|PerWorker|-)'
