@@ -1,7 +1,6 @@
 #include "tests/support/process.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +31,20 @@ Process::Process(std::vector<std::string> args) {
     close(err[1]);
     out_fd_ = out[0];
     err_fd_ = err[0];
+    out_reader_ = std::thread([this] {
+        char buf[4096];
+        for (;;) {
+            ssize_t n = ::read(out_fd_, buf, sizeof buf);
+            std::lock_guard lock(out_mu_);
+            if (n <= 0) {
+                out_eof_ = true;  // the child closed it (exited)
+                out_cv_.notify_all();
+                return;
+            }
+            out_buf_.append(buf, static_cast<std::size_t>(n));
+            out_cv_.notify_all();
+        }
+    });
     err_reader_ = std::thread([this] {
         char buf[4096];
         for (;;) {
@@ -49,28 +62,20 @@ Process::~Process() {
         waitpid(pid_, nullptr, 0);
     }
     if (err_reader_.joinable()) err_reader_.join();  // ends at EOF: the child is gone
+    if (out_reader_.joinable()) out_reader_.join();
     close(out_fd_);
     close(err_fd_);
 }
 
 std::optional<std::string> Process::read_line(int timeout_ms) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-        auto nl = out_buf_.find('\n');
-        if (nl != std::string::npos) {
-            std::string line = out_buf_.substr(0, nl);
-            out_buf_.erase(0, nl + 1);
-            return line;
-        }
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) return std::nullopt;
-        pollfd p{out_fd_, POLLIN, 0};
-        if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;
-        char buf[4096];
-        ssize_t n = ::read(out_fd_, buf, sizeof buf);
-        if (n <= 0) return std::nullopt;
-        out_buf_.append(buf, static_cast<std::size_t>(n));
-    }
+    std::unique_lock lock(out_mu_);
+    out_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                     [this] { return out_buf_.find('\n') != std::string::npos || out_eof_; });
+    auto nl = out_buf_.find('\n');
+    if (nl == std::string::npos) return std::nullopt;
+    std::string line = out_buf_.substr(0, nl);
+    out_buf_.erase(0, nl + 1);
+    return line;
 }
 
 std::optional<std::string> Process::wait_for_line(const std::string& prefix, int timeout_ms) {
@@ -112,9 +117,8 @@ std::string Process::stderr_text() {
 }
 
 std::string Process::stdout_rest() {
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(out_fd_, buf, sizeof buf)) > 0) out_buf_.append(buf, static_cast<std::size_t>(n));
+    if (exited_ && out_reader_.joinable()) out_reader_.join();  // all of it, once the child is gone
+    std::lock_guard lock(out_mu_);
     return out_buf_;
 }
 

@@ -1,9 +1,11 @@
 // Runs the sluice binary as a child process: stdout is read line by line (the
 // start-up lines carry the chosen ports), stderr is collected, and the child is
-// killed at the end of the test if it is still running.
+// killed at the end of the test if it is still running. Both pipes are drained
+// all along (sluice's access log goes to stdout), so the child never blocks.
 #pragma once
 #include <sys/types.h>
 
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -36,7 +38,11 @@ public:
 private:
     pid_t pid_ = -1;
     int out_fd_ = -1, err_fd_ = -1;
-    std::string out_buf_;
+    std::mutex out_mu_;
+    std::condition_variable out_cv_;
+    std::string out_buf_;  // read but not yet returned by read_line
+    bool out_eof_ = false;
+    std::thread out_reader_;
     // Standard error is drained all along, so a chatty child never blocks on a full pipe.
     std::mutex err_mu_;
     std::string err_text_;
