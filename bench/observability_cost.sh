@@ -4,7 +4,8 @@
 # requests wrk made) with the access log off, to a file, and to standard output
 # (redirected to /dev/null). Metrics are always on. sluice runs one worker
 # pinned to CPU 0; wrk and the origin (nginx answering a small body) share CPU 1.
-# Then the counter micro-benchmark (bench/counter_bench.cpp).
+# Each figure is the median of three runs. Then the counter and access log
+# micro-benchmarks (bench/counter_bench.cpp).
 #   bench/observability_cost.sh [SECONDS]
 # Not a pass/fail test.
 set -euo pipefail
@@ -43,8 +44,8 @@ taskset -c 1 nginx -p "$work" -c "$work/origin.conf" &
 pids+=($!)
 sleep 0.3
 
-run() {  # name, access_log yaml, stdout target
-  local name=$1 log=$2 port admin pid before after out reqs rps
+once() {  # access_log yaml -> "req/s p99 cpu_us_per_req"
+  local log=$1 port pid before after out reqs
   port=$(free_port)
   cat > "$work/sluice.yaml" <<YAML
 listeners: [{name: public, address: 127.0.0.1, port: $port}]
@@ -55,16 +56,24 @@ YAML
   taskset -c 0 ./build/sluice run --config "$work/sluice.yaml" --admin 127.0.0.1:0 --workers 1 --log-level warn >/dev/null &
   pid=$!
   sleep 0.5
-  wrk -t1 -c64 -d1s "http://127.0.0.1:$port/" >/dev/null  # warm the pools
+  taskset -c 1 wrk -t1 -c64 -d1s "http://127.0.0.1:$port/" >/dev/null  # warm the pools
   before=$(cpu_ticks "$pid")
   out=$(taskset -c 1 wrk -t1 -c64 -d"${secs}s" --latency "http://127.0.0.1:$port/")
   after=$(cpu_ticks "$pid")
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
-  rps=$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')
-  p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
-  printf '%-28s %10s %10s %14s\n' "$name" "$rps" "$p99" \
-    "$(awk -v t=$((after - before)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz / n * 1e6}')"
+  echo "$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')" \
+       "$(echo "$out" | awk '$1 == "99%" {print $2}')" \
+       "$(awk -v t=$((after - before)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz / n * 1e6}')"
   kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+median() { sort -g | sed -n 2p; }  # of three
+
+run() {  # name, access_log yaml: the median of three runs, column by column
+  local name=$1 log=$2 results
+  results=$(for _ in 1 2 3; do once "$log"; done)
+  printf '%-28s %10s %10s %14s\n' "$name" "$(echo "$results" | awk '{print $1}' | median)" \
+    "$(echo "$results" | awk '{print $2}' | sed 's/ms$//' | median)ms" "$(echo "$results" | awk '{print $3}' | median)"
 }
 
 printf '%-28s %10s %10s %14s\n' "sluice, 1 worker, 64 conns" "req/s" "p99" "CPU us/req"

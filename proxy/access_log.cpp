@@ -7,10 +7,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -20,6 +20,14 @@ namespace {
 
 void append_escaped(std::string& out, std::string_view s) {
     out += '"';
+    // Most values need no escaping: copy them whole.
+    bool plain = true;
+    for (unsigned char c : s) plain = plain && c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+    if (plain) {
+        out += s;
+        out += '"';
+        return;
+    }
     for (unsigned char c : s) {
         switch (c) {
         case '"': out += "\\\""; break;
@@ -53,7 +61,9 @@ void append_number(std::string& out, std::string_view key, std::uint64_t v) {
     out += ",\"";
     out += key;
     out += "\":";
-    out += std::to_string(v);
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, end);
 }
 
 void append_ms(std::string& out, std::string_view key, std::optional<double> seconds) {
@@ -64,21 +74,40 @@ void append_ms(std::string& out, std::string_view key, std::optional<double> sec
         out += "null";
         return;
     }
+    // Milliseconds with three decimals, from whole microseconds (integer formatting is cheap).
+    const double us = *seconds * 1e6;
+    const auto whole = static_cast<std::uint64_t>(us > 0 ? us + 0.5 : 0);
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%.3f", *seconds * 1000.0);
-    out += buf;
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, whole / 1000);
+    const auto frac = whole % 1000;
+    *end++ = '.';
+    *end++ = static_cast<char>('0' + frac / 100);
+    *end++ = static_cast<char>('0' + frac / 10 % 10);
+    *end++ = static_cast<char>('0' + frac % 10);
+    out.append(buf, end);
 }
 
-// 2026-11-27T03:10:00.123Z
+// 2026-11-27T03:10:00.123Z. Calendar arithmetic only: gmtime_r takes glibc's
+// time zone lock, which every worker would share.
 void append_time(std::string& out, std::chrono::system_clock::time_point t) {
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-    std::time_t secs = static_cast<std::time_t>(ms / 1000);
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-    out += buf;
+    using namespace std::chrono;
+    const auto ms = floor<milliseconds>(t);
+    const auto day = floor<days>(ms);
+    const year_month_day ymd{day};
+    const hh_mm_ss<milliseconds> hms{ms - day};
+    // Fixed width, written digit by digit: snprintf costs more than the rest of the line.
+    char buf[] = "\"0000-00-00T00:00:00.000Z\"";
+    auto put = [&](int at, int width, long v) {
+        for (int i = at + width - 1; i >= at; --i, v /= 10) buf[i] = static_cast<char>('0' + v % 10);
+    };
+    put(1, 4, static_cast<int>(ymd.year()));
+    put(6, 2, static_cast<unsigned>(ymd.month()));
+    put(9, 2, static_cast<unsigned>(ymd.day()));
+    put(12, 2, hms.hours().count());
+    put(15, 2, hms.minutes().count());
+    put(18, 2, static_cast<long>(hms.seconds().count()));
+    put(21, 3, static_cast<long>(hms.subseconds().count()));
+    out.append(buf, sizeof buf - 1);
 }
 
 bool write_all(int fd, const char* p, std::size_t n) {
@@ -141,6 +170,8 @@ struct AccessLog::State {
     bool own = false;
     bool failing = false;
 
+    // Workers: one load per line while the writer is busy or resting; only the
+    // first line after the writer went to sleep pays for a wake-up.
     void wake() {
         if (pending.load(std::memory_order_relaxed) || pending.exchange(true)) return;
         cv.notify_one();
@@ -187,6 +218,9 @@ struct AccessLog::State {
             }
             drain();
             if (stopping) break;
+            // Rest a little: lines gather into bigger writes, and workers find
+            // `pending` already set instead of waking this thread for every line.
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
         }
         drain();
         if (own && fd >= 0) ::close(fd);
