@@ -61,6 +61,19 @@ struct AccessLogSpec {
     bool operator==(const AccessLogSpec&) const = default;
 };
 
+// A listener's TLS certificates (issue 7: parsed once downstream TLS lands).
+struct TlsCertificate {
+    std::string cert;  // PEM file: the certificate, then its chain
+    std::string key;   // PEM file: its private key
+    std::vector<std::string> server_names;  // SNI names: exact or "*.example.com"; none: default only
+    bool operator==(const TlsCertificate&) const = default;
+};
+
+struct ListenerTls {
+    std::vector<TlsCertificate> certificates;  // the first is the default
+    bool operator==(const ListenerTls&) const = default;
+};
+
 struct ListenerSpec {
     std::string name;
     std::string address = "0.0.0.0";

@@ -1,0 +1,135 @@
+// Listener certificates: loading with errors that name the file and the
+// reason, and SNI selection (exact, wildcard, default) checked with real
+// handshakes over loopback.
+#include "proxy/tls_context.h"
+#include "tests/support/certs.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+using namespace sluice::test;
+using sluice::proxy::ServerTls;
+namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+class TlsContext : public ::testing::Test {
+protected:
+    void SetUp() override { dir = make_temp_dir("sluice-tls-"); }
+    void TearDown() override { std::filesystem::remove_all(dir); }
+
+    sluice::config::TlsCertificate write(const std::string& name, const Pem& pem,
+                                         std::vector<std::string> server_names = {}) {
+        return {write_file(dir, name + ".crt", pem.cert), write_file(dir, name + ".key", pem.key),
+                std::move(server_names)};
+    }
+    std::shared_ptr<ServerTls> load(sluice::config::ListenerTls spec, sluice::config::ConfigErrors& errors) {
+        return ServerTls::load(spec, "/listeners/0/tls", errors);
+    }
+    // Handshakes with `sni` (none when empty) and returns the CN the server showed.
+    std::string handshake(ServerTls& tls, const std::string& sni, std::string* alpn = nullptr) {
+        asio::io_context io;
+        tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+        std::thread server([&] {
+            tcp::socket s(io);
+            acceptor.accept(s);
+            ssl::stream<tcp::socket> stream(std::move(s), tls.initial());
+            boost::system::error_code ec;
+            stream.handshake(ssl::stream_base::server, ec);
+            if (!ec) stream.shutdown(ec);
+        });
+        ssl::context client_ctx(ssl::context::tls_client);
+        client_ctx.add_certificate_authority(asio::buffer(ca.cert_pem()));
+        client_ctx.set_verify_mode(ssl::verify_peer);
+        ssl::stream<tcp::socket> client(io, client_ctx);
+        if (!sni.empty()) SSL_set_tlsext_host_name(client.native_handle(), sni.c_str());
+        static const unsigned char protos[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+        SSL_set_alpn_protos(client.native_handle(), protos, sizeof protos);
+        client.lowest_layer().connect(acceptor.local_endpoint());
+        client.handshake(ssl::stream_base::client);
+        X509* peer = SSL_get1_peer_certificate(client.native_handle());
+        char cn[256] = {};
+        X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, sizeof cn);
+        X509_free(peer);
+        if (alpn) {
+            const unsigned char* p = nullptr;
+            unsigned int n = 0;
+            SSL_get0_alpn_selected(client.native_handle(), &p, &n);
+            alpn->assign(reinterpret_cast<const char*>(p), n);
+        }
+        boost::system::error_code ec;
+        client.shutdown(ec);
+        server.join();
+        return cn;
+    }
+
+    std::string dir;
+    TestCa ca;
+};
+
+}  // namespace
+
+TEST_F(TlsContext, PicksByServerNameExactThenWildcardThenTheFirst) {
+    sluice::config::ConfigErrors errors;
+    auto tls = load({{write("default", ca.issue({"default.example.com"})),
+                      write("a", ca.issue({"a.example.com"}), {"a.example.com"}),
+                      write("b", ca.issue({"wild.b.example.com"}), {"*.b.example.com"})}},
+                    errors);
+    ASSERT_TRUE(tls) << errors[0].message;
+    EXPECT_EQ(tls->select("a.example.com"), 1u);
+    EXPECT_EQ(tls->select("A.Example.COM"), 1u);
+    EXPECT_EQ(tls->select("x.b.example.com"), 2u);
+    EXPECT_EQ(tls->select("b.example.com"), 0u);      // a wildcard needs a label in front
+    EXPECT_EQ(tls->select("y.x.b.example.com"), 0u);  // and covers exactly one
+    EXPECT_EQ(tls->select("other.example.com"), 0u);
+
+    std::string alpn;
+    EXPECT_EQ(handshake(*tls, "a.example.com", &alpn), "a.example.com");
+    EXPECT_EQ(alpn, "http/1.1");  // offered h2 and http/1.1: sluice speaks HTTP/1.1
+    EXPECT_EQ(handshake(*tls, "chat.b.example.com"), "wild.b.example.com");
+    EXPECT_EQ(handshake(*tls, "unknown.example.com"), "default.example.com");
+    EXPECT_EQ(handshake(*tls, ""), "default.example.com");
+}
+
+TEST_F(TlsContext, EveryBadCertificateIsNamedWithItsReason) {
+    auto good = ca.issue({"ok.example.com"});
+    auto other = ca.issue({"other.example.com"});
+    sluice::config::ConfigErrors errors;
+    auto tls = load({{
+                        {dir + "/missing.crt", dir + "/missing.key", {}},
+                        {write_file(dir, "garbage.crt", "not a certificate\n"), write_file(dir, "g.key", good.key), {}},
+                        {write_file(dir, "mismatch.crt", good.cert), write_file(dir, "mismatch.key", other.key), {}},
+                        write("expired", ca.issue({"old.example.com"}, -30, 1)),
+                        write("future", ca.issue({"new.example.com"}, 10, 30)),
+                        write("fine", good),
+                    }},
+                    errors);
+    EXPECT_FALSE(tls);
+    ASSERT_EQ(errors.size(), 5u);
+    EXPECT_EQ(errors[0].pointer, "/listeners/0/tls/certificates/0/cert");
+    EXPECT_NE(errors[0].message.find(dir + "/missing.crt: No such file or directory"), std::string::npos)
+        << errors[0].message;
+    EXPECT_EQ(errors[1].pointer, "/listeners/0/tls/certificates/1/cert");
+    EXPECT_NE(errors[1].message.find("garbage.crt holds no usable PEM certificate"), std::string::npos)
+        << errors[1].message;
+    EXPECT_EQ(errors[2].pointer, "/listeners/0/tls/certificates/2/key");
+    EXPECT_NE(errors[2].message.find("mismatch.key does not match the certificate"), std::string::npos)
+        << errors[2].message;
+    EXPECT_EQ(errors[3].pointer, "/listeners/0/tls/certificates/3/cert");
+    EXPECT_NE(errors[3].message.find("expired.crt expired on"), std::string::npos) << errors[3].message;
+    EXPECT_NE(errors[4].message.find("future.crt is not valid before"), std::string::npos) << errors[4].message;
+}
+
+TEST_F(TlsContext, NoCertificateIsAnError) {
+    sluice::config::ConfigErrors errors;
+    EXPECT_FALSE(load({}, errors));
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].pointer, "/listeners/0/tls/certificates");
+}
