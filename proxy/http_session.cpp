@@ -29,17 +29,17 @@ std::string printable(std::string_view s, std::size_t max = 200) {
 Session::Session(Worker& worker, std::shared_ptr<ListenerInfo> listener, tcp::socket socket)
     : worker_(worker),
       listener_(std::move(listener)),
-      socket_(std::move(socket)),
+      client_(std::move(socket)),
       in_(worker.buffers()),
-      dog_(socket_.get_executor()),
-      pump_done_(socket_.get_executor()) {
+      dog_(client_.socket().get_executor()),
+      pump_done_(client_.socket().get_executor()) {
     boost::system::error_code ec;
-    auto peer = socket_.remote_endpoint(ec);
+    auto peer = client_.socket().remote_endpoint(ec);
     if (!ec) {
         peer_ip_ = peer.address().to_string();
         peer_port_ = peer.port();
     }
-    socket_.set_option(tcp::no_delay(true), ec);
+    client_.socket().set_option(tcp::no_delay(true), ec);
     listener_->connections.fetch_add(1, std::memory_order_relaxed);
     worker_.add_downstream(this);
 }
@@ -53,7 +53,7 @@ void Session::start() {
     // request_headers counts from accept for the first request.
     const auto& t = worker_.view()->snapshot->config.timeouts;
     set_phase(Phase::idle, deadline_after(t.request_headers));
-    asio::co_spawn(socket_.get_executor(), [self = self()] { return self->run(); },
+    asio::co_spawn(client_.socket().get_executor(), [self = self()] { return self->run(); },
                    [](std::exception_ptr e) {
                        if (!e) return;
                        try {
@@ -93,7 +93,7 @@ void Session::on_deadline(Watchdog::Which which) {
     }
     // Pending operations fail with operation_aborted; the coroutine reads timed_out_.
     boost::system::error_code ec;
-    socket_.cancel(ec);
+    client_.socket().cancel(ec);
     if (upstream_) upstream_->socket.cancel(ec);
     if (resolver_) resolver_->cancel();
 }
@@ -102,13 +102,13 @@ void Session::close_if_idle() {
     if (phase_ != Phase::idle) return;
     aborted_ = true;
     boost::system::error_code ec;
-    socket_.cancel(ec);
+    client_.socket().cancel(ec);
 }
 
 void Session::abort(CloseReason) {
     aborted_ = true;
     boost::system::error_code ec;
-    socket_.close(ec);
+    client_.socket().close(ec);
     if (upstream_) upstream_->socket.close(ec);
 }
 
@@ -150,10 +150,18 @@ asio::awaitable<bool> Session::wait_for_request(bool first) {
         set_phase(Phase::head, deadline_after(t.request_headers));
         co_return true;
     }
-    in_.release_if_empty();  // an idle connection holds no buffer
     if (!first) set_phase(Phase::idle, deadline_after(t.http_idle));
-    auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, nothrow);
-    if (ec || aborted_) co_return false;
+    if (client_.tls()) {
+        // TLS may hold bytes already read from the socket, which a readiness
+        // wait would not see: read instead (the buffer stays while idle).
+        auto [ec, n] = co_await client_.read_some(in_.prepare());
+        if (ec || aborted_) co_return false;
+        in_.commit(n);
+    } else {
+        in_.release_if_empty();  // an idle connection holds no buffer
+        auto [ec] = co_await client_.socket().async_wait(tcp::socket::wait_read, nothrow);
+        if (ec || aborted_) co_return false;
+    }
     if (first) phase_ = Phase::head;  // keeps the deadline counted from accept
     else set_phase(Phase::head, deadline_after(t.request_headers));
     co_return true;
@@ -184,7 +192,7 @@ asio::awaitable<bool> Session::read_request_head() {
             co_return false;
         }
         if (end) break;
-        auto [ec, n] = co_await socket_.async_read_some(in_.prepare(), nothrow);
+        auto [ec, n] = co_await client_.read_some(in_.prepare());
         if (ec) {
             if (timed_out_ == Timeout::request_headers && !in_.empty())
                 co_await send_error(ErrorKind::request_timeout,
@@ -261,7 +269,7 @@ asio::awaitable<Session::Exchange> Session::send_error(ErrorKind kind, std::stri
     phase_ = Phase::response;
     dog_.set_phase(deadline_after(worker_.view()->snapshot->config.timeouts.stream_idle));
     dog_.arm(self());
-    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_head_), nothrow);
+    auto [ec, n] = co_await client_.write(asio::buffer(out_head_));
     co_return (ec || close) ? Exchange::close : Exchange::keep_alive;
 }
 
@@ -335,25 +343,25 @@ bool Session::describe(ConnectionInfo& out) const {
 
 asio::awaitable<void> Session::close_gracefully() {
     boost::system::error_code ec;
-    if (aborted_ || !socket_.is_open()) {
-        socket_.close(ec);
+    if (aborted_ || !client_.socket().is_open()) {
+        client_.socket().close(ec);
         co_return;
     }
     // Unread client bytes would turn our close into a reset that can destroy the
     // response still in flight; send FIN, then read and discard for a moment.
     bool unread = !in_.empty() || !request_body_done();
-    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    client_.socket().shutdown(tcp::socket::shutdown_send, ec);
     if (unread && !ec) {
         set_phase(Phase::closing, Watchdog::Clock::now() + kLinger);
         std::size_t discarded = 0;
         while (discarded < kMaxLingerBytes) {
             in_.consume(in_.size());
-            auto [rec, n] = co_await socket_.async_read_some(in_.prepare(), nothrow);
+            auto [rec, n] = co_await client_.read_some(in_.prepare());
             if (rec) break;
             discarded += n;
         }
     }
-    socket_.close(ec);
+    client_.socket().close(ec);
 }
 
 }  // namespace sluice::proxy

@@ -9,6 +9,7 @@
 // the few helpers below so a TLS stream can slot in, and the upstream socket is
 // already separate so an upgraded connection can become a tunnel.
 #pragma once
+#include "proxy/client_stream.h"
 #include "proxy/forward_headers.h"
 #include "proxy/http_head.h"
 #include "proxy/io_buffer.h"
@@ -103,7 +104,7 @@ private:
 
     Worker& worker_;
     std::shared_ptr<ListenerInfo> listener_;
-    tcp::socket socket_;
+    ClientStream client_;
     std::string peer_ip_;
     std::uint16_t peer_port_ = 0;
     IoBuffer in_;

@@ -208,7 +208,7 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
             pump_done_.expires_at(Watchdog::time_point::max());
             phase_ = Phase::request;
             set_streaming();
-            asio::co_spawn(socket_.get_executor(),
+            asio::co_spawn(client_.socket().get_executor(),
                            [self = self(), conn] { return self->pump_request_body(conn); }, log_exception);
         }
         bool retry = false;
@@ -250,7 +250,7 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
 asio::awaitable<std::shared_ptr<UpstreamConn>> Session::connect_upstream(std::size_t ci, std::size_t ei) {
     const auto& ep = view_->snapshot->clusters[ci].endpoints[ei];
     const auto& t = view_->snapshot->routes[route_].timeouts;
-    auto conn = std::make_shared<UpstreamConn>(socket_.get_executor(), worker_.buffers());
+    auto conn = std::make_shared<UpstreamConn>(client_.socket().get_executor(), worker_.buffers());
     upstream_ = conn;
     set_phase(Phase::connect, deadline_after(t.connect));
     const auto began = Watchdog::Clock::now();
@@ -259,7 +259,7 @@ asio::awaitable<std::shared_ptr<UpstreamConn>> Session::connect_upstream(std::si
     if (ep.ip) {
         std::tie(ec) = co_await conn->socket.async_connect(tcp::endpoint(*ep.ip, ep.port), nothrow);
     } else {
-        resolver_.emplace(socket_.get_executor());
+        resolver_.emplace(client_.socket().get_executor());
         auto [rec, results] = co_await resolver_->async_resolve(ep.host, std::to_string(ep.port), nothrow);
         resolver_.reset();
         if (rec) {
@@ -328,7 +328,7 @@ asio::awaitable<void> Session::pump_request_body(std::shared_ptr<UpstreamConn> c
         }
         in_.consume(used);
         if (last) break;
-        auto [ec, n] = co_await socket_.async_read_some(in_.prepare(), nothrow);
+        auto [ec, n] = co_await client_.read_some(in_.prepare());
         if (ec) {
             if (stop_pump_) end = Pump::stopped;
             else end = timed_out_ != Timeout::none ? Pump::client_stalled : Pump::client_left;
@@ -352,7 +352,7 @@ asio::awaitable<Session::Exchange> Session::start_tunnel(std::shared_ptr<Upstrea
     co_await finish_pump(*conn);  // an upgrade request carries no body; nothing to stop
     out_head_.clear();
     build_switching_response(resp_, out_head_, set_affinity_ ? affinity_cookie() : std::string());
-    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_head_), nothrow);
+    auto [ec, n] = co_await client_.write(asio::buffer(out_head_));
     rec_.status = 101;
     if (ec) {
         conn->socket.close(ec);
@@ -362,7 +362,7 @@ asio::awaitable<Session::Exchange> Session::start_tunnel(std::shared_ptr<Upstrea
     rec_.tunneled = true;
     const RouteRuntime& route = view_->snapshot->routes[route_];
     const ClusterRuntime& cluster = view_->snapshot->clusters[cluster_];
-    Tunnel::Setup setup{std::move(socket_), std::move(conn->socket)};
+    Tunnel::Setup setup{client_.release_plain(), std::move(conn->socket)};
     setup.to_upstream.assign(in_.data());
     in_.consume(in_.size());
     setup.to_client.assign(conn->in.data());
@@ -396,7 +396,7 @@ asio::awaitable<void> Session::finish_pump(UpstreamConn& conn) {
     stop_pump_ = true;
     boost::system::error_code ec;
     conn.socket.close(ec);
-    socket_.cancel(ec);
+    client_.socket().cancel(ec);
     co_await wait_pump();
 }
 
@@ -495,7 +495,7 @@ asio::awaitable<std::optional<Session::Exchange>> Session::read_response_head(Up
         if (req_.version >= 11) {
             out_head_.clear();
             build_interim_response(resp_, out_head_);
-            auto [wec, n] = co_await asio::async_write(socket_, asio::buffer(out_head_), nothrow);
+            auto [wec, n] = co_await client_.write(asio::buffer(out_head_));
             if (wec) {  // the client left
                 conn.socket.close(wec);
                 co_await finish_pump(conn);
@@ -566,7 +566,7 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
         append_body(gather_, parser->body(), down.framing, chunk_line_, last && down.framing == Framing::chunked);
         parser->body().clear();
         if (!gather_.empty()) {
-            auto [ec, n] = co_await asio::async_write(socket_, gather_, nothrow);
+            auto [ec, n] = co_await client_.write(gather_);
             if (ec) {  // the client left, or stopped reading for stream_idle
                 conn->socket.close(ec);
                 co_await finish_pump(*conn);

@@ -1,0 +1,60 @@
+// The client side of a session: a plain TCP socket, or TLS over it. Reads and
+// writes go through here so the session code is the same for both; the TCP
+// socket underneath stays reachable for options, cancellation and closing.
+#pragma once
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <optional>
+#include <tuple>
+
+namespace sluice::proxy {
+
+class ClientStream {
+public:
+    using tcp = boost::asio::ip::tcp;
+    using Result = std::tuple<boost::system::error_code, std::size_t>;
+
+    explicit ClientStream(tcp::socket socket) : plain_(std::move(socket)) {}
+
+    // The TCP socket, whether or not TLS runs over it.
+    tcp::socket& socket() { return tls_ ? tls_->next_layer() : plain_; }
+    const tcp::socket& socket() const { return tls_ ? tls_->next_layer() : plain_; }
+    bool tls() const { return tls_.has_value(); }
+    SSL* ssl() { return tls_ ? tls_->native_handle() : nullptr; }
+
+    // Before any byte moves: TLS over the socket, starting with `ctx`.
+    void use_tls(boost::asio::ssl::context& ctx) { tls_.emplace(std::move(plain_), ctx); }
+    // The server handshake.
+    boost::asio::awaitable<boost::system::error_code> handshake();
+
+    boost::asio::awaitable<Result> read_some(boost::asio::mutable_buffer b);
+    template <class Buffers>
+    boost::asio::awaitable<Result> write(const Buffers& b);
+
+    // TLS: sends close_notify without waiting for the client's (many clients
+    // never send one). Plain: nothing. The caller shuts the socket down after.
+    boost::asio::awaitable<void> close_notify();
+
+    // Hands the TCP socket (or the TLS stream) over, e.g. to a tunnel.
+    tcp::socket release_plain() { return std::move(plain_); }
+    boost::asio::ssl::stream<tcp::socket> release_tls() { return std::move(*tls_); }
+
+private:
+    static constexpr auto nothrow = boost::asio::as_tuple(boost::asio::use_awaitable);
+    tcp::socket plain_;
+    std::optional<boost::asio::ssl::stream<tcp::socket>> tls_;
+};
+
+template <class Buffers>
+boost::asio::awaitable<ClientStream::Result> ClientStream::write(const Buffers& b) {
+    if (tls_) co_return co_await boost::asio::async_write(*tls_, b, nothrow);
+    co_return co_await boost::asio::async_write(plain_, b, nothrow);
+}
+
+}  // namespace sluice::proxy
