@@ -154,11 +154,12 @@ asio::awaitable<bool> Session::wait_for_request(bool first) {
     if (client_.tls()) {
         // TLS may hold bytes already read from the socket, which a readiness
         // wait would not see: read instead (the buffer stays while idle).
-        auto [ec, n] = co_await client_.read_some(in_.prepare());
+        auto [ec, n] = deadline_passed() ? cancelled_io() : co_await client_.read_some(in_.prepare());
         if (ec || aborted_) co_return false;
         in_.commit(n);
     } else {
         in_.release_if_empty();  // an idle connection holds no buffer
+        if (deadline_passed()) co_return false;
         auto [ec] = co_await client_.socket().async_wait(tcp::socket::wait_read, nothrow);
         if (ec || aborted_) co_return false;
     }
@@ -192,7 +193,7 @@ asio::awaitable<bool> Session::read_request_head() {
             co_return false;
         }
         if (end) break;
-        auto [ec, n] = co_await client_.read_some(in_.prepare());
+        auto [ec, n] = deadline_passed() ? cancelled_io() : co_await client_.read_some(in_.prepare());
         if (ec) {
             if (timed_out_ == Timeout::request_headers && !in_.empty())
                 co_await send_error(ErrorKind::request_timeout,
@@ -356,7 +357,7 @@ asio::awaitable<void> Session::close_gracefully() {
         std::size_t discarded = 0;
         while (discarded < kMaxLingerBytes) {
             in_.consume(in_.size());
-            auto [rec, n] = co_await client_.read_some(in_.prepare());
+            auto [rec, n] = deadline_passed() ? cancelled_io() : co_await client_.read_some(in_.prepare());
             if (rec) break;
             discarded += n;
         }

@@ -87,6 +87,13 @@ private:
     // was read completely and the client wants to keep the connection.
     asio::awaitable<Exchange> send_error(ErrorKind kind, std::string_view message, bool force_close = false);
     void set_phase(Phase p, Watchdog::time_point deadline);
+    // A deadline passed: on_deadline() cancelled what was pending, but an
+    // operation whose completion was already queued escaped the cancel, so
+    // every loop checks this before starting the next read or write.
+    bool deadline_passed() const { return timed_out_ != Timeout::none; }
+    static std::tuple<boost::system::error_code, std::size_t> cancelled_io() {
+        return {asio::error::operation_aborted, 0};
+    }
     void set_streaming();
     bool request_body_done() const;
     // The server or this connection's listener is draining: no further request here.

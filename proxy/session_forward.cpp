@@ -215,7 +215,8 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
         Exchange e = Exchange::close;
         if (!has_body) {
             set_phase(Phase::request, deadline_after(route.timeouts.upstream_response));
-            auto [ec, n] = co_await asio::async_write(conn->socket, asio::buffer(up_head_), nothrow);
+            auto [ec, n] = deadline_passed() ? cancelled_io()
+                                             : co_await asio::async_write(conn->socket, asio::buffer(up_head_), nothrow);
             rec_.sent = Watchdog::Clock::now();
             if (ec) {
                 if (may_retry && timed_out_ == Timeout::none && !aborted_) {
@@ -317,7 +318,8 @@ asio::awaitable<void> Session::pump_request_body(std::shared_ptr<UpstreamConn> c
                     last && up_framing_ == Framing::chunked);
         req_parser_->body().clear();
         if (!pump_gather_.empty()) {
-            auto [ec, n] = co_await asio::async_write(conn->socket, pump_gather_, nothrow);
+            auto [ec, n] = deadline_passed() ? cancelled_io()
+                                             : co_await asio::async_write(conn->socket, pump_gather_, nothrow);
             if (ec) {
                 end = stop_pump_ ? Pump::stopped : Pump::upstream_failed;
                 break;
@@ -328,7 +330,7 @@ asio::awaitable<void> Session::pump_request_body(std::shared_ptr<UpstreamConn> c
         }
         in_.consume(used);
         if (last) break;
-        auto [ec, n] = co_await client_.read_some(in_.prepare());
+        auto [ec, n] = deadline_passed() ? cancelled_io() : co_await client_.read_some(in_.prepare());
         if (ec) {
             if (stop_pump_) end = Pump::stopped;
             else end = timed_out_ != Timeout::none ? Pump::client_stalled : Pump::client_left;
@@ -454,7 +456,8 @@ asio::awaitable<std::optional<Session::Exchange>> Session::read_response_head(Up
             if (conn.in.size() >= kMaxResponseHead)
                 co_return co_await fail_exchange(ErrorKind::upstream_bad_response,
                                                  "upstream response headers are larger than 64KiB: " + upstream_label());
-            auto [ec, n] = co_await conn.socket.async_read_some(conn.in.prepare(), nothrow);
+            auto [ec, n] = deadline_passed() ? cancelled_io()
+                                             : co_await conn.socket.async_read_some(conn.in.prepare(), nothrow);
             if (ec) {
                 if (!got_bytes && may_retry && timed_out_ == Timeout::none && !aborted_ &&
                     (ec == asio::error::eof || ec == asio::error::connection_reset)) {
@@ -495,7 +498,7 @@ asio::awaitable<std::optional<Session::Exchange>> Session::read_response_head(Up
         if (req_.version >= 11) {
             out_head_.clear();
             build_interim_response(resp_, out_head_);
-            auto [wec, n] = co_await client_.write(asio::buffer(out_head_));
+            auto [wec, n] = deadline_passed() ? cancelled_io() : co_await client_.write(asio::buffer(out_head_));
             if (wec) {  // the client left
                 conn.socket.close(wec);
                 co_await finish_pump(conn);
@@ -566,7 +569,7 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
         append_body(gather_, parser->body(), down.framing, chunk_line_, last && down.framing == Framing::chunked);
         parser->body().clear();
         if (!gather_.empty()) {
-            auto [ec, n] = co_await client_.write(gather_);
+            auto [ec, n] = deadline_passed() ? cancelled_io() : co_await client_.write(gather_);
             if (ec) {  // the client left, or stopped reading for stream_idle
                 conn->socket.close(ec);
                 co_await finish_pump(*conn);
@@ -582,7 +585,8 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
         }
         conn->in.consume(used);
         if (last) break;
-        auto [ec, n] = co_await conn->socket.async_read_some(conn->in.prepare(), nothrow);
+        auto [ec, n] = deadline_passed() ? cancelled_io()
+                                         : co_await conn->socket.async_read_some(conn->in.prepare(), nothrow);
         if (ec == asio::error::eof && parser->need_eof()) {
             boost::beast::error_code eof_ec;
             parser->put_eof(eof_ec);
