@@ -413,6 +413,57 @@ std::string describe_json(const json& v) {
     }
 }
 
+// tls: {cert, key} or {certificates: [{cert, key, server_names}]}.
+void read_listener_tls(Reader& r, const json& v, const std::string& p, std::optional<ListenerTls>& out) {
+    if (!r.object(v, p, "listener tls", {"cert", "key", "certificates"})) return;
+    ListenerTls tls;
+    auto file = [&](const json& obj, const std::string& op, const char* key, std::string& dst) {
+        auto it = obj.find(key);
+        if (it == obj.end()) {
+            r.error(pointer_join(op, key), std::string("missing: a certificate needs its ") +
+                                               (std::string(key) == "cert" ? "certificate file (PEM, with its chain)"
+                                                                            : "private key file (PEM)"));
+            return;
+        }
+        if (r.string(*it, pointer_join(op, key), dst) && dst.empty())
+            r.error(pointer_join(op, key), "must name a file");
+    };
+    const bool one = v.contains("cert") || v.contains("key");
+    if (one && v.contains("certificates")) {
+        r.error(p, "use either cert and key (one certificate) or certificates (several, picked by SNI), not both");
+        return;
+    }
+    if (one) {
+        TlsCertificate c;
+        file(v, p, "cert", c.cert);
+        file(v, p, "key", c.key);
+        tls.certificates.push_back(std::move(c));
+    } else if (auto it = v.find("certificates"); it != v.end()) {
+        const std::string cp = pointer_join(p, "certificates");
+        if (it->is_array() && it->empty()) r.error(cp, "must list at least one certificate");
+        r.array(*it, cp, [&](const json& x, const std::string& xp) {
+            TlsCertificate c;
+            if (r.object(x, xp, "a certificate", {"cert", "key", "server_names"})) {
+                file(x, xp, "cert", c.cert);
+                file(x, xp, "key", c.key);
+                r.opt(x, xp, "server_names", [&](const json& y, const std::string& yp) {
+                    r.array(y, yp, [&](const json& z, const std::string& zp) {
+                        std::string name;
+                        if (r.formatted(z, zp, Pattern::host,
+                                        "use a host name such as a.example.com, or *.example.com for a wildcard", name))
+                            c.server_names.push_back(name);
+                    });
+                });
+            }
+            tls.certificates.push_back(std::move(c));
+        });
+    } else {
+        r.error(p, "a TLS listener needs cert and key, or certificates");
+        return;
+    }
+    out = std::move(tls);
+}
+
 Config parse_document(const json& doc, ConfigErrors& errors) {
     Reader r(errors);
     Config cfg;
@@ -435,7 +486,8 @@ Config parse_document(const json& doc, ConfigErrors& errors) {
     r.opt(doc, "", "listeners", [&](const json& v, const std::string& p) {
         r.array(v, p, [&](const json& x, const std::string& xp) {
             ListenerSpec l;
-            if (r.object(x, xp, "a listener", {"name", "address", "port"})) {
+            if (r.object(x, xp, "a listener", {"name", "address", "port", "tls"})) {
+                r.opt(x, xp, "tls", [&](const json& y, const std::string& yp) { read_listener_tls(r, y, yp, l.tls); });
                 r.name(x, xp, "listener", l.name);
                 r.opt(x, xp, "address", [&](const json& y, const std::string& yp) { read_address(r, y, yp, l.address); });
                 auto port = x.find("port");

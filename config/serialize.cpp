@@ -74,8 +74,16 @@ json to_json(const Config& cfg) {
     if (cfg.probes)
         out["probes"] = {{"address", cfg.probes->address}, {"port", cfg.probes->port}, {"metrics", cfg.probes->metrics}};
     out["listeners"] = json::array();
-    for (const auto& l : cfg.listeners)
-        out["listeners"].push_back({{"name", l.name}, {"address", l.address}, {"port", l.port}});
+    for (const auto& l : cfg.listeners) {
+        json listener = {{"name", l.name}, {"address", l.address}, {"port", l.port}};
+        if (l.tls) {
+            json certs = json::array();
+            for (const auto& c : l.tls->certificates)
+                certs.push_back({{"cert", c.cert}, {"key", c.key}, {"server_names", c.server_names}});
+            listener["tls"] = {{"certificates", certs}};
+        }
+        out["listeners"].push_back(listener);
+    }
     out["clusters"] = json::array();
     for (const auto& c : cfg.clusters) {
         json eps = json::array();

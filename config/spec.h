@@ -61,7 +61,7 @@ struct AccessLogSpec {
     bool operator==(const AccessLogSpec&) const = default;
 };
 
-// A listener's TLS certificates (issue 7: parsed once downstream TLS lands).
+// A listener's TLS certificates.
 struct TlsCertificate {
     std::string cert;  // PEM file: the certificate, then its chain
     std::string key;   // PEM file: its private key
@@ -78,7 +78,12 @@ struct ListenerSpec {
     std::string name;
     std::string address = "0.0.0.0";
     std::uint16_t port = 0;
+    std::optional<ListenerTls> tls;  // HTTPS and wss:// when set
     bool operator==(const ListenerSpec&) const = default;
+    // Same socket: name, address, port, and whether it speaks TLS (certificates may differ).
+    bool same_socket(const ListenerSpec& o) const {
+        return name == o.name && address == o.address && port == o.port && tls.has_value() == o.tls.has_value();
+    }
 };
 
 struct EndpointSpec {

@@ -100,6 +100,12 @@ ChangeResult Server::change_config(const json& doc, std::optional<std::uint64_t>
         spdlog::warn("config change ({}) refused: {}", source, r.message);
         return reject(ChangeResult::Outcome::conflict);
     }
+    // Certificates load before anything changes: a bad one refuses the change.
+    auto listener_tls = load_listener_tls(next, r.errors);
+    if (!r.errors.empty()) {
+        spdlog::warn("config change ({}) refused: {}: {}", source, r.errors[0].pointer, r.errors[0].message);
+        return reject(ChangeResult::Outcome::invalid);  // `added` closes its sockets
+    }
     AccessLog::Target log_target;
     if (!access_log_->prepare(next.access_log, log_target, error)) {
         r.errors.push_back({"/access_log/path", error});
@@ -112,7 +118,7 @@ ChangeResult Server::change_config(const json& doc, std::optional<std::uint64_t>
         spdlog::error("config change ({}) refused: {}", source, r.message);
         return reject(ChangeResult::Outcome::failed);  // `added` closes its sockets
     }
-    auto snapshot = build_snapshot(next, version, registry_);
+    auto snapshot = build_snapshot(next, version, registry_, false, std::move(listener_tls));
     store_.publish(snapshot);
     access_log_->apply(next.access_log, std::move(log_target));
     for (auto& w : workers_) w->refresh();
@@ -132,7 +138,7 @@ bool Server::bind_new_listeners(const config::Config& next, std::vector<std::sha
     std::lock_guard lock(listeners_mu_);
     for (const auto& spec : next.listeners) {
         bool kept = false;
-        for (const auto& l : listeners_) kept = kept || l->spec == spec;  // same name, address, port
+        for (const auto& l : listeners_) kept = kept || l->spec.same_socket(spec);  // new certificates keep the socket
         if (kept) continue;
         auto info = bind_listener(spec, workers_.size(), error);
         if (!info) return false;
@@ -148,9 +154,9 @@ void Server::swap_listeners(const config::Config& next, std::vector<std::shared_
         std::vector<std::shared_ptr<ListenerInfo>> list;
         for (const auto& spec : next.listeners) {
             for (const auto& l : listeners_)
-                if (l->spec == spec) list.push_back(l);
+                if (l->spec.same_socket(spec)) list.push_back(l);
             for (const auto& l : added)
-                if (l->spec == spec) list.push_back(l);
+                if (l->spec.same_socket(spec)) list.push_back(l);
         }
         for (const auto& l : listeners_)
             if (std::find(list.begin(), list.end(), l) == list.end()) removed.push_back(l);

@@ -50,8 +50,14 @@ Session::~Session() {
 }
 
 void Session::start() {
-    // request_headers counts from accept for the first request.
-    const auto& t = worker_.view()->snapshot->config.timeouts;
+    // request_headers counts from accept for the first request (the TLS handshake included).
+    const auto& snap = *worker_.view()->snapshot;
+    const auto& t = snap.config.timeouts;
+    if (listener_->scheme == "https") {
+        tls_ = snap.tls_for(listener_->spec.name);
+        if (!tls_) return;  // the listener lost TLS in a change that raced this accept: drop the connection
+        client_.use_tls(tls_->initial());
+    }
     set_phase(Phase::idle, deadline_after(t.request_headers));
     asio::co_spawn(client_.socket().get_executor(), [self = self()] { return self->run(); },
                    [](std::exception_ptr e) {
@@ -117,6 +123,19 @@ bool Session::request_body_done() const {
 }
 
 asio::awaitable<void> Session::run() {
+    if (client_.tls()) {
+        auto ec = co_await client_.handshake();
+        tls_.reset();  // the SNI callback is done with it
+        if (ec || aborted_) {
+            // Scanners, plain HTTP on the TLS port, untrusted certificates: not worth a warning each.
+            spdlog::debug("TLS handshake with {} on listener \"{}\" failed: {}", client_address(), listener_->spec.name,
+                          timed_out_ != Timeout::none ? "timed out (timeouts.request_headers)" : ec.message());
+            boost::system::error_code ignored;
+            client_.socket().close(ignored);
+            dog_.stop();
+            co_return;
+        }
+    }
     bool first = true;
     while (!aborted_) {
         if (!co_await wait_for_request(first)) break;
@@ -351,9 +370,10 @@ asio::awaitable<void> Session::close_gracefully() {
     // Unread client bytes would turn our close into a reset that can destroy the
     // response still in flight; send FIN, then read and discard for a moment.
     bool unread = !in_.empty() || !request_body_done();
+    set_phase(Phase::closing, Watchdog::Clock::now() + kLinger);
+    if (client_.tls() && !deadline_passed()) co_await client_.close_notify();  // TLS says "done" before TCP does
     client_.socket().shutdown(tcp::socket::shutdown_send, ec);
     if (unread && !ec) {
-        set_phase(Phase::closing, Watchdog::Clock::now() + kLinger);
         std::size_t discarded = 0;
         while (discarded < kMaxLingerBytes) {
             in_.consume(in_.size());

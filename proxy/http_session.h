@@ -112,6 +112,7 @@ private:
     Worker& worker_;
     std::shared_ptr<ListenerInfo> listener_;
     ClientStream client_;
+    std::shared_ptr<ServerTls> tls_;  // held during the handshake (its SNI callback points to it)
     std::string peer_ip_;
     std::uint16_t peer_port_ = 0;
     IoBuffer in_;

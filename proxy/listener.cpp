@@ -55,6 +55,7 @@ std::shared_ptr<ListenerInfo> bind_listener(const config::ListenerSpec& spec, st
     }
     auto info = std::make_shared<ListenerInfo>();
     info->spec = spec;
+    if (spec.tls) info->scheme = "https";
     boost::asio::ip::tcp::endpoint ep(address, spec.port);
     for (std::size_t i = 0; i < count; ++i) {
         int err = 0;

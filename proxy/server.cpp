@@ -32,6 +32,17 @@ std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error)
     // thread can race another to it.
     spdlog::default_logger_raw();
     std::unique_ptr<Server> s(new Server(std::move(options)));
+    {
+        // Certificates are checked before anything binds.
+        config::ConfigErrors tls_errors;
+        auto tls = load_listener_tls(s->options_.config, tls_errors);
+        if (!tls_errors.empty()) {
+            error = tls_errors[0].pointer + ": " + tls_errors[0].message;
+            return nullptr;
+        }
+        s->store_.publish(build_snapshot(s->options_.config, s->options_.initial_version, s->registry_,
+                                         s->options_.builtin_default, std::move(tls)));
+    }
     s->access_log_ = std::make_unique<AccessLog>(n);
     if (!s->access_log_->configure(s->options_.config.access_log, error)) return nullptr;
     s->init_metrics();

@@ -5,6 +5,7 @@
 #include "config/duration.h"
 #include "proxy/balancer.h"
 #include "proxy/http_session.h"
+#include "proxy/tls_tunnel.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -364,7 +365,8 @@ asio::awaitable<Session::Exchange> Session::start_tunnel(std::shared_ptr<Upstrea
     rec_.tunneled = true;
     const RouteRuntime& route = view_->snapshot->routes[route_];
     const ClusterRuntime& cluster = view_->snapshot->clusters[cluster_];
-    Tunnel::Setup setup{client_.release_plain(), std::move(conn->socket)};
+    const bool tls = client_.tls();
+    Tunnel::Setup setup{tls ? tcp::socket(conn->socket.get_executor()) : client_.release_plain(), std::move(conn->socket)};
     setup.to_upstream.assign(in_.data());
     in_.consume(in_.size());
     setup.to_client.assign(conn->in.data());
@@ -384,7 +386,8 @@ asio::awaitable<Session::Exchange> Session::start_tunnel(std::shared_ptr<Upstrea
     setup.connect = rec_.connect;
     setup.first_byte = rec_.first_byte;
     upstream_.reset();
-    std::make_shared<Tunnel>(worker_, std::move(setup))->start();
+    if (tls) std::make_shared<TlsTunnel>(worker_, std::move(setup), client_.release_tls())->start();
+    else std::make_shared<Tunnel>(worker_, std::move(setup))->start();
     co_return Exchange::close;  // this session is over; the socket lives on in the tunnel
 }
 

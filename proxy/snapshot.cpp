@@ -26,8 +26,10 @@ std::uint64_t hash64(std::string_view data, std::uint64_t seed) {
 }
 
 std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t version, EndpointRegistry& registry,
-                                               bool builtin_default) {
+                                               bool builtin_default,
+                                               std::vector<std::shared_ptr<ServerTls>> listener_tls) {
     auto snap = std::make_shared<Snapshot>();
+    snap->listener_tls = std::move(listener_tls);
     snap->version = version;
     snap->builtin_default = builtin_default;
     snap->config = std::move(cfg);

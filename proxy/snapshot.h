@@ -6,6 +6,7 @@
 #include "config/spec.h"
 #include "proxy/endpoint_state.h"
 #include "proxy/router.h"
+#include "proxy/tls_context.h"
 
 #include <boost/asio/ip/address.hpp>
 
@@ -50,6 +51,14 @@ struct Snapshot {
     std::vector<ClusterRuntime> clusters;
     std::vector<RouteRuntime> routes;
     Router router;
+    std::vector<std::shared_ptr<ServerTls>> listener_tls;  // parallel to config.listeners; null: plain
+
+    // The certificates of listener `name`, or null.
+    std::shared_ptr<ServerTls> tls_for(const std::string& name) const {
+        for (std::size_t i = 0; i < config.listeners.size() && i < listener_tls.size(); ++i)
+            if (config.listeners[i].name == name) return listener_tls[i];
+        return nullptr;
+    }
 
     Snapshot() { live_.fetch_add(1, std::memory_order_relaxed); }
     ~Snapshot() { live_.fetch_sub(1, std::memory_order_relaxed); }
@@ -67,7 +76,8 @@ private:
 // Builds the runtime form of a validated config; endpoint states come from
 // `registry` (control thread), so they carry over from the previous snapshot.
 std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t version, EndpointRegistry& registry,
-                                               bool builtin_default = false);
+                                               bool builtin_default = false,
+                                               std::vector<std::shared_ptr<ServerTls>> listener_tls = {});
 
 // A stable 64-bit hash (FNV-1a) for hash policies and endpoint ids.
 std::uint64_t hash64(std::string_view data, std::uint64_t seed = 14695981039346656037ull);

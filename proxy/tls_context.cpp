@@ -182,4 +182,13 @@ std::shared_ptr<ServerTls> ServerTls::load(const config::ListenerTls& spec, cons
     return out;
 }
 
+std::vector<std::shared_ptr<ServerTls>> load_listener_tls(const config::Config& cfg, config::ConfigErrors& errors) {
+    std::vector<std::shared_ptr<ServerTls>> out;
+    for (std::size_t i = 0; i < cfg.listeners.size(); ++i) {
+        const auto& l = cfg.listeners[i];
+        out.push_back(l.tls ? ServerTls::load(*l.tls, "/listeners/" + std::to_string(i) + "/tls", errors) : nullptr);
+    }
+    return out;
+}
+
 }  // namespace sluice::proxy

@@ -44,6 +44,10 @@ private:
     std::vector<std::unique_ptr<Entry>> entries_;
 };
 
+// Loads the certificates of every TLS listener of `cfg` (parallel to
+// cfg.listeners; null for plain ones). Problems go to `errors`.
+std::vector<std::shared_ptr<ServerTls>> load_listener_tls(const config::Config& cfg, config::ConfigErrors& errors);
+
 // TLS 1.2 and 1.3 only, a modern cipher list, ALPN http/1.1, no
 // renegotiation or compression: what every sluice TLS context starts from.
 void harden(boost::asio::ssl::context& ctx);

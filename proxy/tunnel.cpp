@@ -216,6 +216,34 @@ void Tunnel::fail(Flow& f, int err, bool on_destination) {
     finish(gone ? (client_side ? CloseReason::client_closed : CloseReason::upstream_closed) : CloseReason::error);
 }
 
+void tunnel_ended(Worker& worker, const Tunnel::Setup& s, TunnelCounters& counters, CloseReason reason,
+                  std::uint64_t bytes_from_client, std::uint64_t bytes_to_client) {
+    --counters.active;
+    ++counters.closes[static_cast<std::size_t>(reason)];
+    const auto took = Watchdog::Clock::now() - s.started;
+    counters.duration.observe(std::chrono::duration<double>(took).count());
+    if (!worker.access_log_enabled()) return;
+    AccessRecord r;
+    r.duration = std::chrono::duration<double>(took).count();
+    r.start = std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(took);
+    r.kind = "websocket";
+    r.listener = s.listener->spec.name;
+    r.route = s.route;
+    r.cluster = s.cluster;
+    r.endpoint = s.endpoint_key;
+    r.client = s.client_address;
+    r.method = s.method;
+    r.path = s.path;
+    r.status = 101;
+    r.bytes_received = bytes_from_client;
+    r.bytes_sent = bytes_to_client;
+    if (s.connect) r.upstream_connect = std::chrono::duration<double>(*s.connect).count();
+    if (s.first_byte) r.upstream_first_byte = std::chrono::duration<double>(*s.first_byte).count();
+    r.close_reason = close_reason_name(reason);
+    r.config_version = s.snapshot ? s.snapshot->version : 0;
+    worker.log_access(r);
+}
+
 bool Tunnel::describe(ConnectionInfo& out) const {
     if (closed_) return false;
     out.kind = "websocket";
@@ -248,31 +276,7 @@ void Tunnel::finish(CloseReason reason) {
     boost::system::error_code ec;
     s_.client.close(ec);
     s_.upstream.close(ec);
-    --counters_.active;
-    ++counters_.closes[static_cast<std::size_t>(reason)];
-    const auto took = Watchdog::Clock::now() - s_.started;
-    counters_.duration.observe(std::chrono::duration<double>(took).count());
-    if (worker_.access_log_enabled()) {
-        AccessRecord r;
-        r.duration = std::chrono::duration<double>(took).count();
-        r.start = std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(took);
-        r.kind = "websocket";
-        r.listener = s_.listener->spec.name;
-        r.route = s_.route;
-        r.cluster = s_.cluster;
-        r.endpoint = s_.endpoint_key;
-        r.client = s_.client_address;
-        r.method = s_.method;
-        r.path = s_.path;
-        r.status = 101;
-        r.bytes_received = up_.moved;
-        r.bytes_sent = down_.moved;
-        if (s_.connect) r.upstream_connect = std::chrono::duration<double>(*s_.connect).count();
-        if (s_.first_byte) r.upstream_first_byte = std::chrono::duration<double>(*s_.first_byte).count();
-        r.close_reason = close_reason_name(reason);
-        r.config_version = s_.snapshot ? s_.snapshot->version : 0;
-        worker_.log_access(r);
-    }
+    tunnel_ended(worker_, s_, counters_, reason, up_.moved, down_.moved);
     spdlog::debug("tunnel on route \"{}\" closed: {}", s_.route, close_reason_name(reason));
 }
 

@@ -32,6 +32,7 @@
 namespace sluice::proxy {
 
 class Worker;
+class Tunnel;
 
 class Tunnel final : public Downstream {
 public:
@@ -100,5 +101,9 @@ private:
     bool closed_ = false;
     bool first_eof_from_client_ = false, any_eof_ = false;
 };
+
+// The end of any tunnel: its route's counters, and its access log line.
+void tunnel_ended(Worker& worker, const Tunnel::Setup& s, TunnelCounters& counters, CloseReason reason,
+                  std::uint64_t bytes_from_client, std::uint64_t bytes_to_client);
 
 }  // namespace sluice::proxy

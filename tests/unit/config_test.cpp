@@ -204,8 +204,26 @@ routes:
 }
 
 TEST(ConfigValidate, FeaturesOfLaterReleasesSayNotYet) {
-    auto r = yaml("listeners: [{name: a, port: 1, tls: {cert: a, key: b}}]\n");
-    EXPECT_TRUE(has_error(r, "/listeners/0/tls", "not supported by this version")) << dump(r.errors);
+    auto r = yaml("clusters: [{name: a, endpoints: [\"a:443\"], tls: {sni: a}}]\n");
+    EXPECT_TRUE(has_error(r, "/clusters/0/tls", "not supported by this version")) << dump(r.errors);
+}
+
+TEST(ConfigParse, ListenerTlsInBothForms) {
+    auto one = yaml("listeners: [{name: a, port: 1, tls: {cert: a.crt, key: a.key}}]\n");
+    ASSERT_TRUE(one.config) << dump(one.errors);
+    ASSERT_TRUE(one.config->listeners[0].tls);
+    EXPECT_EQ(one.config->listeners[0].tls->certificates.size(), 1u);
+    EXPECT_EQ(one.config->listeners[0].tls->certificates[0].cert, "a.crt");
+    auto many = yaml(R"(
+listeners:
+  - name: a
+    port: 1
+    tls: {certificates: [{cert: d.crt, key: d.key}, {cert: b.crt, key: b.key, server_names: ["*.b.example.com"]}]}
+)");
+    ASSERT_TRUE(many.config) << dump(many.errors);
+    EXPECT_EQ(many.config->listeners[0].tls->certificates[1].server_names[0], "*.b.example.com");
+    auto both = yaml("listeners: [{name: a, port: 1, tls: {cert: a, key: b, certificates: []}}]\n");
+    EXPECT_TRUE(has_error(both, "/listeners/0/tls", "not both")) << dump(both.errors);
 }
 
 TEST(ConfigParse, UpstreamPoliciesAndChecks) {

@@ -1,0 +1,184 @@
+// Downstream TLS: HTTPS and wss:// with everything the plaintext path does,
+// certificates picked by SNI, swapped through the admin API while a wss://
+// session stays open, and bad certificates refused with their file named.
+#include "tests/support/certs.h"
+#include "tests/support/client.h"
+#include "tests/support/origin.h"
+#include "tests/support/proxy_fixture.h"
+#include "tests/support/tls_client.h"
+#include "tests/support/websocket.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+using namespace sluice::test;
+using json = nlohmann::json;
+
+namespace {
+
+const char* kConfig = R"(
+listeners:
+  - name: public
+    address: 127.0.0.1
+    port: 0
+    tls:
+      certificates:
+        - {cert: "{dir}/local.crt", key: "{dir}/local.key"}
+        - {cert: "{dir}/a.crt", key: "{dir}/a.key", server_names: [a.example.com]}
+        - {cert: "{dir}/w.crt", key: "{dir}/w.key", server_names: ["*.b.example.com"]}
+clusters: [{name: app, endpoints: ["{o}"]}]
+routes: [{name: all, match: {path_prefix: /}, cluster: app}]
+)";
+
+class Tls : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir = make_temp_dir("sluice-tls-it-");
+        write_pair("local", ca.issue({"localhost", "127.0.0.1"}));
+        write_pair("a", ca.issue({"a.example.com"}));
+        write_pair("w", ca.issue({"wild.b.example.com"}));
+        origin = std::make_unique<TestOrigin>([this](OriginExchange& ex) {
+            std::string t = ex.target();
+            if (t == "/ws") return websocket_echo_handler()(ex);
+            if (t == "/stream") {
+                ex.begin_chunked(200, "text/event-stream");
+                ex.chunk("data: one\n\n");
+                gate.wait(10000);
+                ex.chunk("data: two\n\n");
+                return ex.end_chunked();
+            }
+            ex.respond(200, "hello " + t + " proto=" + ex.header("X-Forwarded-Proto"));
+        });
+        proxy = std::make_unique<RunningProxy>(fill(kConfig, {{"dir", dir}, {"o", origin->address()}}));
+    }
+    void TearDown() override {
+        gate.open();
+        proxy.reset();
+        std::filesystem::remove_all(dir);
+    }
+    void write_pair(const std::string& name, const Pem& pem) {
+        write_file(dir, name + ".crt", pem.cert);
+        write_file(dir, name + ".key", pem.key);
+    }
+    Response admin(const std::string& method, const std::string& path, const std::string& body = "") {
+        return http_request(proxy->admin_port(), method, path, body);
+    }
+
+    TestCa ca;
+    std::string dir;
+    Gate gate;
+    std::unique_ptr<TestOrigin> origin;
+    std::unique_ptr<RunningProxy> proxy;
+};
+
+}  // namespace
+
+TEST_F(Tls, HttpsRequestsOnOneKeepAliveConnection) {
+    TlsClient c(proxy->port(), ca.cert_pem());
+    auto r = c.get("/hello");
+    EXPECT_EQ(r.status, 200u);
+    EXPECT_EQ(r.body, "hello /hello proto=https");  // the origin learns the client used TLS
+    EXPECT_EQ(c.get("/again").body, "hello /again proto=https");
+    EXPECT_EQ(origin->connections(), 1);
+}
+
+TEST_F(Tls, AStreamArrivesChunkByChunkOverTls) {
+    TlsClient c(proxy->port(), ca.cert_pem());
+    c.send("GET /stream HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    EXPECT_EQ(c.read_head().status, 200u);
+    EXPECT_EQ(c.read_body_some(), "data: one\n\n");  // before the origin writes the second chunk
+    gate.open();
+    std::string rest;
+    while (!c.body_done()) rest += c.read_body_some();
+    EXPECT_EQ(rest, "data: two\n\n");
+}
+
+TEST_F(Tls, WssEchoesThroughATlsTunnel) {
+    WssClient ws(proxy->port(), ca.cert_pem());
+    for (std::size_t size : {1u, 125u, 126u, 65535u, 65536u, 300000u}) {
+        std::string text(size, 'x');
+        text[0] = 'a';
+        ws.send(text);
+        EXPECT_EQ(ws.receive(), text) << size;
+    }
+    auto conns = json::parse(admin("GET", "/connections").body);
+    EXPECT_EQ(conns["websockets"], 1);
+    ws.close();
+    for (int i = 0; i < 500 && proxy->server->tunnel_stats()["all"].active != 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto stats = proxy->server->tunnel_stats()["all"];
+    EXPECT_EQ(stats.active, 0);
+    EXPECT_EQ(stats.opened, 1u);
+    EXPECT_GT(stats.bytes_upstream, 300000u);
+    EXPECT_GT(stats.bytes_downstream, 300000u);
+    EXPECT_EQ(stats.closes[static_cast<std::size_t>(sluice::proxy::CloseReason::error)], 0u);
+}
+
+TEST_F(Tls, ServerNamePicksTheCertificateExactThenWildcardThenDefault) {
+    EXPECT_EQ(TlsClient(proxy->port(), ca.cert_pem(), "a.example.com").peer_common_name(), "a.example.com");
+    EXPECT_EQ(TlsClient(proxy->port(), ca.cert_pem(), "wild.b.example.com").peer_common_name(), "wild.b.example.com");
+    EXPECT_EQ(TlsClient(proxy->port(), ca.cert_pem(), "localhost").peer_common_name(), "localhost");
+}
+
+TEST_F(Tls, ACertificateSwapKeepsLiveSessionsAndTheSocket) {
+    WssClient ws(proxy->port(), ca.cert_pem());
+    ws.send("before");
+    EXPECT_EQ(ws.receive(), "before");
+    const auto port = proxy->port();
+
+    write_pair("renewed", ca.issue({"renewed.localhost", "localhost"}));
+    auto cfg = json::parse(admin("GET", "/config").body)["config"];
+    cfg["listeners"][0]["tls"]["certificates"][0] = {{"cert", dir + "/renewed.crt"}, {"key", dir + "/renewed.key"}};
+    auto r = admin("PUT", "/config", cfg.dump());
+    ASSERT_EQ(r.status, 200u) << r.body;
+
+    EXPECT_EQ(proxy->port(), port);  // the listener kept its socket
+    EXPECT_EQ(TlsClient(port, ca.cert_pem()).peer_common_name(), "renewed.localhost");  // new handshakes
+    EXPECT_EQ(ws.peer_common_name(), "localhost");  // the live session keeps its certificate
+    ws.send("after");
+    EXPECT_EQ(ws.receive(), "after");
+    ws.close();
+}
+
+TEST_F(Tls, ABadCertificateIsRefusedAndChangesNothing) {
+    write_pair("expired", ca.issue({"localhost"}, -30, 1));
+    auto cfg = json::parse(admin("GET", "/config").body)["config"];
+    cfg["listeners"][0]["tls"]["certificates"][0] = {{"cert", dir + "/expired.crt"}, {"key", dir + "/expired.key"}};
+    auto r = admin("PUT", "/config", cfg.dump());
+    EXPECT_EQ(r.status, 400u);
+    auto details = json::parse(r.body)["details"];
+    EXPECT_EQ(details[0]["path"], "/listeners/0/tls/certificates/0/cert");
+    EXPECT_NE(details[0]["message"].get<std::string>().find(dir + "/expired.crt expired on"), std::string::npos)
+        << r.body;
+    EXPECT_EQ(json::parse(admin("GET", "/config").body)["version"], 1);
+
+    cfg["listeners"][0]["tls"]["certificates"][0] = {{"cert", dir + "/local.crt"}, {"key", dir + "/a.key"}};
+    r = admin("PUT", "/config", cfg.dump());
+    EXPECT_EQ(r.status, 400u);
+    EXPECT_NE(r.body.find("does not match the certificate"), std::string::npos) << r.body;
+
+    EXPECT_EQ(TlsClient(proxy->port(), ca.cert_pem()).peer_common_name(), "localhost");
+}
+
+TEST_F(Tls, PlainHttpOnATlsPortIsClosed) {
+    RawClient c(proxy->port(), 3000);
+    c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_TRUE(c.closed_by_peer());
+}
+
+TEST(TlsStartUp, ACertificateThatCannotLoadStopsStartUpNamingTheFile) {
+    try {
+        RunningProxy p(R"(
+listeners: [{name: public, address: 127.0.0.1, port: 0, tls: {cert: /nonexistent/tls.crt, key: /nonexistent/tls.key}}]
+)");
+        FAIL() << "sluice started without its certificate";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("/listeners/0/tls/certificates/0/cert: cannot read the certificate file "
+                                             "/nonexistent/tls.crt: No such file or directory"),
+                  std::string::npos)
+            << e.what();
+    }
+}
