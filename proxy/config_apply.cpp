@@ -86,7 +86,9 @@ ChangeResult Server::change_config(const json& doc, std::optional<std::uint64_t>
         r.outcome = ChangeResult::Outcome::applied;
         return r;
     }
-    if (next == current->config) {
+    // A renewal that rewrote certificate files under the same paths is a change.
+    const std::uint64_t tls_fingerprint = tls_files_fingerprint(next);
+    if (next == current->config && tls_fingerprint == current->tls_fingerprint) {
         // A no-op push from automation touches nothing, not even the version.
         count_change("unchanged");
         r.outcome = ChangeResult::Outcome::unchanged;
@@ -118,7 +120,7 @@ ChangeResult Server::change_config(const json& doc, std::optional<std::uint64_t>
         spdlog::error("config change ({}) refused: {}", source, r.message);
         return reject(ChangeResult::Outcome::failed);  // `added` closes its sockets
     }
-    auto snapshot = build_snapshot(next, version, registry_, false, std::move(listener_tls));
+    auto snapshot = build_snapshot(next, version, registry_, false, std::move(listener_tls), tls_fingerprint);
     store_.publish(snapshot);
     access_log_->apply(next.access_log, std::move(log_target));
     for (auto& w : workers_) w->refresh();
@@ -222,6 +224,10 @@ void Server::watch_config() {
         if (content && *content != watched_content_) {
             watched_content_ = *content;
             reload_from_file("--watch: the config file changed");
+        } else if (auto fp = tls_files_fingerprint(store_.current()->config);
+                   fp != store_.current()->tls_fingerprint && fp != watched_tls_) {
+            watched_tls_ = fp;  // tried once per new content: a bad renewal is not retried every poll
+            reload_from_file("--watch: a certificate file changed");
         }
         watch_config();
     });

@@ -41,7 +41,8 @@ std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error)
             return nullptr;
         }
         s->store_.publish(build_snapshot(s->options_.config, s->options_.initial_version, s->registry_,
-                                         s->options_.builtin_default, std::move(tls)));
+                                         s->options_.builtin_default, std::move(tls),
+                                         tls_files_fingerprint(s->options_.config)));
     }
     s->access_log_ = std::make_unique<AccessLog>(n);
     if (!s->access_log_->configure(s->options_.config.access_log, error)) return nullptr;

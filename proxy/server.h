@@ -131,6 +131,7 @@ private:
     prometheus::Family<prometheus::Counter>* changes_family_ = nullptr;
     boost::asio::steady_timer watch_timer_{control_};
     std::string watched_content_;  // last content of --config seen by the watcher
+    std::uint64_t watched_tls_ = 0;  // last certificate files' fingerprint the watcher acted on
     std::unique_ptr<admin::AdminServer> admin_;
     std::unique_ptr<admin::AdminServer> probes_;
     std::optional<boost::asio::signal_set> signals_;

@@ -27,9 +27,11 @@ std::uint64_t hash64(std::string_view data, std::uint64_t seed) {
 
 std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t version, EndpointRegistry& registry,
                                                bool builtin_default,
-                                               std::vector<std::shared_ptr<ServerTls>> listener_tls) {
+                                               std::vector<std::shared_ptr<ServerTls>> listener_tls,
+                                               std::uint64_t tls_fingerprint) {
     auto snap = std::make_shared<Snapshot>();
     snap->listener_tls = std::move(listener_tls);
+    snap->tls_fingerprint = tls_fingerprint;
     snap->version = version;
     snap->builtin_default = builtin_default;
     snap->config = std::move(cfg);

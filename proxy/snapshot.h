@@ -52,6 +52,7 @@ struct Snapshot {
     std::vector<RouteRuntime> routes;
     Router router;
     std::vector<std::shared_ptr<ServerTls>> listener_tls;  // parallel to config.listeners; null: plain
+    std::uint64_t tls_fingerprint = 0;                     // of the certificate files when loaded
 
     // The certificates of listener `name`, or null.
     std::shared_ptr<ServerTls> tls_for(const std::string& name) const {
@@ -77,7 +78,8 @@ private:
 // `registry` (control thread), so they carry over from the previous snapshot.
 std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t version, EndpointRegistry& registry,
                                                bool builtin_default = false,
-                                               std::vector<std::shared_ptr<ServerTls>> listener_tls = {});
+                                               std::vector<std::shared_ptr<ServerTls>> listener_tls = {},
+                                               std::uint64_t tls_fingerprint = 0);
 
 // A stable 64-bit hash (FNV-1a) for hash policies and endpoint ids.
 std::uint64_t hash64(std::string_view data, std::uint64_t seed = 14695981039346656037ull);

@@ -182,6 +182,25 @@ std::shared_ptr<ServerTls> ServerTls::load(const config::ListenerTls& spec, cons
     return out;
 }
 
+std::uint64_t tls_files_fingerprint(const config::Config& cfg) {
+    std::string all;
+    for (const auto& l : cfg.listeners) {
+        if (!l.tls) continue;
+        for (const auto& c : l.tls->certificates)
+            for (const auto* path : {&c.cert, &c.key}) {
+                std::ifstream in(*path, std::ios::binary);
+                all += *path;
+                all += '\0';
+                if (in) all.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+                all += '\0';
+            }
+    }
+    // FNV-1a, as snapshot.cpp's hash64 (kept local: this file does not depend on snapshots).
+    std::uint64_t h = 14695981039346656037ull;
+    for (unsigned char ch : all) h = (h ^ ch) * 1099511628211ull;
+    return h;
+}
+
 std::vector<std::shared_ptr<ServerTls>> load_listener_tls(const config::Config& cfg, config::ConfigErrors& errors) {
     std::vector<std::shared_ptr<ServerTls>> out;
     for (std::size_t i = 0; i < cfg.listeners.size(); ++i) {

@@ -48,6 +48,10 @@ private:
 // cfg.listeners; null for plain ones). Problems go to `errors`.
 std::vector<std::shared_ptr<ServerTls>> load_listener_tls(const config::Config& cfg, config::ConfigErrors& errors);
 
+// A hash of the contents of every certificate and key file `cfg` names: a
+// renewal that rewrites the files under the same paths changes it.
+std::uint64_t tls_files_fingerprint(const config::Config& cfg);
+
 // TLS 1.2 and 1.3 only, a modern cipher list, ALPN http/1.1, no
 // renegotiation or compression: what every sluice TLS context starts from.
 void harden(boost::asio::ssl::context& ctx);

@@ -3,7 +3,9 @@
 // Kubernetes ConfigMap symlink swap included), and memory stays flat over a
 // thousand changes.
 #include "config/state_file.h"
+#include "tests/support/certs.h"
 #include "tests/support/client.h"
+#include "tests/support/tls_client.h"
 #include "tests/support/origin.h"
 #include "tests/support/process.h"
 #include "tests/support/proxy_fixture.h"
@@ -187,6 +189,36 @@ TEST(CliAdmin, WatchFollowsAConfigMapSymlinkSwap) {
     fs::rename(dir.path / "..data_tmp", dir.path / "..data");
     EXPECT_TRUE(eventually([&] { return http_get(s.port, "/x").body == "p2 GET /x"; }));
     s.p.signal(SIGKILL);
+}
+
+TEST(CliAdmin, WatchPicksUpCertificatesRenewedUnderTheSamePaths) {
+    TestOrigin o(echo_handler("o"));
+    TempDir dir;
+    TestCa ca;
+    auto first = ca.issue({"localhost"});
+    write_file(dir.path / "tls.crt", first.cert);
+    write_file(dir.path / "tls.key", first.key);
+    auto cfg = dir.path / "c.yaml";
+    write_file(cfg, fill(R"(
+listeners: [{name: public, address: 127.0.0.1, port: 0, tls: {cert: "{d}/tls.crt", key: "{d}/tls.key"}}]
+clusters: [{name: o, endpoints: ["{o}"]}]
+routes: [{name: all, match: {path_prefix: /}, cluster: o}]
+timeouts: {drain_delay: 0s, drain: 1s}
+)",
+                         {{"d", dir.path.string()}, {"o", o.address()}}));
+    Sluice s({"run", "--config", cfg.string(), "--admin", "127.0.0.1:0", "--watch"});
+    EXPECT_EQ(TlsClient(s.port, ca.cert_pem()).peer_common_name(), "localhost");
+    // What cert-manager and the kubelet do: new files, same paths, config untouched.
+    auto renewed = ca.issue({"renewed.localhost", "localhost"});
+    write_file(dir.path / "tls.key.tmp", renewed.key);
+    write_file(dir.path / "tls.crt.tmp", renewed.cert);
+    fs::rename(dir.path / "tls.key.tmp", dir.path / "tls.key");
+    fs::rename(dir.path / "tls.crt.tmp", dir.path / "tls.crt");
+    EXPECT_TRUE(eventually([&] { return TlsClient(s.port, ca.cert_pem()).peer_common_name() == "renewed.localhost"; }));
+    EXPECT_EQ(json::parse(http_get(s.admin, "/config").body)["version"].get<int>(), 2);
+    EXPECT_EQ(TlsClient(s.port, ca.cert_pem()).get("/x").body, "o GET /x");
+    s.p.signal(SIGTERM);
+    EXPECT_EQ(s.p.wait(), 0);
 }
 
 TEST(CliAdmin, SighupReloadsWithoutWatch) {

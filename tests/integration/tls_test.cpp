@@ -143,6 +143,17 @@ TEST_F(Tls, ACertificateSwapKeepsLiveSessionsAndTheSocket) {
     ws.close();
 }
 
+TEST_F(Tls, RenewedFilesUnderTheSamePathsMakeAnIdenticalPutAChange) {
+    auto cfg = json::parse(admin("GET", "/config").body)["config"];
+    auto same = admin("PUT", "/config", cfg.dump());
+    EXPECT_NE(same.body.find("\"unchanged\": true"), std::string::npos) << same.body;
+    write_pair("local", ca.issue({"renewed.localhost", "localhost"}));
+    auto r = admin("PUT", "/config", cfg.dump());
+    EXPECT_EQ(r.status, 200u);
+    EXPECT_EQ(json::parse(r.body)["version"], 2) << r.body;
+    EXPECT_EQ(TlsClient(proxy->port(), ca.cert_pem()).peer_common_name(), "renewed.localhost");
+}
+
 TEST_F(Tls, ABadCertificateIsRefusedAndChangesNothing) {
     write_pair("expired", ca.issue({"localhost"}, -30, 1));
     auto cfg = json::parse(admin("GET", "/config").body)["config"];
