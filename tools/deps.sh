@@ -8,7 +8,7 @@ packages=(
   libboost1.81-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev
   python3 python3-jsonschema python3-yaml python3-websockets prometheus
-  curl
+  curl openssl
 )
 
 missing=()

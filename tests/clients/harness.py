@@ -7,12 +7,14 @@ import tempfile
 
 
 class Running:
-    def __init__(self, sluice, demo_origin, extra_clusters="", extra_routes=""):
+    def __init__(self, sluice, demo_origin, extra_clusters="", extra_routes="", tls=None):
+        """tls: (cert, key) PEM paths to make the listener HTTPS and wss://."""
         self.procs = []
+        tls_field = f", tls: {{cert: {tls[0]}, key: {tls[1]}}}" if tls else ""
         origin = self._start([demo_origin, "--port", "0"], r"address=127\.0\.0\.1:(\d+)")
         self.origin_port = origin
         config = f"""
-listeners: [{{name: public, address: 127.0.0.1, port: 0}}]
+listeners: [{{name: public, address: 127.0.0.1, port: 0{tls_field}}}]
 clusters:
   - {{name: demo, endpoints: ["127.0.0.1:{origin}"]}}
 {extra_clusters}
