@@ -148,8 +148,11 @@ void Server::on_hup() {
 void Server::begin_drain() {
     if (draining_.exchange(true)) return;
     const auto t = store_.current()->config.timeouts;
-    spdlog::info("drain: /ready answers 503 now; listeners keep accepting for {} (timeouts.drain_delay)",
-                 config::describe_duration(t.drain_delay));
+    // drain_delay 0s means "no delay" here, not "no limit" as 0s does for the other timeouts.
+    if (t.drain_delay.count() == 0) spdlog::info("drain: /ready answers 503 now; listeners close now (timeouts.drain_delay 0s)");
+    else
+        spdlog::info("drain: /ready answers 503 now; listeners keep accepting for {} (timeouts.drain_delay)",
+                     config::describe_duration(t.drain_delay));
     for (auto& w : workers_) w->announce_drain();
     drain_timer_.expires_after(t.drain_delay);
     drain_timer_.async_wait([this, t](const boost::system::error_code& ec) {

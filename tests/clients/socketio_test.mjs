@@ -2,15 +2,19 @@
 // the default transport (HTTP long-polling, then the upgrade to WebSocket) and
 // with transports: ["websocket"], messages both ways, while an NDJSON stream
 // runs on another route. Exit 0 when all of it worked, 77 when npm packages
-// are missing (the test is then skipped, loudly).
-import { spawn } from "node:child_process";
+// are missing (the test is then skipped, loudly). With --tls, the same over
+// HTTPS and wss:// (certificates made with the openssl CLI, trusted through a
+// test CA only).
+import { execFileSync, spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import fs from "node:fs";
 import http from "node:http";
+import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 
-const [sluiceBin, modulesDir] = process.argv.slice(2);
+const [sluiceBin, modulesDir, mode] = process.argv.slice(2);
+const useTls = mode === "--tls";
 const require = createRequire(path.join(path.resolve(modulesDir), "noop.js"));
 let Server, ioClient;
 try {
@@ -49,8 +53,22 @@ const llm = http.createServer((req, res) => {
 });
 const llmPort = await listen(llm);
 
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sluice-sio-"));
+let tlsField = "", ca;
+if (useTls) {
+  const openssl = (...args) => execFileSync("openssl", args, { stdio: "ignore" });
+  openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${dir}/ca.key`,
+          "-out", `${dir}/ca.crt`, "-days", "2", "-subj", "/CN=sluice test CA");
+  openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${dir}/tls.key`,
+          "-out", `${dir}/tls.csr`, "-subj", "/CN=localhost");
+  fs.writeFileSync(`${dir}/ext.cnf`, "subjectAltName=DNS:localhost\n");
+  openssl("x509", "-req", "-in", `${dir}/tls.csr`, "-CA", `${dir}/ca.crt`, "-CAkey", `${dir}/ca.key`, "-CAcreateserial",
+          "-out", `${dir}/tls.crt`, "-days", "2", "-extfile", `${dir}/ext.cnf`);
+  tlsField = `, tls: {cert: ${dir}/tls.crt, key: ${dir}/tls.key}`;
+  ca = fs.readFileSync(`${dir}/ca.crt`);
+}
 const config = `
-listeners: [{name: public, address: 127.0.0.1, port: 0}]
+listeners: [{name: public, address: 127.0.0.1, port: 0${tlsField}}]
 clusters:
   - {name: chat, endpoints: ["127.0.0.1:${chatPort}"]}
   - {name: llm, endpoints: ["127.0.0.1:${llmPort}"]}
@@ -59,7 +77,7 @@ routes:
   - {name: llm, match: {path_prefix: /llm/}, rewrite: {path_prefix: /}, cluster: llm}
 timeouts: {drain_delay: 0s, drain: 1s}
 `;
-const configPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sluice-sio-")), "config.yaml");
+const configPath = path.join(dir, "config.yaml");
 fs.writeFileSync(configPath, config);
 const sluice = spawn(sluiceBin, ["run", "--config", configPath, "--admin", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });
 const port = await new Promise((resolve, reject) => {
@@ -71,11 +89,12 @@ const port = await new Promise((resolve, reject) => {
   });
   sluice.on("exit", (code) => reject(new Error("sluice exited " + code)));
 });
-const base = `http://127.0.0.1:${port}`;
+const base = useTls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`;
+const tlsOptions = useTls ? { ca, rejectUnauthorized: true } : {};
 
 function streamTokens() {
   return new Promise((resolve, reject) => {
-    http.get(`${base}/llm/generate`, (res) => {
+    (useTls ? https : http).get(`${base}/llm/generate`, tlsOptions, (res) => {
       let arrivals = 0, text = "";
       res.on("data", (d) => { arrivals++; text += d; });
       res.on("end", () => {
@@ -90,7 +109,7 @@ function streamTokens() {
 }
 
 async function chat(name, options) {
-  const socket = ioClient(base, { reconnection: false, ...options });
+  const socket = ioClient(base, { reconnection: false, ...tlsOptions, ...options });
   const welcome = await new Promise((resolve, reject) => {
     socket.on("welcome", resolve);
     socket.on("connect_error", (e) => reject(new Error(`${name}: connect_error ${e.message}`)));
@@ -125,7 +144,7 @@ try {
     chat("websocket only", { transports: ["websocket"] }),
     chat("default transports again", {}),
   ]);
-  console.log(results.join("\n"));
+  console.log((useTls ? "over TLS: " : "") + results.join("\n"));
 } catch (e) {
   sluice.kill("SIGKILL");
   fail(e.message);
