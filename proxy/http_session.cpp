@@ -126,6 +126,8 @@ asio::awaitable<void> Session::run() {
     if (client_.tls()) {
         auto ec = co_await client_.handshake();
         tls_.reset();  // the SNI callback is done with it
+        auto& counts = worker_.stats().listener(listener_->spec.name);
+        ++(ec || aborted_ ? counts.tls_handshake_failures : counts.tls_handshakes);
         if (ec || aborted_) {
             // Scanners, plain HTTP on the TLS port, untrusted certificates: not worth a warning each.
             spdlog::debug("TLS handshake with {} on listener \"{}\" failed: {}", client_address(), listener_->spec.name,

@@ -213,6 +213,13 @@ std::string Server::metrics_text() {
             add_value(downstream, {{"listener", l->spec.name}},
                       static_cast<double>(l->connections.load(std::memory_order_relaxed)));
     }
+    auto& handshakes = family(out, "sluice_tls_handshakes_total",
+                              "TLS handshakes on a listener, by result: ok or failed (failed or timed out)",
+                              MetricType::Counter);
+    for (const auto& [name, l] : t.listeners) {
+        add_value(handshakes, {{"listener", name}, {"result", "ok"}}, static_cast<double>(l.tls_handshakes));
+        add_value(handshakes, {{"listener", name}, {"result", "failed"}}, static_cast<double>(l.tls_handshake_failures));
+    }
     add_value(family(out, "sluice_access_log_lines_total", "Access log lines queued for writing", MetricType::Counter),
               {}, static_cast<double>(access_log_->lines()));
     add_value(family(out, "sluice_access_log_dropped_total",

@@ -68,6 +68,7 @@ void RouteStats::add(const RouteStats& o) {
 void StatsTotals::add(const StatsTotals& o) {
     for (const auto& [name, r] : o.routes) routes[name].add(r);
     for (const auto& [name, c] : o.clusters) clusters[name].add(c);
+    for (const auto& [name, l] : o.listeners) listeners[name].add(l);
     paths.spliced_bytes += o.paths.spliced_bytes;
     paths.copied_bytes += o.paths.copied_bytes;
 }
@@ -76,6 +77,7 @@ StatsTotals WorkerStats::copy() const {
     StatsTotals t;
     for (const auto& [name, r] : routes_) t.routes.emplace(name, r);
     for (const auto& [name, c] : clusters_) t.clusters.emplace(name, c);
+    for (const auto& [name, l] : listeners_) t.listeners.emplace(name, l);
     t.paths = paths_;
     return t;
 }

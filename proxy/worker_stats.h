@@ -78,6 +78,15 @@ struct ClusterStats {
     }
 };
 
+struct ListenerStats {
+    std::uint64_t tls_handshakes = 0;          // completed
+    std::uint64_t tls_handshake_failures = 0;  // failed or timed out
+    void add(const ListenerStats& o) {
+        tls_handshakes += o.tls_handshakes;
+        tls_handshake_failures += o.tls_handshake_failures;
+    }
+};
+
 // How tunnel bytes moved on one worker: through a pipe (zero-copy) or copied.
 struct TunnelPaths {
     std::uint64_t spliced_bytes = 0;
@@ -88,6 +97,7 @@ struct TunnelPaths {
 struct StatsTotals {
     std::map<std::string, RouteStats> routes;
     std::map<std::string, ClusterStats> clusters;
+    std::map<std::string, ListenerStats> listeners;
     TunnelPaths paths;
     void add(const StatsTotals& other);
 };
@@ -98,6 +108,7 @@ public:
     // matched no route or were refused before routing.
     RouteStats& route(const std::string& name) { return routes_[name]; }
     ClusterStats& cluster(const std::string& name) { return clusters_[name]; }
+    ListenerStats& listener(const std::string& name) { return listeners_[name]; }
     TunnelCounters& tunnels(const std::string& route) { return routes_[route].tunnels; }
     TunnelPaths& paths() { return paths_; }
     StatsTotals copy() const;
@@ -105,6 +116,7 @@ public:
 private:
     std::unordered_map<std::string, RouteStats> routes_;
     std::unordered_map<std::string, ClusterStats> clusters_;
+    std::unordered_map<std::string, ListenerStats> listeners_;
     TunnelPaths paths_;
 };
 

@@ -174,10 +174,16 @@ TEST_F(Tls, ABadCertificateIsRefusedAndChangesNothing) {
     EXPECT_EQ(TlsClient(proxy->port(), ca.cert_pem()).peer_common_name(), "localhost");
 }
 
-TEST_F(Tls, PlainHttpOnATlsPortIsClosed) {
+TEST_F(Tls, PlainHttpOnATlsPortIsClosedAndCountedAsAFailedHandshake) {
+    EXPECT_EQ(TlsClient(proxy->port(), ca.cert_pem()).get("/x").status, 200u);
     RawClient c(proxy->port(), 3000);
     c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     EXPECT_TRUE(c.closed_by_peer());
+    auto stats = proxy->server->collect_stats();
+    EXPECT_EQ(stats.listeners["public"].tls_handshakes, 1u);
+    EXPECT_EQ(stats.listeners["public"].tls_handshake_failures, 1u);
+    auto metrics = http_request(proxy->admin_port(), "GET", "/metrics").body;
+    EXPECT_NE(metrics.find("sluice_tls_handshakes_total{listener=\"public\",result=\"failed\"} 1"), std::string::npos);
 }
 
 TEST(TlsStartUp, ACertificateThatCannotLoadStopsStartUpNamingTheFile) {
