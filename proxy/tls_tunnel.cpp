@@ -24,18 +24,10 @@ TlsTunnel::TlsTunnel(Worker& worker, Tunnel::Setup meta, TlsStream client)
       dog_(client_.get_executor()),
       counters_(worker.stats().tunnels(s_.route)),
       reader_stopped_(client_.get_executor()) {
-    s_.listener->connections.fetch_add(1, std::memory_order_relaxed);
-    worker_.add_downstream(this);
-    ++counters_.active;
-    ++counters_.opened;
-    if (s_.endpoint) ++s_.endpoint->active_tunnels;
+    tunnel_opened(worker_, this, s_, counters_);
 }
 
-TlsTunnel::~TlsTunnel() {
-    if (s_.endpoint) --s_.endpoint->active_tunnels;
-    s_.listener->connections.fetch_sub(1, std::memory_order_relaxed);
-    worker_.remove_downstream(this);
-}
+TlsTunnel::~TlsTunnel() { tunnel_gone(worker_, this, s_); }
 
 void TlsTunnel::start() {
     boost::system::error_code ec;
@@ -141,16 +133,7 @@ asio::awaitable<void> TlsTunnel::upstream_to_client() {
 
 bool TlsTunnel::describe(ConnectionInfo& out) const {
     if (closed_) return false;
-    out.kind = "websocket";
-    out.listener = s_.listener->spec.name;
-    out.route = s_.route;
-    out.cluster = s_.cluster;
-    out.endpoint = s_.endpoint_key;
-    out.client = s_.client_address;
-    out.started = s_.started;
-    out.bytes_from_client = up_bytes_;
-    out.bytes_to_client = down_bytes_;
-    out.config_version = s_.snapshot ? s_.snapshot->version : 0;
+    describe_tunnel(s_, up_bytes_, down_bytes_, out);
     return true;
 }
 

@@ -35,17 +35,37 @@ Tunnel::Tunnel(Worker& worker, Setup setup)
     down_.bytes = &counters_.bytes_downstream;
     up_.pending = std::move(s_.to_upstream);
     down_.pending = std::move(s_.to_client);
-    s_.listener->connections.fetch_add(1, std::memory_order_relaxed);
-    worker_.add_downstream(this);
-    ++counters_.active;
-    ++counters_.opened;
-    if (s_.endpoint) ++s_.endpoint->active_tunnels;
+    tunnel_opened(worker_, this, s_, counters_);
 }
 
-Tunnel::~Tunnel() {
-    if (s_.endpoint) --s_.endpoint->active_tunnels;
-    s_.listener->connections.fetch_sub(1, std::memory_order_relaxed);
-    worker_.remove_downstream(this);
+Tunnel::~Tunnel() { tunnel_gone(worker_, this, s_); }
+
+void tunnel_opened(Worker& worker, Downstream* tunnel, const Tunnel::Setup& s, TunnelCounters& counters) {
+    s.listener->connections.fetch_add(1, std::memory_order_relaxed);
+    worker.add_downstream(tunnel);
+    ++counters.active;
+    ++counters.opened;
+    if (s.endpoint) ++s.endpoint->active_tunnels;
+}
+
+void tunnel_gone(Worker& worker, Downstream* tunnel, const Tunnel::Setup& s) {
+    if (s.endpoint) --s.endpoint->active_tunnels;
+    s.listener->connections.fetch_sub(1, std::memory_order_relaxed);
+    worker.remove_downstream(tunnel);
+}
+
+void describe_tunnel(const Tunnel::Setup& s, std::uint64_t bytes_from_client, std::uint64_t bytes_to_client,
+                     ConnectionInfo& out) {
+    out.kind = "websocket";
+    out.listener = s.listener->spec.name;
+    out.route = s.route;
+    out.cluster = s.cluster;
+    out.endpoint = s.endpoint_key;
+    out.client = s.client_address;
+    out.started = s.started;
+    out.bytes_from_client = bytes_from_client;
+    out.bytes_to_client = bytes_to_client;
+    out.config_version = s.snapshot ? s.snapshot->version : 0;
 }
 
 void Tunnel::start() {
@@ -246,16 +266,7 @@ void tunnel_ended(Worker& worker, const Tunnel::Setup& s, TunnelCounters& counte
 
 bool Tunnel::describe(ConnectionInfo& out) const {
     if (closed_) return false;
-    out.kind = "websocket";
-    out.listener = s_.listener->spec.name;
-    out.route = s_.route;
-    out.cluster = s_.cluster;
-    out.endpoint = s_.endpoint_key;
-    out.client = s_.client_address;
-    out.started = s_.started;
-    out.bytes_from_client = up_.moved;
-    out.bytes_to_client = down_.moved;
-    out.config_version = s_.snapshot ? s_.snapshot->version : 0;
+    describe_tunnel(s_, up_.moved, down_.moved, out);
     return true;
 }
 

@@ -102,6 +102,14 @@ private:
     bool first_eof_from_client_ = false, any_eof_ = false;
 };
 
+// What every tunnel (plain or TLS) does when it opens and when it is gone:
+// counted on its listener, its worker's connection set, its route and its
+// endpoint; and how it shows in GET /connections.
+void tunnel_opened(Worker& worker, Downstream* tunnel, const Tunnel::Setup& s, TunnelCounters& counters);
+void tunnel_gone(Worker& worker, Downstream* tunnel, const Tunnel::Setup& s);
+void describe_tunnel(const Tunnel::Setup& s, std::uint64_t bytes_from_client, std::uint64_t bytes_to_client,
+                     ConnectionInfo& out);
+
 // The end of any tunnel: its route's counters, and its access log line.
 void tunnel_ended(Worker& worker, const Tunnel::Setup& s, TunnelCounters& counters, CloseReason reason,
                   std::uint64_t bytes_from_client, std::uint64_t bytes_to_client);

@@ -1,4 +1,5 @@
 """Starts the demo origin and sluice (both real binaries, port 0) for client tests."""
+import json
 import os
 import re
 import signal
@@ -51,3 +52,23 @@ timeouts: {{drain_delay: 0s, drain: 2s}}
             except subprocess.TimeoutExpired:
                 p.kill()
         os.unlink(self.config.name)
+
+
+async def read_token_stream(reader, writer, host="t"):
+    """GET /stream from the demo origin on an open connection; returns the
+    number of tokens after checking they arrived whole and in order."""
+    writer.write(b"GET /stream?delay_ms=20 HTTP/1.1\r\nHost: " + host.encode() + b"\r\nConnection: close\r\n\r\n")
+    raw = await reader.read()
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"200 OK" in head.split(b"\r\n")[0], head
+    tokens = []
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            break
+        tokens += [json.loads(line) for line in rest[:size].decode().splitlines()]
+        body = rest[size + 2:]
+    assert [t["index"] for t in tokens] == list(range(len(tokens))) and len(tokens) > 5, tokens
+    return len(tokens)

@@ -2,14 +2,13 @@
 """A WebSocket client nobody here wrote (Debian's python3-websockets) against
 the demo origin's echo through sluice, while an NDJSON stream runs beside it."""
 import asyncio
-import json
 import os
 import sys
 
 import websockets
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Running  # noqa: E402
+from harness import Running, read_token_stream  # noqa: E402
 
 
 async def echo(port):
@@ -30,21 +29,7 @@ async def echo(port):
 
 async def ndjson(port):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /stream?delay_ms=20 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-    raw = await reader.read()
-    writer.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    assert b"200 OK" in head.split(b"\r\n")[0], head
-    tokens = []
-    while body:
-        size_line, _, rest = body.partition(b"\r\n")
-        size = int(size_line, 16)
-        if size == 0:
-            break
-        tokens += [json.loads(line) for line in rest[:size].decode().splitlines()]
-        body = rest[size + 2:]
-    assert [t["index"] for t in tokens] == list(range(len(tokens))) and len(tokens) > 5, tokens
-    return f"{len(tokens)} tokens"
+    return f"{await read_token_stream(reader, writer)} tokens"
 
 
 async def main(port):

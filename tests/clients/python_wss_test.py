@@ -5,7 +5,6 @@ message) beside an NDJSON stream read over TLS with Python's ssl module. The
 certificates are made at test time with the openssl CLI and trusted through a
 test CA only."""
 import asyncio
-import json
 import os
 import ssl
 import subprocess
@@ -15,7 +14,7 @@ import tempfile
 import websockets
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Running  # noqa: E402
+from harness import Running, read_token_stream  # noqa: E402
 
 
 def make_certs(d):
@@ -49,21 +48,7 @@ async def echo(port, ctx):
 
 async def ndjson(port, ctx):
     reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="localhost")
-    writer.write(b"GET /stream?delay_ms=20 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-    raw = await reader.read()
-    writer.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    assert b"200 OK" in head.split(b"\r\n")[0], head
-    tokens = []
-    while body:
-        size_line, _, rest = body.partition(b"\r\n")
-        size = int(size_line, 16)
-        if size == 0:
-            break
-        tokens += [json.loads(line) for line in rest[:size].decode().splitlines()]
-        body = rest[size + 2:]
-    assert [t["index"] for t in tokens] == list(range(len(tokens))) and len(tokens) > 5, tokens
-    return f"{len(tokens)} tokens over TLS"
+    return f"{await read_token_stream(reader, writer, host='localhost')} tokens over TLS"
 
 
 async def main(port, ctx):
