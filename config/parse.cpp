@@ -14,9 +14,6 @@ namespace {
 
 using json = nlohmann::json;
 
-// Fields that belong to later releases: named so the error says "not yet", not "typo".
-bool is_planned_field(std::string_view f) { return f == "tls"; }
-
 class Reader {
 public:
     explicit Reader(ConfigErrors& errors) : errors_(errors) {}
@@ -36,10 +33,6 @@ public:
             bool known = false;
             for (auto a : allowed) known = known || a == it.key();
             if (known) continue;
-            if (is_planned_field(it.key())) {
-                error(pointer_join(p, it.key()), "\"" + it.key() + "\" is not supported by this version of sluice yet; remove it");
-                continue;
-            }
             std::string list;
             for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
             error(pointer_join(p, it.key()), "unknown field \"" + it.key() + "\" in " + std::string(what) + "; expected one of: " + list);
@@ -247,9 +240,38 @@ void read_hash_on(Reader& r, const json& j, const std::string& p, HashOn& h) {
     }
 }
 
+// tls: {sni, ca, verify, cert, key}: TLS to the endpoints, optionally with a client certificate.
+void read_cluster_tls(Reader& r, const json& v, const std::string& p, ClusterTls& tls) {
+    if (!r.object(v, p, "cluster tls", {"sni", "ca", "verify", "cert", "key"})) return;
+    r.opt(v, p, "sni", [&](const json& x, const std::string& xp) {
+        std::string name;
+        if (r.formatted(x, xp, Pattern::host, "use the host name the upstream's certificate names, such as ai.internal",
+                        name) &&
+            name.rfind("*.", 0) == 0)
+            r.error(xp, "must be one host name, not a wildcard");
+        else tls.sni = name;
+    });
+    auto file = [&](const char* key, std::string& dst) {
+        r.opt(v, p, key, [&](const json& x, const std::string& xp) {
+            if (r.string(x, xp, dst) && dst.empty()) r.error(xp, "must name a file");
+        });
+    };
+    file("ca", tls.ca);
+    file("cert", tls.cert);
+    file("key", tls.key);
+    r.opt(v, p, "verify", [&](const json& x, const std::string& xp) {
+        r.boolean(x, xp, tls.verify);
+    });
+    if (v.contains("cert") != v.contains("key"))
+        r.error(pointer_join(p, v.contains("cert") ? "key" : "cert"),
+                "missing: a client certificate (mTLS) needs both cert and key");
+    if (!tls.verify && v.contains("ca"))
+        r.error(pointer_join(p, "ca"), "ca is only used to verify the upstream; remove it, or set verify: true");
+}
+
 void read_cluster(Reader& r, const json& j, const std::string& p, ClusterSpec& c) {
     if (!r.object(j, p, "a cluster",
-                  {"name", "endpoints", "lb_policy", "hash_on", "health_check", "outlier_detection"}))
+                  {"name", "endpoints", "lb_policy", "hash_on", "health_check", "outlier_detection", "tls"}))
         return;
     r.name(j, p, "cluster", c.name);
     auto it = j.find("endpoints");
@@ -288,6 +310,11 @@ void read_cluster(Reader& r, const json& j, const std::string& p, ClusterSpec& c
         HealthCheck h;
         read_health_check(r, v, vp, h);
         c.health_check = h;
+    });
+    r.opt(j, p, "tls", [&](const json& v, const std::string& vp) {
+        ClusterTls t;
+        read_cluster_tls(r, v, vp, t);
+        c.tls = t;
     });
     r.opt(j, p, "outlier_detection", [&](const json& v, const std::string& vp) {
         if (!r.object(v, vp, "outlier_detection", {"consecutive_failures", "base_ejection", "max_ejection_percent"}))

@@ -108,6 +108,14 @@ json to_json(const Config& cfg) {
         cluster["outlier_detection"] = {{"consecutive_failures", c.outlier_detection.consecutive_failures},
                                         {"base_ejection", format_duration(c.outlier_detection.base_ejection)},
                                         {"max_ejection_percent", c.outlier_detection.max_ejection_percent}};
+        if (c.tls) {
+            json tls = {{"verify", c.tls->verify}};
+            if (c.tls->sni) tls["sni"] = *c.tls->sni;
+            if (!c.tls->ca.empty()) tls["ca"] = c.tls->ca;
+            if (!c.tls->cert.empty()) tls["cert"] = c.tls->cert;
+            if (!c.tls->key.empty()) tls["key"] = c.tls->key;
+            cluster["tls"] = tls;
+        }
         out["clusters"].push_back(cluster);
     }
     out["routes"] = json::array();

@@ -120,6 +120,16 @@ struct OutlierDetection {
     bool operator==(const OutlierDetection&) const = default;
 };
 
+// TLS to a cluster's endpoints (docs/tls.md).
+struct ClusterTls {
+    std::optional<std::string> sni;  // server name sent and verified; default: the endpoint's host name
+    std::string ca;                  // PEM bundle to verify with; empty: the system store
+    bool verify = true;              // false: any certificate is accepted (encrypted, not authenticated)
+    std::string cert;                // client certificate (mTLS): PEM with its chain; empty: none
+    std::string key;                 // its private key
+    bool operator==(const ClusterTls&) const = default;
+};
+
 struct ClusterSpec {
     std::string name;
     std::vector<EndpointSpec> endpoints;
@@ -127,6 +137,7 @@ struct ClusterSpec {
     std::optional<HashOn> hash_on;             // with lb_policy hash only
     std::optional<HealthCheck> health_check;   // none: no active checks
     OutlierDetection outlier_detection;
+    std::optional<ClusterTls> tls;             // none: plaintext to the endpoints
     bool operator==(const ClusterSpec&) const = default;
 };
 

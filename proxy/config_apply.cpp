@@ -82,13 +82,19 @@ ChangeResult Server::change_config(const json& doc, std::optional<std::uint64_t>
                                                 : std::string("none")) +
                                            "); restart sluice to change it"});
     if (!r.errors.empty()) return reject(ChangeResult::Outcome::invalid);
+    // Certificates, keys and CAs load before anything changes (and on a dry
+    // run): a bad one refuses the change.
+    auto tls = load_tls(next, &current->tls, r.errors);
+    if (!r.errors.empty()) {
+        spdlog::warn("config change ({}) refused: {}: {}", source, r.errors[0].pointer, r.errors[0].message);
+        return reject(ChangeResult::Outcome::invalid);
+    }
     if (dry_run) {
         r.outcome = ChangeResult::Outcome::applied;
         return r;
     }
     // A renewal that rewrote certificate files under the same paths is a change.
-    const std::uint64_t tls_fingerprint = tls_files_fingerprint(next);
-    if (next == current->config && tls_fingerprint == current->tls_fingerprint) {
+    if (next == current->config && tls.fingerprint == current->tls.fingerprint) {
         // A no-op push from automation touches nothing, not even the version.
         count_change("unchanged");
         r.outcome = ChangeResult::Outcome::unchanged;
@@ -102,12 +108,6 @@ ChangeResult Server::change_config(const json& doc, std::optional<std::uint64_t>
         spdlog::warn("config change ({}) refused: {}", source, r.message);
         return reject(ChangeResult::Outcome::conflict);
     }
-    // Certificates load before anything changes: a bad one refuses the change.
-    auto listener_tls = load_listener_tls(next, r.errors);
-    if (!r.errors.empty()) {
-        spdlog::warn("config change ({}) refused: {}: {}", source, r.errors[0].pointer, r.errors[0].message);
-        return reject(ChangeResult::Outcome::invalid);  // `added` closes its sockets
-    }
     AccessLog::Target log_target;
     if (!access_log_->prepare(next.access_log, log_target, error)) {
         r.errors.push_back({"/access_log/path", error});
@@ -120,7 +120,7 @@ ChangeResult Server::change_config(const json& doc, std::optional<std::uint64_t>
         spdlog::error("config change ({}) refused: {}", source, r.message);
         return reject(ChangeResult::Outcome::failed);  // `added` closes its sockets
     }
-    auto snapshot = build_snapshot(next, version, registry_, false, std::move(listener_tls), tls_fingerprint);
+    auto snapshot = build_snapshot(next, version, registry_, false, std::move(tls));
     store_.publish(snapshot);
     access_log_->apply(next.access_log, std::move(log_target));
     for (auto& w : workers_) w->refresh();
@@ -225,7 +225,7 @@ void Server::watch_config() {
             watched_content_ = *content;
             reload_from_file("--watch: the config file changed");
         } else if (auto fp = tls_files_fingerprint(store_.current()->config);
-                   fp != store_.current()->tls_fingerprint && fp != watched_tls_) {
+                   fp != store_.current()->tls.fingerprint && fp != watched_tls_) {
             watched_tls_ = fp;  // tried once per new content: a bad renewal is not retried every poll
             reload_from_file("--watch: a certificate file changed");
         }
@@ -263,7 +263,7 @@ json Server::clusters_json() {
     for (const auto& c : snap->clusters) {
         json endpoints = json::array();
         for (const auto& e : c.endpoints) {
-            auto it = loads.find(e.key);
+            auto it = loads.find(e.pool_key);
             endpoints.push_back({{"address", e.key},
                                  {"id", e.id},
                                  {"healthy", e.state->healthy.load(std::memory_order_relaxed)},

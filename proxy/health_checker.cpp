@@ -4,6 +4,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
@@ -24,12 +25,13 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 }  // namespace
 
 struct HealthChecker::Probe {
-    Probe(asio::io_context& io, std::string c, EndpointRuntime e, config::HealthCheck s)
-        : cluster(std::move(c)), endpoint(std::move(e)), spec(std::move(s)), timer(io), io(io) {}
+    Probe(asio::io_context& io, std::string c, EndpointRuntime e, config::HealthCheck s, std::shared_ptr<UpstreamTls> t)
+        : cluster(std::move(c)), endpoint(std::move(e)), spec(std::move(s)), tls(std::move(t)), timer(io), io(io) {}
 
     std::string cluster;
     EndpointRuntime endpoint;  // a copy: the snapshot may go away
     config::HealthCheck spec;
+    std::shared_ptr<UpstreamTls> tls;  // the cluster's TLS, as requests use it; null: plain
     asio::steady_timer timer;
     asio::io_context& io;
     std::shared_ptr<beast::tcp_stream> stream;  // the check in flight, to cancel on stop
@@ -41,6 +43,19 @@ struct HealthChecker::Probe {
         stopped = true;
         timer.cancel();
         if (stream) stream->cancel();
+    }
+
+    // GET the health check path and read the response head.
+    template <class AsyncStream>
+    asio::awaitable<boost::system::error_code> exchange(AsyncStream& s, http::response_parser<http::empty_body>& parser) {
+        http::request<http::empty_body> req{http::verb::get, spec.path, 11};
+        req.set(http::field::host, endpoint.key);
+        req.set(http::field::user_agent, "sluice-health-check");
+        req.keep_alive(false);
+        auto [ec, n] = co_await http::async_write(s, req, nothrow);
+        beast::flat_buffer buffer;
+        if (!ec) std::tie(ec, n) = co_await http::async_read_header(s, buffer, parser, nothrow);
+        co_return ec;
     }
 
     asio::awaitable<bool> check() {
@@ -60,14 +75,24 @@ struct HealthChecker::Probe {
             last_failure = "connect: " + ec.message();
             co_return false;
         }
-        http::request<http::empty_body> req{http::verb::get, spec.path, 11};
-        req.set(http::field::host, endpoint.key);
-        req.set(http::field::user_agent, "sluice-health-check");
-        req.keep_alive(false);
-        std::tie(ec, std::ignore) = co_await http::async_write(*s, req, nothrow);
-        beast::flat_buffer buffer;
         http::response_parser<http::empty_body> parser;
-        if (!ec) std::tie(ec, std::ignore) = co_await http::async_read_header(*s, buffer, parser, nothrow);
+        if (tls) {
+            // The same TLS as requests: SNI, verification and client certificate.
+            asio::ssl::stream<beast::tcp_stream&> tls_stream(*s, tls->context());
+            tls->prepare(tls_stream.native_handle(), endpoint.host);
+            std::tie(ec) = co_await tls_stream.async_handshake(asio::ssl::stream_base::client, nothrow);
+            if (ec) {
+                last_failure = ec == beast::error::timeout
+                                   ? "TLS handshake: no answer within the timeout"
+                                   : "TLS handshake: " + tls->describe_failure(tls_stream.native_handle(), ec, endpoint.host);
+                boost::system::error_code ignored;
+                s->socket().close(ignored);
+                co_return false;
+            }
+            ec = co_await exchange(tls_stream, parser);
+        } else {
+            ec = co_await exchange(*s, parser);
+        }
         boost::system::error_code ignored;
         s->socket().close(ignored);
         if (ec) {
@@ -134,7 +159,8 @@ void HealthChecker::update(const Snapshot& snap) {
         for (const auto& e : c.endpoints) {
             std::pair<std::string, std::string> key{c.name, e.key};
             auto it = probes_.find(key);
-            if (spec && it != probes_.end() && it->second->spec == *spec && it->second->endpoint.state == e.state) {
+            if (spec && it != probes_.end() && it->second->spec == *spec && it->second->endpoint.state == e.state &&
+                it->second->tls == c.tls) {
                 next[key] = it->second;  // unchanged: keeps running with its counts
                 probes_.erase(it);
                 continue;
@@ -144,7 +170,7 @@ void HealthChecker::update(const Snapshot& snap) {
                 e.state->healthy.store(true, std::memory_order_relaxed);
                 continue;
             }
-            auto p = std::make_shared<Probe>(io_, c.name, e, *spec);
+            auto p = std::make_shared<Probe>(io_, c.name, e, *spec, c.tls);
             asio::co_spawn(io_, run_probe(p), asio::detached);
             next[key] = p;
         }

@@ -100,7 +100,7 @@ void Session::on_deadline(Watchdog::Which which) {
     // Pending operations fail with operation_aborted; the coroutine reads timed_out_.
     boost::system::error_code ec;
     client_.socket().cancel(ec);
-    if (upstream_) upstream_->socket.cancel(ec);
+    if (upstream_) upstream_->socket().cancel(ec);
     if (resolver_) resolver_->cancel();
 }
 
@@ -115,7 +115,7 @@ void Session::abort(CloseReason) {
     aborted_ = true;
     boost::system::error_code ec;
     client_.socket().close(ec);
-    if (upstream_) upstream_->socket.close(ec);
+    if (upstream_) upstream_->stream.close();
 }
 
 bool Session::request_body_done() const {
@@ -124,7 +124,7 @@ bool Session::request_body_done() const {
 
 asio::awaitable<void> Session::run() {
     if (client_.tls()) {
-        auto ec = co_await client_.handshake();
+        auto ec = co_await client_.handshake(asio::ssl::stream_base::server);
         tls_.reset();  // the SNI callback is done with it
         auto& counts = worker_.stats().listener(listener_->spec.name);
         ++(ec || aborted_ ? counts.tls_handshake_failures : counts.tls_handshakes);

@@ -9,7 +9,7 @@
 // the few helpers below so a TLS stream can slot in, and the upstream socket is
 // already separate so an upgraded connection can become a tunnel.
 #pragma once
-#include "proxy/client_stream.h"
+#include "proxy/stream.h"
 #include "proxy/forward_headers.h"
 #include "proxy/http_head.h"
 #include "proxy/io_buffer.h"
@@ -111,7 +111,7 @@ private:
 
     Worker& worker_;
     std::shared_ptr<ListenerInfo> listener_;
-    ClientStream client_;
+    Stream client_;
     std::shared_ptr<ServerTls> tls_;  // held during the handshake (its SNI callback points to it)
     std::string peer_ip_;
     std::uint16_t peer_port_ = 0;

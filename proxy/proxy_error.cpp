@@ -17,6 +17,7 @@ int status_of(ErrorKind k) {
     case ErrorKind::upstream_timeout: return 504;
     case ErrorKind::max_duration: return 504;
     case ErrorKind::no_healthy_endpoint: return 503;
+    case ErrorKind::upstream_tls_failed: return 502;
     }
     return 500;
 }
@@ -36,6 +37,7 @@ std::string_view code_of(ErrorKind k) {
     case ErrorKind::upstream_timeout: return "upstream_timeout";
     case ErrorKind::max_duration: return "max_duration";
     case ErrorKind::no_healthy_endpoint: return "no_healthy_endpoint";
+    case ErrorKind::upstream_tls_failed: return "upstream_tls_failed";
     }
     return "internal";
 }

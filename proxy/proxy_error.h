@@ -21,8 +21,9 @@ enum class ErrorKind {
     upstream_timeout,          // 504: no response head within upstream_response
     max_duration,              // 504: the exchange hit max_duration before a response
     no_healthy_endpoint,       // 503: every endpoint of the cluster is unhealthy or ejected
+    upstream_tls_failed,       // 502: the TLS handshake with the upstream failed (e.g. not verified)
 };
-inline constexpr std::size_t kErrorKindCount = static_cast<std::size_t>(ErrorKind::no_healthy_endpoint) + 1;
+inline constexpr std::size_t kErrorKindCount = static_cast<std::size_t>(ErrorKind::upstream_tls_failed) + 1;
 
 int status_of(ErrorKind k);
 std::string_view code_of(ErrorKind k);  // the x-sluice-error value

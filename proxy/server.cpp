@@ -35,14 +35,13 @@ std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error)
     {
         // Certificates are checked before anything binds.
         config::ConfigErrors tls_errors;
-        auto tls = load_listener_tls(s->options_.config, tls_errors);
+        auto tls = load_tls(s->options_.config, nullptr, tls_errors);
         if (!tls_errors.empty()) {
             error = tls_errors[0].pointer + ": " + tls_errors[0].message;
             return nullptr;
         }
         s->store_.publish(build_snapshot(s->options_.config, s->options_.initial_version, s->registry_,
-                                         s->options_.builtin_default, std::move(tls),
-                                         tls_files_fingerprint(s->options_.config)));
+                                         s->options_.builtin_default, std::move(tls)));
     }
     s->access_log_ = std::make_unique<AccessLog>(n);
     if (!s->access_log_->configure(s->options_.config.access_log, error)) return nullptr;

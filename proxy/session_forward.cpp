@@ -10,6 +10,8 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
@@ -217,7 +219,7 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
         if (!has_body) {
             set_phase(Phase::request, deadline_after(route.timeouts.upstream_response));
             auto [ec, n] = deadline_passed() ? cancelled_io()
-                                             : co_await asio::async_write(conn->socket, asio::buffer(up_head_), nothrow);
+                                             : co_await conn->stream.write(asio::buffer(up_head_));
             rec_.sent = Watchdog::Clock::now();
             if (ec) {
                 if (may_retry && timed_out_ == Timeout::none && !aborted_) {
@@ -232,8 +234,7 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
         }
         if (!retry) e = co_await relay_response(conn, may_retry, retry);
         if (!retry) co_return e;
-        boost::system::error_code ignored;
-        conn->socket.close(ignored);
+        conn->stream.close();
         upstream_.reset();
         if (stale_possible) {
             stale_retry_used = true;
@@ -259,7 +260,7 @@ asio::awaitable<std::shared_ptr<UpstreamConn>> Session::connect_upstream(std::si
     boost::system::error_code ec;
     std::string resolve_error;
     if (ep.ip) {
-        std::tie(ec) = co_await conn->socket.async_connect(tcp::endpoint(*ep.ip, ep.port), nothrow);
+        std::tie(ec) = co_await conn->socket().async_connect(tcp::endpoint(*ep.ip, ep.port), nothrow);
     } else {
         resolver_.emplace(client_.socket().get_executor());
         auto [rec, results] = co_await resolver_->async_resolve(ep.host, std::to_string(ep.port), nothrow);
@@ -269,17 +270,32 @@ asio::awaitable<std::shared_ptr<UpstreamConn>> Session::connect_upstream(std::si
             resolve_error = "cannot resolve \"" + ep.host + "\": " + lower_first(rec.message());
         } else {
             tcp::endpoint chosen;
-            std::tie(ec, chosen) = co_await asio::async_connect(conn->socket, results, nothrow);
+            std::tie(ec, chosen) = co_await asio::async_connect(conn->socket(), results, nothrow);
         }
+    }
+    // TLS: the handshake runs within the same timeouts.connect.
+    const auto& cluster = view_->snapshot->clusters[ci];
+    std::string tls_failure;
+    if (!ec && timed_out_ == Timeout::none && !aborted_ && cluster.tls) {
+        conn->stream.use_tls(cluster.tls->context());
+        cluster.tls->prepare(conn->stream.ssl(), ep.host);
+        boost::system::error_code ignored;
+        conn->socket().set_option(tcp::no_delay(true), ignored);  // the handshake's flights go out at once
+        ec = co_await conn->stream.handshake(asio::ssl::stream_base::client);
+        if (ec && timed_out_ == Timeout::none && !aborted_)
+            tls_failure = cluster.tls->describe_failure(conn->stream.ssl(), ec, ep.host);
     }
     if (timed_out_ == Timeout::connect) {
         connect_error_ = ErrorKind::upstream_connect_timeout;
         connect_message_ = "upstream connect timed out after " + config::describe_duration(t.connect) + ": " +
-                           upstream_label() + " (timeouts.connect)";
+                           upstream_label() + " (timeouts.connect" + (cluster.tls ? ", which includes the TLS handshake)" : ")");
     } else if (timed_out_ == Timeout::max_duration) {
         connect_error_ = ErrorKind::max_duration;
         connect_message_ = "the request did not complete within max_duration " +
                            config::describe_duration(t.max_duration) + " (" + route_label() + ")";
+    } else if (!tls_failure.empty()) {
+        connect_error_ = ErrorKind::upstream_tls_failed;
+        connect_message_ = "upstream TLS handshake failed: " + upstream_label() + ": " + tls_failure;
     } else if (ec) {
         connect_error_ = ErrorKind::upstream_connect_failed;
         connect_message_ = "upstream connect failed: " + upstream_label() + ": " +
@@ -291,7 +307,7 @@ asio::awaitable<std::shared_ptr<UpstreamConn>> Session::connect_upstream(std::si
         co_return nullptr;
     }
     rec_.connect = Watchdog::Clock::now() - began;
-    conn->socket.set_option(tcp::no_delay(true), ec);
+    conn->socket().set_option(tcp::no_delay(true), ec);
     ++view_->clusters[ci].pools[ei]->connects;
     co_return conn;
 }
@@ -320,7 +336,7 @@ asio::awaitable<void> Session::pump_request_body(std::shared_ptr<UpstreamConn> c
         req_parser_->body().clear();
         if (!pump_gather_.empty()) {
             auto [ec, n] = deadline_passed() ? cancelled_io()
-                                             : co_await asio::async_write(conn->socket, pump_gather_, nothrow);
+                                             : co_await conn->stream.write(pump_gather_);
             if (ec) {
                 end = stop_pump_ ? Pump::stopped : Pump::upstream_failed;
                 break;
@@ -341,10 +357,9 @@ asio::awaitable<void> Session::pump_request_body(std::shared_ptr<UpstreamConn> c
         dog_.touch();
     }
     pump_ = end;
-    boost::system::error_code ec;
     if (end == Pump::client_left || end == Pump::client_stalled || end == Pump::client_bad_body) {
         // A request cut short must not look complete to the app: drop the upstream connection.
-        conn->socket.close(ec);
+        conn->stream.close();
     } else if (end == Pump::done && phase_ == Phase::request) {
         set_phase(Phase::request, deadline_after(view_->snapshot->routes[route_].timeouts.upstream_response));
     }
@@ -358,15 +373,14 @@ asio::awaitable<Session::Exchange> Session::start_tunnel(std::shared_ptr<Upstrea
     auto [ec, n] = co_await client_.write(asio::buffer(out_head_));
     rec_.status = 101;
     if (ec) {
-        conn->socket.close(ec);
+        conn->stream.close();
         co_return Exchange::close;
     }
     count_response(101);
     rec_.tunneled = true;
     const RouteRuntime& route = view_->snapshot->routes[route_];
     const ClusterRuntime& cluster = view_->snapshot->clusters[cluster_];
-    const bool tls = client_.tls();
-    Tunnel::Setup setup{tls ? tcp::socket(conn->socket.get_executor()) : client_.release_plain(), std::move(conn->socket)};
+    Tunnel::Setup setup;
     setup.to_upstream.assign(in_.data());
     in_.consume(in_.size());
     setup.to_client.assign(conn->in.data());
@@ -386,8 +400,11 @@ asio::awaitable<Session::Exchange> Session::start_tunnel(std::shared_ptr<Upstrea
     setup.connect = rec_.connect;
     setup.first_byte = rec_.first_byte;
     upstream_.reset();
-    if (tls) std::make_shared<TlsTunnel>(worker_, std::move(setup), client_.release_tls())->start();
-    else std::make_shared<Tunnel>(worker_, std::move(setup))->start();
+    // splice(2) for plain TCP on both sides; TLS on either side needs a copying tunnel.
+    if (client_.tls() || conn->stream.tls())
+        std::make_shared<TlsTunnel>(worker_, std::move(setup), std::move(client_), std::move(conn->stream))->start();
+    else
+        std::make_shared<Tunnel>(worker_, std::move(setup), std::move(client_.socket()), std::move(conn->socket()))->start();
     co_return Exchange::close;  // this session is over; the socket lives on in the tunnel
 }
 
@@ -400,15 +417,14 @@ asio::awaitable<void> Session::finish_pump(UpstreamConn& conn) {
     // The exchange is over before the request body: stop sending it.
     stop_pump_ = true;
     boost::system::error_code ec;
-    conn.socket.close(ec);
+    conn.stream.close();
     client_.socket().cancel(ec);
     co_await wait_pump();
 }
 
 asio::awaitable<Session::Exchange> Session::fail_exchange(ErrorKind kind, std::string message) {
-    boost::system::error_code ec;
     if (upstream_) {
-        upstream_->socket.close(ec);
+        upstream_->stream.close();
         co_await finish_pump(*upstream_);
     }
     if (aborted_ || pump_ == Pump::client_left) co_return Exchange::close;
@@ -443,6 +459,11 @@ asio::awaitable<Session::Exchange> Session::fail_upstream_io(const boost::system
     default: break;
     }
     std::string what;
+    const auto& tls = view_->snapshot->clusters[cluster_].tls;
+    if (tls && ec.category() == asio::error::get_ssl_category())
+        co_return co_await fail_exchange(ErrorKind::upstream_tls_failed, "upstream TLS failed " + std::string(step) + ": " +
+                                                                             upstream_label() + ": " +
+                                                                             tls->describe_tls_error(ec));
     if (ec == asio::error::eof) what = "upstream closed the connection " + std::string(step);
     else if (ec == asio::error::connection_reset) what = "upstream reset the connection " + std::string(step);
     else what = "upstream failed " + std::string(step) + " (" + lower_first(ec.message()) + ")";
@@ -460,7 +481,7 @@ asio::awaitable<std::optional<Session::Exchange>> Session::read_response_head(Up
                 co_return co_await fail_exchange(ErrorKind::upstream_bad_response,
                                                  "upstream response headers are larger than 64KiB: " + upstream_label());
             auto [ec, n] = deadline_passed() ? cancelled_io()
-                                             : co_await conn.socket.async_read_some(conn.in.prepare(), nothrow);
+                                             : co_await conn.stream.read_some(conn.in.prepare());
             if (ec) {
                 if (!got_bytes && may_retry && timed_out_ == Timeout::none && !aborted_ &&
                     (ec == asio::error::eof || ec == asio::error::connection_reset)) {
@@ -503,7 +524,7 @@ asio::awaitable<std::optional<Session::Exchange>> Session::read_response_head(Up
             build_interim_response(resp_, out_head_);
             auto [wec, n] = deadline_passed() ? cancelled_io() : co_await client_.write(asio::buffer(out_head_));
             if (wec) {  // the client left
-                conn.socket.close(wec);
+                conn.stream.close();
                 co_await finish_pump(conn);
                 co_return Exchange::close;
             }
@@ -559,7 +580,7 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
                     co_return co_await fail_exchange(ErrorKind::upstream_bad_response,
                                                      "upstream sent a malformed response body (" + ec.message() +
                                                          "): " + upstream_label());
-                conn->socket.close(ec);
+                conn->stream.close();
                 co_await finish_pump(*conn);
                 co_return Exchange::close;  // the client sees a cut response, never a wrong one
             }
@@ -574,7 +595,7 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
         if (!gather_.empty()) {
             auto [ec, n] = deadline_passed() ? cancelled_io() : co_await client_.write(gather_);
             if (ec) {  // the client left, or stopped reading for stream_idle
-                conn->socket.close(ec);
+                conn->stream.close();
                 co_await finish_pump(*conn);
                 co_return Exchange::close;
             }
@@ -589,7 +610,7 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
         conn->in.consume(used);
         if (last) break;
         auto [ec, n] = deadline_passed() ? cancelled_io()
-                                         : co_await conn->socket.async_read_some(conn->in.prepare(), nothrow);
+                                         : co_await conn->stream.read_some(conn->in.prepare());
         if (ec == asio::error::eof && parser->need_eof()) {
             boost::beast::error_code eof_ec;
             parser->put_eof(eof_ec);
@@ -599,7 +620,7 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
             // Cut short (upstream gone, stream_idle or max_duration): close without
             // the last chunk so the client can tell the response is incomplete.
             spdlog::debug("response cut short ({}): {}", lower_first(ec.message()), upstream_label());
-            conn->socket.close(ec);
+            conn->stream.close();
             co_await finish_pump(*conn);
             co_return Exchange::close;
         }
@@ -611,10 +632,8 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
     co_await finish_pump(*conn);
     if (reusable && (pump_ == Pump::idle || pump_ == Pump::done))
         view_->clusters[cluster_].pools[endpoint_]->give(conn);
-    else {
-        boost::system::error_code ec;
-        conn->socket.close(ec);
-    }
+    else
+        conn->stream.close();
     upstream_.reset();
     co_return down.close || pump_ == Pump::stopped ? Exchange::close : Exchange::keep_alive;
 }

@@ -26,12 +26,9 @@ std::uint64_t hash64(std::string_view data, std::uint64_t seed) {
 }
 
 std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t version, EndpointRegistry& registry,
-                                               bool builtin_default,
-                                               std::vector<std::shared_ptr<ServerTls>> listener_tls,
-                                               std::uint64_t tls_fingerprint) {
+                                               bool builtin_default, TlsMaterial tls) {
     auto snap = std::make_shared<Snapshot>();
-    snap->listener_tls = std::move(listener_tls);
-    snap->tls_fingerprint = tls_fingerprint;
+    snap->tls = std::move(tls);
     snap->version = version;
     snap->builtin_default = builtin_default;
     snap->config = std::move(cfg);
@@ -44,8 +41,10 @@ std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t
         cr.policy = cs.lb_policy;
         cr.hash_on = cs.hash_on;
         cr.outlier = cs.outlier_detection;
+        const std::size_t ci = static_cast<std::size_t>(&cs - c.clusters.data());
+        if (ci < snap->tls.clusters.size()) cr.tls = snap->tls.clusters[ci];
         for (const auto& e : cs.endpoints) {
-            EndpointRuntime er{e.text, e.host, e.port, std::nullopt};
+            EndpointRuntime er{e.text, cr.tls ? e.text + "|" + cr.tls->id() : e.text, e.host, e.port, std::nullopt};
             boost::system::error_code ec;
             auto ip = boost::asio::ip::make_address(e.host, ec);
             if (!ec) er.ip = ip;

@@ -20,7 +20,8 @@
 namespace sluice::proxy {
 
 struct EndpointRuntime {
-    std::string key;   // "127.0.0.1:3000" as configured; names the keep-alive pool
+    std::string key;   // "127.0.0.1:3000" as configured
+    std::string pool_key;  // names the keep-alive pool: the key, plus the TLS material's id for a TLS cluster
     std::string host;  // for connect (resolved on each new connection unless an IP)
     std::uint16_t port = 0;
     std::optional<boost::asio::ip::address> ip;  // set when host is an IP literal
@@ -34,6 +35,7 @@ struct ClusterRuntime {
     config::LbPolicy policy = config::LbPolicy::round_robin;
     std::optional<config::HashOn> hash_on;
     config::OutlierDetection outlier;
+    std::shared_ptr<UpstreamTls> tls;  // null: plaintext
     // Consistent-hash ring (lb_policy hash): points sorted, each naming an endpoint.
     std::vector<std::pair<std::uint64_t, std::uint32_t>> ring;
 };
@@ -51,13 +53,12 @@ struct Snapshot {
     std::vector<ClusterRuntime> clusters;
     std::vector<RouteRuntime> routes;
     Router router;
-    std::vector<std::shared_ptr<ServerTls>> listener_tls;  // parallel to config.listeners; null: plain
-    std::uint64_t tls_fingerprint = 0;                     // of the certificate files when loaded
+    TlsMaterial tls;  // listener certificates and cluster TLS, loaded
 
     // The certificates of listener `name`, or null.
     std::shared_ptr<ServerTls> tls_for(const std::string& name) const {
-        for (std::size_t i = 0; i < config.listeners.size() && i < listener_tls.size(); ++i)
-            if (config.listeners[i].name == name) return listener_tls[i];
+        for (std::size_t i = 0; i < config.listeners.size() && i < tls.listeners.size(); ++i)
+            if (config.listeners[i].name == name) return tls.listeners[i];
         return nullptr;
     }
 
@@ -77,9 +78,7 @@ private:
 // Builds the runtime form of a validated config; endpoint states come from
 // `registry` (control thread), so they carry over from the previous snapshot.
 std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t version, EndpointRegistry& registry,
-                                               bool builtin_default = false,
-                                               std::vector<std::shared_ptr<ServerTls>> listener_tls = {},
-                                               std::uint64_t tls_fingerprint = 0);
+                                               bool builtin_default = false, TlsMaterial tls = {});
 
 // A stable 64-bit hash (FNV-1a) for hash policies and endpoint ids.
 std::uint64_t hash64(std::string_view data, std::uint64_t seed = 14695981039346656037ull);

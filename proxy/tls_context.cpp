@@ -1,5 +1,7 @@
 #include "proxy/tls_context.h"
 
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/beast/core/string.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -110,61 +112,100 @@ int ServerTls::on_server_name(SSL* ssl, int*, void* arg) {
     return SSL_TLSEXT_ERR_OK;
 }
 
+namespace {
+
+// Loads a certificate (with its chain) and its key into `ctx`, checking that
+// they match and that the certificate is valid at `now`. Errors go under
+// `at` + "/cert" or "/key".
+bool load_pair(SSL_CTX* ctx, const std::string& cert, const std::string& key, const std::string& at,
+               config::ConfigErrors& errors, std::time_t now) {
+    std::string why;
+    if (!readable(cert, why)) {
+        errors.push_back({at + "/cert", "cannot read the certificate file " + cert + ": " + why});
+        return false;
+    }
+    if (!readable(key, why)) {
+        errors.push_back({at + "/key", "cannot read the key file " + key + ": " + why});
+        return false;
+    }
+    ERR_clear_error();
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1) {
+        errors.push_back(
+            {at + "/cert", "the certificate file " + cert + " holds no usable PEM certificate (" + openssl_reason() + ")"});
+        return false;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            ERR_clear_error();
+            errors.push_back({at + "/key", "the key " + key + " does not match the certificate " + cert});
+        } else {
+            errors.push_back(
+                {at + "/key", "the key file " + key + " holds no usable PEM private key (" + openssl_reason() + ")"});
+        }
+        return false;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        ERR_clear_error();
+        errors.push_back({at + "/key", "the key " + key + " does not match the certificate " + cert});
+        return false;
+    }
+    X509* leaf = SSL_CTX_get0_certificate(ctx);
+    if (X509_cmp_time(X509_get0_notAfter(leaf), &now) < 0) {
+        errors.push_back({at + "/cert", "the certificate " + cert + " expired on " +
+                                            describe_asn1_time(X509_get0_notAfter(leaf)) + "; renew it"});
+        return false;
+    }
+    if (X509_cmp_time(X509_get0_notBefore(leaf), &now) > 0) {
+        errors.push_back({at + "/cert", "the certificate " + cert + " is not valid before " +
+                                            describe_asn1_time(X509_get0_notBefore(leaf)) + " (check the clock, or wait)"});
+        return false;
+    }
+    return true;
+}
+
+// FNV-1a over the paths and contents of `paths` (empty paths skipped), as
+// snapshot.cpp's hash64 (kept local: this file does not depend on snapshots).
+std::uint64_t hash_files(const std::vector<const std::string*>& paths, std::uint64_t h = 14695981039346656037ull) {
+    auto mix = [&h](unsigned char ch) { h = (h ^ ch) * 1099511628211ull; };
+    for (const auto* path : paths) {
+        if (path->empty()) continue;
+        for (unsigned char ch : *path) mix(ch);
+        mix(0);
+        std::ifstream in(*path, std::ios::binary);
+        if (in)
+            for (std::istreambuf_iterator<char> it(in), end; it != end; ++it) mix(static_cast<unsigned char>(*it));
+        mix(0);
+    }
+    return h;
+}
+
+std::vector<const std::string*> files_of(const config::ListenerTls& spec) {
+    std::vector<const std::string*> out;
+    for (const auto& c : spec.certificates) {
+        out.push_back(&c.cert);
+        out.push_back(&c.key);
+    }
+    return out;
+}
+
+std::vector<const std::string*> files_of(const config::ClusterTls& spec) { return {&spec.ca, &spec.cert, &spec.key}; }
+
+}  // namespace
+
 std::shared_ptr<ServerTls> ServerTls::load(const config::ListenerTls& spec, const std::string& pointer,
                                            config::ConfigErrors& errors, std::chrono::system_clock::time_point now) {
     std::shared_ptr<ServerTls> out(new ServerTls);
+    out->spec_ = spec;
+    out->files_ = hash_files(files_of(spec));
     const std::size_t errors_before = errors.size();
     const std::time_t now_t = std::chrono::system_clock::to_time_t(now);
     for (std::size_t i = 0; i < spec.certificates.size(); ++i) {
         const auto& c = spec.certificates[i];
-        const std::string at = pointer + "/certificates/" + std::to_string(i);
         auto e = std::make_unique<Entry>();
         harden(e->ctx);
         SSL_CTX* ctx = e->ctx.native_handle();
         SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
-        std::string why;
-        if (!readable(c.cert, why)) {
-            errors.push_back({at + "/cert", "cannot read the certificate file " + c.cert + ": " + why});
-            continue;
-        }
-        if (!readable(c.key, why)) {
-            errors.push_back({at + "/key", "cannot read the key file " + c.key + ": " + why});
-            continue;
-        }
-        ERR_clear_error();
-        if (SSL_CTX_use_certificate_chain_file(ctx, c.cert.c_str()) != 1) {
-            errors.push_back({at + "/cert", "the certificate file " + c.cert + " holds no usable PEM certificate (" +
-                                                openssl_reason() + ")"});
-            continue;
-        }
-        if (SSL_CTX_use_PrivateKey_file(ctx, c.key.c_str(), SSL_FILETYPE_PEM) != 1) {
-            if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
-                ERR_clear_error();
-                errors.push_back({at + "/key", "the key " + c.key + " does not match the certificate " + c.cert});
-            } else {
-                errors.push_back({at + "/key", "the key file " + c.key + " holds no usable PEM private key (" +
-                                                   openssl_reason() + ")"});
-            }
-            continue;
-        }
-        if (SSL_CTX_check_private_key(ctx) != 1) {
-            ERR_clear_error();
-            errors.push_back({at + "/key", "the key " + c.key + " does not match the certificate " + c.cert});
-            continue;
-        }
-        X509* leaf = SSL_CTX_get0_certificate(ctx);
-        std::time_t t = now_t;
-        if (X509_cmp_time(X509_get0_notAfter(leaf), &t) < 0) {
-            errors.push_back({at + "/cert", "the certificate " + c.cert + " expired on " +
-                                                describe_asn1_time(X509_get0_notAfter(leaf)) + "; renew it"});
-            continue;
-        }
-        if (X509_cmp_time(X509_get0_notBefore(leaf), &t) > 0) {
-            errors.push_back({at + "/cert", "the certificate " + c.cert + " is not valid before " +
-                                                describe_asn1_time(X509_get0_notBefore(leaf)) +
-                                                " (check the clock, or wait)"});
-            continue;
-        }
+        if (!load_pair(ctx, c.cert, c.key, pointer + "/certificates/" + std::to_string(i), errors, now_t)) continue;
         for (const auto& n : c.server_names) {
             if (n.rfind("*.", 0) == 0) e->wildcards.push_back(lower(n.substr(1)));
             else e->exact.push_back(lower(n));
@@ -182,30 +223,133 @@ std::shared_ptr<ServerTls> ServerTls::load(const config::ListenerTls& spec, cons
     return out;
 }
 
-std::uint64_t tls_files_fingerprint(const config::Config& cfg) {
-    std::string all;
-    for (const auto& l : cfg.listeners) {
-        if (!l.tls) continue;
-        for (const auto& c : l.tls->certificates)
-            for (const auto* path : {&c.cert, &c.key}) {
-                std::ifstream in(*path, std::ios::binary);
-                all += *path;
-                all += '\0';
-                if (in) all.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-                all += '\0';
-            }
+std::shared_ptr<UpstreamTls> UpstreamTls::load(const config::ClusterTls& spec, const std::string& pointer,
+                                               config::ConfigErrors& errors, std::chrono::system_clock::time_point now) {
+    std::shared_ptr<UpstreamTls> out(new UpstreamTls);
+    out->spec_ = spec;
+    out->files_ = hash_files(files_of(spec));
+    std::uint64_t h = out->files_;  // covers the paths and contents; add what else sets a connection apart
+    for (unsigned char ch : spec.sni.value_or("") + (spec.verify ? "|verify" : "|no-verify")) h = (h ^ ch) * 1099511628211ull;
+    char id[24];
+    std::snprintf(id, sizeof id, "tls/%016llx", static_cast<unsigned long long>(h));
+    out->id_ = id;
+    harden(out->ctx_);
+    SSL_CTX* ctx = out->ctx_.native_handle();
+    static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    SSL_CTX_set_alpn_protos(ctx, kHttp11, sizeof kHttp11);
+    const std::size_t errors_before = errors.size();
+    if (spec.verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+        ERR_clear_error();
+        if (spec.ca.empty()) {
+            SSL_CTX_set_default_verify_paths(ctx);
+            ERR_clear_error();  // a system without a CA store fails at the handshake, with a hint
+        } else if (std::string why; !readable(spec.ca, why)) {
+            errors.push_back({pointer + "/ca", "cannot read the CA file " + spec.ca + ": " + why});
+        } else if (SSL_CTX_load_verify_locations(ctx, spec.ca.c_str(), nullptr) != 1) {
+            errors.push_back({pointer + "/ca", "the CA file " + spec.ca + " holds no usable PEM certificate (" +
+                                                   openssl_reason() + ")"});
+        }
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
     }
-    // FNV-1a, as snapshot.cpp's hash64 (kept local: this file does not depend on snapshots).
-    std::uint64_t h = 14695981039346656037ull;
-    for (unsigned char ch : all) h = (h ^ ch) * 1099511628211ull;
-    return h;
+    if (!spec.cert.empty())
+        load_pair(ctx, spec.cert, spec.key, pointer, errors, std::chrono::system_clock::to_time_t(now));
+    if (errors.size() != errors_before) return nullptr;
+    return out;
 }
 
-std::vector<std::shared_ptr<ServerTls>> load_listener_tls(const config::Config& cfg, config::ConfigErrors& errors) {
-    std::vector<std::shared_ptr<ServerTls>> out;
+void UpstreamTls::prepare(SSL* ssl, const std::string& host) const {
+    const std::string name = server_name(host);
+    boost::system::error_code ec;
+    boost::asio::ip::make_address(name, ec);
+    const bool ip = !ec;
+    if (!ip) SSL_set_tlsext_host_name(ssl, name.c_str());  // SNI never carries an address (RFC 6066)
+    if (!spec_.verify) return;
+    if (ip) X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str());
+    else SSL_set1_host(ssl, name.c_str());
+}
+
+std::string UpstreamTls::describe_failure(SSL* ssl, const boost::system::error_code& ec, const std::string& host) const {
+    const long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    const std::string name = server_name(host);
+    if (spec_.verify && v != X509_V_OK) {
+        const std::string why = X509_verify_cert_error_string(v);
+        if (v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH)
+            return "the certificate could not be verified: it is not valid for \"" + name +
+                   "\"; set the cluster's tls.sni to a name the certificate holds";
+        if (v == X509_V_ERR_CERT_HAS_EXPIRED || v == X509_V_ERR_CERT_NOT_YET_VALID)
+            return "the certificate could not be verified (" + why + "); renew the upstream's certificate";
+        return "the certificate could not be verified (" + why + "); " +
+               (spec_.ca.empty() ? std::string("the system CA store does not trust it: set the cluster's tls.ca to "
+                                               "the CA that signed it")
+                                 : "set the cluster's tls.ca (now " + spec_.ca + ") to the CA that signed it");
+    }
+    if (ec == boost::asio::error::eof || ec == boost::asio::ssl::error::stream_truncated ||
+        ec == boost::asio::error::connection_reset)
+        return "the endpoint closed the connection during the TLS handshake; check that it speaks TLS on this port";
+    return describe_tls_error(ec);
+}
+
+std::string UpstreamTls::describe_tls_error(const boost::system::error_code& ec) const {
+    std::string reason;
+    if (ec.category() == boost::asio::error::get_ssl_category()) {
+        const char* r = ERR_reason_error_string(static_cast<unsigned long>(ec.value()));
+        reason = r ? r : ec.message();
+    } else {
+        reason = lower(ec.message());
+    }
+    if (reason == "wrong version number" || reason == "packet length too long" || reason == "record layer failure")
+        return "the TLS handshake failed (" + reason + "): the endpoint does not speak TLS on this port";
+    if (reason.find("certificate required") != std::string::npos)
+        return "the upstream requires a client certificate (" + reason + ")" +
+               (spec_.cert.empty() ? "; set the cluster's tls.cert and tls.key" : "");
+    if (reason.find("unknown ca") != std::string::npos || reason.find("bad certificate") != std::string::npos)
+        return "the upstream refused sluice's client certificate " + spec_.cert + " (" + reason +
+               "); use a certificate signed by a CA the upstream trusts";
+    if (reason.find("handshake failure") != std::string::npos && spec_.cert.empty())
+        return "the TLS handshake failed (" + reason + "); if the upstream wants a client certificate, set the cluster's "
+               "tls.cert and tls.key";
+    return "the TLS handshake failed (" + reason + ")";
+}
+
+std::uint64_t tls_files_fingerprint(const config::Config& cfg) {
+    std::vector<const std::string*> paths;
+    for (const auto& l : cfg.listeners)
+        if (l.tls)
+            for (const auto* p : files_of(*l.tls)) paths.push_back(p);
+    for (const auto& c : cfg.clusters)
+        if (c.tls)
+            for (const auto* p : files_of(*c.tls)) paths.push_back(p);
+    return hash_files(paths);
+}
+
+TlsMaterial load_tls(const config::Config& cfg, const TlsMaterial* previous, config::ConfigErrors& errors) {
+    TlsMaterial out;
+    out.fingerprint = tls_files_fingerprint(cfg);
     for (std::size_t i = 0; i < cfg.listeners.size(); ++i) {
         const auto& l = cfg.listeners[i];
-        out.push_back(l.tls ? ServerTls::load(*l.tls, "/listeners/" + std::to_string(i) + "/tls", errors) : nullptr);
+        std::shared_ptr<ServerTls> tls;
+        if (l.tls) {
+            const std::uint64_t files = hash_files(files_of(*l.tls));
+            if (previous)
+                for (const auto& p : previous->listeners)
+                    if (p && p->spec() == *l.tls && p->files() == files) tls = p;
+            if (!tls) tls = ServerTls::load(*l.tls, "/listeners/" + std::to_string(i) + "/tls", errors);
+        }
+        out.listeners.push_back(std::move(tls));
+    }
+    for (std::size_t i = 0; i < cfg.clusters.size(); ++i) {
+        const auto& c = cfg.clusters[i];
+        std::shared_ptr<UpstreamTls> tls;
+        if (c.tls) {
+            const std::uint64_t files = hash_files(files_of(*c.tls));
+            if (previous)
+                for (const auto& p : previous->clusters)
+                    if (p && p->spec() == *c.tls && p->files() == files) tls = p;
+            if (!tls) tls = UpstreamTls::load(*c.tls, "/clusters/" + std::to_string(i) + "/tls", errors);
+        }
+        out.clusters.push_back(std::move(tls));
     }
     return out;
 }

@@ -1,11 +1,11 @@
-// The certificates of one TLS listener, loaded and checked before a config
-// that names them is accepted: one OpenSSL context per certificate, picked
-// during the handshake by the name the client asked for (SNI): an exact name,
-// then a wildcard, then the first certificate.
+// TLS material, loaded and checked before a config that names it is accepted:
+// the certificates of each TLS listener (ServerTls) and the client side of
+// each TLS cluster (UpstreamTls).
 //
-// Immutable once loaded. A handshake in progress keeps its ServerTls alive
-// (the SNI callback points to it); a config change loads a new one, so live
-// connections keep the certificate they were given.
+// Immutable once loaded. A handshake in progress keeps its object alive (the
+// SNI callback points to it). A config change reuses an object whose spec and
+// files did not change (so TLS session caches survive), and loads a new one
+// otherwise: live connections keep what they were given.
 #pragma once
 #include "config/spec.h"
 
@@ -19,6 +19,9 @@
 
 namespace sluice::proxy {
 
+// A listener's certificates: one OpenSSL context per certificate, picked during
+// the handshake by the name the client asked for (SNI): an exact name, then a
+// wildcard, then the first certificate.
 class ServerTls {
 public:
     // Loads every certificate of `spec`. On any problem returns null and appends
@@ -37,18 +40,64 @@ public:
     std::size_t select(std::string_view server_name) const;
     std::size_t size() const { return entries_.size(); }
 
+    const config::ListenerTls& spec() const { return spec_; }
+    std::uint64_t files() const { return files_; }  // fingerprint of its files when loaded
+
 private:
     struct Entry;
     ServerTls() = default;
     static int on_server_name(SSL* ssl, int* alert, void* arg);
     std::vector<std::unique_ptr<Entry>> entries_;
+    config::ListenerTls spec_;
+    std::uint64_t files_ = 0;
 };
 
-// Loads the certificates of every TLS listener of `cfg` (parallel to
-// cfg.listeners; null for plain ones). Problems go to `errors`.
-std::vector<std::shared_ptr<ServerTls>> load_listener_tls(const config::Config& cfg, config::ConfigErrors& errors);
+// The client side of TLS to one cluster's endpoints: verification (the
+// system store, or `ca`), SNI, ALPN http/1.1, and a client certificate for mTLS.
+class UpstreamTls {
+public:
+    // Loads and checks `spec`'s files; on any problem returns null and appends
+    // one error per problem under `pointer` (".../tls/ca"), naming the file and
+    // the reason.
+    static std::shared_ptr<UpstreamTls> load(const config::ClusterTls& spec, const std::string& pointer,
+                                             config::ConfigErrors& errors,
+                                             std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
-// A hash of the contents of every certificate and key file `cfg` names: a
+    boost::asio::ssl::context& context() { return ctx_; }
+    const config::ClusterTls& spec() const { return spec_; }
+    std::uint64_t files() const { return files_; }
+    // Tells pooled connections made with this material from any other: "tls/<hex>".
+    const std::string& id() const { return id_; }
+
+    // The name a connection to `host` sends as SNI and verifies: tls.sni, else the host.
+    std::string server_name(const std::string& host) const { return spec_.sni ? *spec_.sni : host; }
+    // Sets SNI (for a host name, never an IP) and the name or address to verify.
+    void prepare(SSL* ssl, const std::string& host) const;
+    // Why a handshake with `host` failed, in words, with what to do about it.
+    std::string describe_failure(SSL* ssl, const boost::system::error_code& ec, const std::string& host) const;
+    // A TLS error after the handshake (e.g. TLS 1.3 refuses a client certificate then), in words.
+    std::string describe_tls_error(const boost::system::error_code& ec) const;
+
+private:
+    UpstreamTls() : ctx_(boost::asio::ssl::context::tls_client) {}
+    boost::asio::ssl::context ctx_;
+    config::ClusterTls spec_;
+    std::uint64_t files_ = 0;
+    std::string id_;
+};
+
+// Everything TLS a config needs, loaded.
+struct TlsMaterial {
+    std::vector<std::shared_ptr<ServerTls>> listeners;  // parallel to config.listeners; null: plain
+    std::vector<std::shared_ptr<UpstreamTls>> clusters;  // parallel to config.clusters; null: plain
+    std::uint64_t fingerprint = 0;                       // tls_files_fingerprint when loaded
+};
+
+// Loads the TLS material of `cfg`, reusing what `previous` holds for a spec
+// whose files did not change. Problems go to `errors`, located by JSON pointer.
+TlsMaterial load_tls(const config::Config& cfg, const TlsMaterial* previous, config::ConfigErrors& errors);
+
+// A hash of the contents of every certificate, key and CA file `cfg` names: a
 // renewal that rewrites the files under the same paths changes it.
 std::uint64_t tls_files_fingerprint(const config::Config& cfg);
 

@@ -7,8 +7,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
-#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
 namespace sluice::proxy {
@@ -17,123 +15,109 @@ namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 }
 
-TlsTunnel::TlsTunnel(Worker& worker, Tunnel::Setup meta, TlsStream client)
+TlsTunnel::TlsTunnel(Worker& worker, Tunnel::Setup meta, Stream client, Stream upstream)
     : worker_(worker),
       s_(std::move(meta)),
-      client_(std::move(client)),
-      dog_(client_.get_executor()),
-      counters_(worker.stats().tunnels(s_.route)),
-      reader_stopped_(client_.get_executor()) {
+      client_(std::move(client), true),
+      upstream_(std::move(upstream), false),
+      dog_(client_.stream.socket().get_executor()),
+      counters_(worker.stats().tunnels(s_.route)) {
     tunnel_opened(worker_, this, s_, counters_);
 }
 
 TlsTunnel::~TlsTunnel() { tunnel_gone(worker_, this, s_); }
 
 void TlsTunnel::start() {
-    boost::system::error_code ec;
-    s_.upstream.set_option(asio::ip::tcp::no_delay(true), ec);
+    for (Side* s : {&client_, &upstream_}) {
+        boost::system::error_code ec;
+        s->stream.socket().set_option(asio::ip::tcp::no_delay(true), ec);
+        s->read_stopped.expires_at(asio::steady_timer::time_point::max());
+    }
     dog_.set_idle(s_.idle);
     dog_.set_hard(s_.hard_deadline);
     dog_.arm(self());
-    reader_running_ = true;
-    reader_stopped_.expires_at(asio::steady_timer::time_point::max());
-    asio::co_spawn(client_.get_executor(), [self = self()] { return self->client_to_upstream(); }, asio::detached);
-    asio::co_spawn(client_.get_executor(), [self = self()] { return self->upstream_to_client(); }, asio::detached);
+    // Bytes read past the handshakes go first.
+    auto ex = client_.stream.socket().get_executor();
+    asio::co_spawn(ex, [self = self(), p = std::move(s_.to_upstream)]() mutable {
+        return self->copy(self->client_, self->upstream_, std::move(p));
+    }, asio::detached);
+    asio::co_spawn(ex, [self = self(), p = std::move(s_.to_client)]() mutable {
+        return self->copy(self->upstream_, self->client_, std::move(p));
+    }, asio::detached);
 }
 
-asio::awaitable<void> TlsTunnel::client_to_upstream() {
-    struct Stopped {  // tells upstream_to_client that no read is pending on the TLS stream any more
-        TlsTunnel& t;
-        ~Stopped() {
-            t.reader_running_ = false;
-            t.reader_stopped_.cancel();
-        }
-    } stopped{*this};
-    if (!s_.to_upstream.empty()) {
-        auto [ec, n] = co_await asio::async_write(s_.upstream, asio::buffer(s_.to_upstream), nothrow);
-        if (ec) co_return finish(CloseReason::upstream_closed);
-        up_bytes_ += n;
-        counters_.bytes_upstream += n;
-        std::string().swap(s_.to_upstream);
+asio::awaitable<void> TlsTunnel::copy(Side& from, Side& to, std::string pending) {
+    std::uint64_t& route_bytes = from.client ? counters_.bytes_upstream : counters_.bytes_downstream;
+    if (!pending.empty()) {
+        auto [ec, n] = co_await to.stream.write(asio::buffer(pending));
+        if (closed_) co_return;
+        if (ec) co_return finish(closed_by(to));
+        from.moved += n;
+        route_bytes += n;
     }
     for (;;) {
-        auto [ec, n] = co_await client_.async_read_some(asio::buffer(up_buf_.get(), kBuffer), nothrow);
-        if (closed_ || upstream_eof_) co_return;
-        if (ec == asio::error::eof) {
-            // close_notify: the client is done sending; the upstream may still answer.
-            client_done_ = true;
-            boost::system::error_code ignored;
-            s_.upstream.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-            co_return;
+        if (from.stop_reading) co_return;
+        from.reading = true;
+        auto [ec, n] = co_await from.stream.read_some(asio::buffer(from.buf.get(), kBuffer));
+        from.reading = false;
+        from.read_stopped.cancel();  // wakes a pass_end waiting to close_notify this side
+        if (closed_ || from.stop_reading) co_return;
+        if (ec == asio::error::eof) {  // FIN, or close_notify: this side is done sending
+            from.ended = true;
+            co_return co_await pass_end(from, to);
         }
         if (ec == asio::ssl::error::stream_truncated) {
-            spdlog::debug("wss tunnel on route \"{}\": the client closed TCP without TLS close_notify (truncated)",
-                          s_.route);
+            spdlog::debug("TLS tunnel on route \"{}\": the {} closed TCP without TLS close_notify (truncated)", s_.route,
+                          from.client ? "client" : "upstream");
             co_return finish(CloseReason::error);
         }
-        if (ec) co_return finish(CloseReason::client_closed);
-        up_bytes_ += n;
-        counters_.bytes_upstream += n;
+        if (ec) co_return finish(closed_by(from));
         dog_.touch();
-        auto [wec, m] = co_await asio::async_write(s_.upstream, asio::buffer(up_buf_.get(), n), nothrow);
+        auto [wec, m] = co_await to.stream.write(asio::buffer(from.buf.get(), n));
         if (closed_) co_return;
-        if (wec) co_return finish(CloseReason::upstream_closed);
+        if (wec) co_return finish(closed_by(to));
+        from.moved += n;
+        route_bytes += n;
     }
 }
 
-asio::awaitable<void> TlsTunnel::upstream_to_client() {
-    if (!s_.to_client.empty()) {
-        auto [ec, n] = co_await asio::async_write(client_, asio::buffer(s_.to_client), nothrow);
-        if (ec) co_return finish(CloseReason::client_closed);
-        down_bytes_ += n;
-        counters_.bytes_downstream += n;
-        std::string().swap(s_.to_client);
+asio::awaitable<void> TlsTunnel::pass_end(Side& from, Side& to) {
+    if (!first_end_) first_end_ = closed_by(from);
+    boost::system::error_code ignored;
+    if (!to.stream.tls()) {
+        // Half-close: `to` hears FIN and may go on answering.
+        to.stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+        if (to.ended) finish(*first_end_);
+        co_return;
     }
+    // close_notify cannot go out while a read is pending on the same TLS stream: stop it first.
+    to.stop_reading = true;
+    if (to.reading) {
+        to.stream.socket().cancel(ignored);
+        while (to.reading) co_await to.read_stopped.async_wait(nothrow);
+    }
+    if (closed_) co_return;
+    co_await to.stream.close_notify();
+    if (closed_) co_return;
+    to.stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    if (to.ended) co_return finish(*first_end_);
+    // Let the peer finish its side (its own close_notify) for a moment:
+    // closing at once would answer those bytes with a reset.
+    lingering_ = *first_end_;
+    dog_.set_idle(Watchdog::Clock::duration::zero());
+    dog_.set_phase(Watchdog::Clock::now() + std::chrono::seconds(2));
+    dog_.arm(self());
     for (;;) {
-        auto [ec, n] = co_await s_.upstream.async_read_some(asio::buffer(down_buf_.get(), kBuffer), nothrow);
+        auto [ec, n] = co_await to.stream.socket().async_read_some(asio::buffer(to.buf.get(), kBuffer), nothrow);
         if (closed_) co_return;
-        if (ec == asio::error::eof) {
-            // The upstream is done: stop reading the client, say close_notify, close.
-            upstream_eof_ = true;
-            if (reader_running_) {
-                boost::system::error_code ignored;
-                client_.next_layer().cancel(ignored);
-                while (reader_running_) co_await reader_stopped_.async_wait(nothrow);
-            }
-            if (closed_) co_return;
-            SSL_set_shutdown(client_.native_handle(), SSL_RECEIVED_SHUTDOWN);  // send ours, wait for nothing
-            co_await client_.async_shutdown(nothrow);
-            if (closed_) co_return;
-            // Then FIN, and let the client finish its side (its own close_notify)
-            // for a moment: closing at once would answer those bytes with a reset.
-            const CloseReason reason = client_done_ ? CloseReason::client_closed : CloseReason::upstream_closed;
-            boost::system::error_code ignored;
-            client_.next_layer().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-            lingering_ = reason;
-            dog_.set_idle(Watchdog::Clock::duration::zero());
-            dog_.set_phase(Watchdog::Clock::now() + std::chrono::seconds(2));
-            dog_.arm(self());
-            for (;;) {
-                auto [rec, got] = co_await client_.next_layer().async_read_some(
-                    asio::buffer(down_buf_.get(), kBuffer), nothrow);
-                if (closed_) co_return;
-                if (rec) break;
-            }
-            co_return finish(reason);
-        }
-        if (ec) co_return finish(CloseReason::upstream_closed);
-        down_bytes_ += n;
-        counters_.bytes_downstream += n;
-        dog_.touch();
-        auto [wec, m] = co_await asio::async_write(client_, asio::buffer(down_buf_.get(), n), nothrow);
-        if (closed_) co_return;
-        if (wec) co_return finish(CloseReason::client_closed);
+        if (ec) break;
     }
+    finish(*first_end_);
 }
 
 bool TlsTunnel::describe(ConnectionInfo& out) const {
     if (closed_) return false;
-    describe_tunnel(s_, up_bytes_, down_bytes_, out);
+    describe_tunnel(s_, client_.moved, upstream_.moved, out);
     return true;
 }
 
@@ -146,11 +130,11 @@ void TlsTunnel::finish(CloseReason reason) {
     if (closed_) return;
     closed_ = true;
     dog_.stop();
-    boost::system::error_code ec;
-    client_.next_layer().close(ec);
-    s_.upstream.close(ec);
-    reader_stopped_.cancel();
-    tunnel_ended(worker_, s_, counters_, reason, up_bytes_, down_bytes_);
+    for (Side* s : {&client_, &upstream_}) {
+        s->stream.close();
+        s->read_stopped.cancel();
+    }
+    tunnel_ended(worker_, s_, counters_, reason, client_.moved, upstream_.moved);
 }
 
 }  // namespace sluice::proxy

@@ -1,18 +1,22 @@
-// A WebSocket tunnel whose client side is TLS (wss://). splice(2) cannot see
-// through TLS, so each direction is a coroutine copying through its own 16 KiB
-// buffer: read, then write, then read again (bounded, with backpressure).
+// A WebSocket tunnel with TLS on either side or both: wss:// from the client,
+// a TLS upstream, or both. splice(2) cannot see through TLS, so each direction
+// is a coroutine copying through its own 16 KiB buffer: read, then write, then
+// read again (bounded, with backpressure).
 //
-// Ends: the client's close_notify is passed on as a FIN to the upstream, and
-// the upstream's answer keeps flowing (half-close). A FIN from the upstream
-// ends the tunnel: sluice sends close_notify, then closes. A client that drops
-// TCP without close_notify (a truncated TLS stream) ends it as an error.
+// Ends: a clean end from one side (TCP FIN, or TLS close_notify) is passed on.
+// To a plain side it goes as a FIN and the other direction keeps flowing
+// (half-close). To a TLS side it goes as close_notify, then FIN, a short
+// linger for the peer's own close, and the tunnel ends: a TLS stream cannot
+// send close_notify while a read is pending on it, and a WebSocket has already
+// said goodbye in its Close frames by then. A TLS peer that drops TCP without
+// close_notify (a truncated TLS stream) ends the tunnel as an error.
 //
 // Runs on its worker's thread only.
 #pragma once
+#include "proxy/stream.h"
 #include "proxy/tunnel.h"
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <memory>
@@ -22,9 +26,7 @@ namespace sluice::proxy {
 
 class TlsTunnel final : public Downstream {
 public:
-    using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
-    // `meta` carries everything but the client socket (its `client` is unused).
-    TlsTunnel(Worker& worker, Tunnel::Setup meta, TlsStream client);
+    TlsTunnel(Worker& worker, Tunnel::Setup meta, Stream client, Stream upstream);
     ~TlsTunnel() override;
 
     void start();
@@ -37,24 +39,36 @@ public:
     void on_deadline(Watchdog::Which which);
 
 private:
+    static constexpr std::size_t kBuffer = 16 * 1024;
+
+    struct Side {
+        Side(Stream s, bool c) : stream(std::move(s)), client(c), read_stopped(stream.socket().get_executor()) {}
+        Stream stream;
+        bool client;                    // the client side, else the upstream
+        std::unique_ptr<char[]> buf{new char[kBuffer]};  // bytes read from this side
+        bool reading = false;           // a read is pending on this side
+        bool stop_reading = false;      // no new read: we are about to close_notify it
+        boost::asio::steady_timer read_stopped;
+        bool ended = false;             // it ended its sending cleanly (FIN or close_notify)
+        std::uint64_t moved = 0;        // bytes read from it and delivered
+    };
+
     std::shared_ptr<TlsTunnel> self() { return std::static_pointer_cast<TlsTunnel>(shared_from_this()); }
-    boost::asio::awaitable<void> client_to_upstream();
-    boost::asio::awaitable<void> upstream_to_client();
+    boost::asio::awaitable<void> copy(Side& from, Side& to, std::string pending);
+    // `from` ended cleanly: tell `to`.
+    boost::asio::awaitable<void> pass_end(Side& from, Side& to);
+    CloseReason closed_by(const Side& s) const {
+        return s.client ? CloseReason::client_closed : CloseReason::upstream_closed;
+    }
     void finish(CloseReason reason);
 
-    static constexpr std::size_t kBuffer = 16 * 1024;
     Worker& worker_;
     Tunnel::Setup s_;
-    TlsStream client_;
+    Side client_, upstream_;
     Watchdog dog_;
     TunnelCounters& counters_;
-    std::unique_ptr<char[]> up_buf_{new char[kBuffer]}, down_buf_{new char[kBuffer]};
-    std::uint64_t up_bytes_ = 0, down_bytes_ = 0;
-    bool client_done_ = false;   // the client's close_notify went on as a FIN
-    bool upstream_eof_ = false;  // the upstream sent FIN: stopping the client reader to say close_notify
-    bool reader_running_ = false;
-    boost::asio::steady_timer reader_stopped_;
-    std::optional<CloseReason> lingering_;  // closing: waiting for the client's side to end
+    std::optional<CloseReason> first_end_;  // the reason when both sides end cleanly
+    std::optional<CloseReason> lingering_;  // closing: waiting for a TLS peer's side to end
     bool closed_ = false;
 };
 

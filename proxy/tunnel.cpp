@@ -24,13 +24,15 @@ bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
 }  // namespace
 
-Tunnel::Tunnel(Worker& worker, Setup setup)
+Tunnel::Tunnel(Worker& worker, Setup setup, tcp::socket client, tcp::socket upstream)
     : worker_(worker),
       s_(std::move(setup)),
-      dog_(s_.client.get_executor()),
+      client_(std::move(client)),
+      upstream_(std::move(upstream)),
+      dog_(client_.get_executor()),
       counters_(worker.stats().tunnels(s_.route)) {
-    up_ = Flow{&s_.client, &s_.upstream, true};
-    down_ = Flow{&s_.upstream, &s_.client, false};
+    up_ = Flow{&client_, &upstream_, true};
+    down_ = Flow{&upstream_, &client_, false};
     up_.bytes = &counters_.bytes_upstream;
     down_.bytes = &counters_.bytes_downstream;
     up_.pending = std::move(s_.to_upstream);
@@ -70,7 +72,7 @@ void describe_tunnel(const Tunnel::Setup& s, std::uint64_t bytes_from_client, st
 
 void Tunnel::start() {
     boost::system::error_code ec;
-    for (auto* s : {&s_.client, &s_.upstream}) {
+    for (auto* s : {&client_, &upstream_}) {
         s->non_blocking(true, ec);
         s->set_option(boost::asio::ip::tcp::no_delay(true), ec);
     }
@@ -116,7 +118,7 @@ void Tunnel::pump(Flow& f) {
         if (!read_some(f)) return;
     }
     // Busy: let the worker's other connections run, then continue.
-    boost::asio::post(s_.client.get_executor(), [self = self(), &f] {
+    boost::asio::post(client_.get_executor(), [self = self(), &f] {
         if (!self->closed_) self->pump(f);
     });
 }
@@ -285,8 +287,8 @@ void Tunnel::finish(CloseReason reason) {
         f->pipe = {};
     }
     boost::system::error_code ec;
-    s_.client.close(ec);
-    s_.upstream.close(ec);
+    client_.close(ec);
+    upstream_.close(ec);
     tunnel_ended(worker_, s_, counters_, reason, up_.moved, down_.moved);
     spdlog::debug("tunnel on route \"{}\" closed: {}", s_.route, close_reason_name(reason));
 }

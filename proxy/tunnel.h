@@ -1,5 +1,6 @@
-// An upgraded connection (WebSocket after a 101): two sockets joined into one
-// opaque, bidirectional byte tunnel.
+// An upgraded connection (WebSocket after a 101) between two plain TCP
+// sockets, joined into one opaque, bidirectional byte tunnel. (When either
+// side speaks TLS, TlsTunnel does the job.)
 //
 // Each direction is a small state machine driven by readiness: wait until the
 // source is readable, move bytes, wait until the destination is writable when
@@ -36,9 +37,9 @@ class Tunnel;
 
 class Tunnel final : public Downstream {
 public:
+    using tcp = boost::asio::ip::tcp;
+    // Everything about a tunnel but its two connections.
     struct Setup {
-        boost::asio::ip::tcp::socket client;
-        boost::asio::ip::tcp::socket upstream;
         std::string to_upstream;  // client bytes read past the upgrade request
         std::string to_client;    // upstream bytes read past the 101 head
         std::shared_ptr<const Snapshot> snapshot;  // the config the tunnel started with
@@ -53,7 +54,7 @@ public:
         std::optional<Watchdog::Clock::duration> connect, first_byte;
     };
 
-    Tunnel(Worker& worker, Setup setup);
+    Tunnel(Worker& worker, Setup setup, tcp::socket client, tcp::socket upstream);
     ~Tunnel() override;
 
     void start();
@@ -94,6 +95,7 @@ private:
 
     Worker& worker_;
     Setup s_;
+    tcp::socket client_, upstream_;
     Watchdog dog_;
     TunnelCounters& counters_;
     Flow up_;    // client -> upstream

@@ -7,8 +7,7 @@ namespace sluice::proxy {
 EndpointPool::~EndpointPool() {
     for (auto& c : idle_) {
         ++c->generation;
-        boost::system::error_code ec;
-        c->socket.close(ec);
+        c->stream.close();
     }
 }
 
@@ -18,14 +17,13 @@ std::shared_ptr<UpstreamConn> EndpointPool::take() {
     idle_.pop_back();
     ++conn->generation;  // its pending readability wait no longer owns it
     boost::system::error_code ec;
-    conn->socket.cancel(ec);
+    conn->socket().cancel(ec);
     return conn;
 }
 
 void EndpointPool::give(std::shared_ptr<UpstreamConn> conn) {
     if (idle_.size() >= max_idle_ || !conn->in.empty()) {
-        boost::system::error_code ec;
-        conn->socket.close(ec);
+        conn->stream.close();
         return;
     }
     conn->in.release_if_empty();
@@ -33,12 +31,11 @@ void EndpointPool::give(std::shared_ptr<UpstreamConn> conn) {
     std::uint64_t gen = ++conn->generation;
     // Readable while idle means closed by the upstream, or unsolicited bytes: drop it.
     // The handler holds the connection, not the pool: a pool that is gone closed it first.
-    conn->socket.async_wait(boost::asio::socket_base::wait_read,
+    conn->socket().async_wait(boost::asio::socket_base::wait_read,
                             [this, conn, gen](const boost::system::error_code& ec) {
                                 if (gen != conn->generation || ec == boost::asio::error::operation_aborted) return;
                                 remove(conn);
-                                boost::system::error_code ignored;
-                                conn->socket.close(ignored);
+                                conn->stream.close();
                             });
     idle_.push_back(std::move(conn));
 }
@@ -55,8 +52,7 @@ void EndpointPool::sweep(std::chrono::steady_clock::time_point now, std::chrono:
     auto old = std::remove_if(idle_.begin(), idle_.end(), [&](const std::shared_ptr<UpstreamConn>& c) {
         if (now - c->idle_since < max_idle) return false;
         ++c->generation;
-        boost::system::error_code ec;
-        c->socket.close(ec);
+        c->stream.close();
         return true;
     });
     idle_.erase(old, idle_.end());

@@ -6,6 +6,7 @@
 // nobody asked for) it leaves the pool at once instead of failing a request later.
 #pragma once
 #include "proxy/io_buffer.h"
+#include "proxy/stream.h"
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -19,9 +20,12 @@ namespace sluice::proxy {
 
 class UpstreamConn {
 public:
-    UpstreamConn(const boost::asio::any_io_executor& ex, BufferPool& buffers) : socket(ex), in(buffers) {}
+    UpstreamConn(const boost::asio::any_io_executor& ex, BufferPool& buffers)
+        : stream(boost::asio::ip::tcp::socket(ex)), in(buffers) {}
 
-    boost::asio::ip::tcp::socket socket;
+    boost::asio::ip::tcp::socket& socket() { return stream.socket(); }
+
+    Stream stream;                 // TCP, or TLS over it for a cluster with tls
     IoBuffer in;                   // bytes read from the upstream, not yet parsed
     std::uint64_t requests = 0;    // exchanges served, for "was this a reused connection"
     std::chrono::steady_clock::time_point idle_since{};

@@ -93,8 +93,8 @@ void Worker::refresh_view() {
         WorkerView::Cluster wc;
         wc.next = static_cast<std::uint32_t>(index_);  // workers start at different endpoints
         for (const auto& e : c.endpoints) {
-            auto& pool = pools_[e.key];
-            if (!pool) pool = std::make_shared<EndpointPool>(e.key, kMaxIdlePerEndpoint);
+            auto& pool = pools_[e.pool_key];
+            if (!pool) pool = std::make_shared<EndpointPool>(e.pool_key, kMaxIdlePerEndpoint);
             wc.pools.push_back(pool);
         }
         v->clusters.push_back(std::move(wc));

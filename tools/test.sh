@@ -28,7 +28,7 @@ case "$sanitize" in
     cmake --build build-tsan -j "$jobs" --target integration_tests
     # The in-process proxy tests run workers, the control thread and origins at once.
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-      ctest --test-dir build-tsan -j "$jobs" --output-on-failure -R '^(Proxy|Errors|ErrorsUpstream|ErrorsDefault|Timeouts|Drain|WebSocket|Coexistence|Admin|HotSwap|Upstream|Observability|Tls)\.'
+      ctest --test-dir build-tsan -j "$jobs" --output-on-failure -R '^(Proxy|Errors|ErrorsUpstream|ErrorsDefault|Timeouts|Drain|WebSocket|Coexistence|Admin|HotSwap|Upstream|Observability|Tls|TlsUpstream)\.'
     ;;
   *) echo "unknown sanitizer: $sanitize (use address or thread)" >&2; exit 2 ;;
 esac

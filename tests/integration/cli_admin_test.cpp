@@ -77,16 +77,6 @@ timeouts: {drain_delay: 0s, drain: 1s}
                 {{"o", origin}, {"extra", extra_route}, {"second", second}});
 }
 
-// Polls until `pred` holds (config reloads are asynchronous); false after ~5s.
-template <class Pred>
-bool eventually(Pred pred) {
-    for (int i = 0; i < 500; ++i) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-}
-
 }  // namespace
 
 TEST(CliAdmin, StateFileIsAlwaysWholeWhenKilledMidChange) {

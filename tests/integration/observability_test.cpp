@@ -28,18 +28,6 @@ std::uint16_t closed_port() {
     return a.local_endpoint().port();
 }
 
-// Polls `fn` until it holds, at most 10s. A client can read the last bytes of a
-// response a moment before the worker has finished the exchange (and counted
-// it), so values that move at the end of an exchange are awaited, not sampled.
-template <class Fn>
-bool eventually(Fn fn) {
-    for (int i = 0; i < 1000; ++i) {
-        if (fn()) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return fn();
-}
-
 std::vector<json> read_json_lines(const fs::path& p) {
     std::vector<json> out;
     std::ifstream in(p);

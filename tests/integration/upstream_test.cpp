@@ -17,15 +17,6 @@ using json = nlohmann::json;
 
 namespace {
 
-template <class Pred>
-bool eventually(Pred pred, int ms = 5000) {
-    for (int i = 0; i < ms / 10; ++i) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return pred();
-}
-
 json endpoint_status(RunningProxy& p, const std::string& cluster, const std::string& address) {
     auto all = json::parse(http_get(p.admin_port(), "/clusters").body);
     for (const auto& c : all["clusters"])

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 
 namespace sluice::test {
@@ -36,6 +37,18 @@ std::pair<boost::system::error_code, std::size_t> run_with_deadline(boost::asio:
         throw std::runtime_error("timed out after " + std::to_string(timeout.count()) + "ms");
     }
     return {ec, n};
+}
+
+// Polls `pred` every 10ms until it holds; false if it still does not after
+// `ms`. For state that settles asynchronously (config reloads, health checks,
+// counters a worker updates a moment after the client got its last byte).
+template <class Pred>
+bool eventually(Pred pred, int ms = 10000) {
+    for (int i = 0; i < ms / 10; ++i) {
+        if (pred()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return pred();
 }
 
 }  // namespace sluice::test

@@ -203,9 +203,32 @@ routes:
     EXPECT_TRUE(has_error(r, "/routes/1/name", "already used by /routes/0")) << dump(r.errors);
 }
 
-TEST(ConfigValidate, FeaturesOfLaterReleasesSayNotYet) {
-    auto r = yaml("clusters: [{name: a, endpoints: [\"a:443\"], tls: {sni: a}}]\n");
-    EXPECT_TRUE(has_error(r, "/clusters/0/tls", "not supported by this version")) << dump(r.errors);
+TEST(ConfigParse, ClusterTlsTakesItsDefaultsAndRoundTrips) {
+    auto r = yaml("clusters: [{name: a, endpoints: [\"a.internal:443\"], tls: {}},\n"
+                  "           {name: b, endpoints: [\"10.0.0.1:443\"], tls: {sni: b.internal, ca: /ca.pem, "
+                  "cert: /c.crt, key: /c.key}}]\n");
+    ASSERT_TRUE(r.config) << dump(r.errors);
+    const auto& a = *r.config->clusters[0].tls;
+    EXPECT_TRUE(a.verify);
+    EXPECT_FALSE(a.sni);
+    EXPECT_TRUE(a.ca.empty());
+    const auto& b = *r.config->clusters[1].tls;
+    EXPECT_EQ(*b.sni, "b.internal");
+    EXPECT_EQ(b.ca, "/ca.pem");
+    EXPECT_EQ(b.cert, "/c.crt");
+    EXPECT_EQ(b.key, "/c.key");
+    auto again = sluice::config::load_document(sluice::config::to_json(*r.config));
+    ASSERT_TRUE(again.config) << dump(again.errors);
+    EXPECT_EQ(*again.config, *r.config);
+}
+
+TEST(ConfigParse, ClusterTlsMistakesAreNamed) {
+    auto r = yaml("clusters: [{name: a, endpoints: [\"a:443\"], tls: {key: /k.pem, verify: false, ca: /ca.pem, "
+                  "sni: \"*.a\", alpn: h2}}]\n");
+    EXPECT_TRUE(has_error(r, "/clusters/0/tls/cert", "needs both cert and key")) << dump(r.errors);
+    EXPECT_TRUE(has_error(r, "/clusters/0/tls/ca", "only used to verify")) << dump(r.errors);
+    EXPECT_TRUE(has_error(r, "/clusters/0/tls/sni", "not a wildcard")) << dump(r.errors);
+    EXPECT_TRUE(has_error(r, "/clusters/0/tls/alpn", "expected one of: sni, ca, verify, cert, key")) << dump(r.errors);
 }
 
 TEST(ConfigParse, ListenerTlsInBothForms) {

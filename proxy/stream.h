@@ -1,6 +1,7 @@
-// The client side of a session: a plain TCP socket, or TLS over it. Reads and
-// writes go through here so the session code is the same for both; the TCP
-// socket underneath stays reachable for options, cancellation and closing.
+// One side of a proxied connection: a plain TCP socket, or TLS over it. The
+// session's client and every upstream connection read and write through here,
+// so the code above is the same for both; the TCP socket underneath stays
+// reachable for options, readiness waits, cancellation and closing.
 #pragma once
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -15,12 +16,12 @@
 
 namespace sluice::proxy {
 
-class ClientStream {
+class Stream {
 public:
     using tcp = boost::asio::ip::tcp;
     using Result = std::tuple<boost::system::error_code, std::size_t>;
 
-    explicit ClientStream(tcp::socket socket) : plain_(std::move(socket)) {}
+    explicit Stream(tcp::socket socket) : plain_(std::move(socket)) {}
 
     // The TCP socket, whether or not TLS runs over it.
     tcp::socket& socket() { return tls_ ? tls_->next_layer() : plain_; }
@@ -30,20 +31,21 @@ public:
 
     // Before any byte moves: TLS over the socket, starting with `ctx`.
     void use_tls(boost::asio::ssl::context& ctx) { tls_.emplace(std::move(plain_), ctx); }
-    // The server handshake.
-    boost::asio::awaitable<boost::system::error_code> handshake();
+    // The TLS handshake as server (a client connection) or client (an upstream); plain: nothing.
+    boost::asio::awaitable<boost::system::error_code> handshake(boost::asio::ssl::stream_base::handshake_type type);
 
     boost::asio::awaitable<Result> read_some(boost::asio::mutable_buffer b);
     template <class Buffers>
     boost::asio::awaitable<Result> write(const Buffers& b);
 
-    // TLS: sends close_notify without waiting for the client's (many clients
-    // never send one). Plain: nothing. The caller shuts the socket down after.
+    // TLS: sends close_notify without waiting for the peer's (many peers never
+    // send one). Plain: nothing. The caller shuts the socket down after.
     boost::asio::awaitable<void> close_notify();
 
-    // Hands the TCP socket (or the TLS stream) over, e.g. to a tunnel.
-    tcp::socket release_plain() { return std::move(plain_); }
-    boost::asio::ssl::stream<tcp::socket> release_tls() { return std::move(*tls_); }
+    void close() {
+        boost::system::error_code ignored;
+        socket().close(ignored);
+    }
 
 private:
     static constexpr auto nothrow = boost::asio::as_tuple(boost::asio::use_awaitable);
@@ -52,7 +54,7 @@ private:
 };
 
 template <class Buffers>
-boost::asio::awaitable<ClientStream::Result> ClientStream::write(const Buffers& b) {
+boost::asio::awaitable<Stream::Result> Stream::write(const Buffers& b) {
     if (tls_) co_return co_await boost::asio::async_write(*tls_, b, nothrow);
     co_return co_await boost::asio::async_write(plain_, b, nothrow);
 }
