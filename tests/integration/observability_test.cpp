@@ -41,6 +41,7 @@ clusters:
   - {name: app, endpoints: ["{o}"]}
   - {name: dead, endpoints: ["127.0.0.1:{closed}"]}
   - {name: hole, endpoints: ["{hole}"]}
+  - {name: notls, endpoints: ["{o}"], tls: {verify: false}}
   - name: sick
     endpoints: ["{o}"]
     health_check: {path: /healthz, interval: 100ms, timeout: 100ms, unhealthy_threshold: 1}
@@ -48,6 +49,7 @@ routes:
   - {name: dead, match: {path_prefix: /dead}, cluster: dead}
   - {name: hole, match: {path_prefix: /hole}, cluster: hole, timeouts: {connect: 200ms}}
   - {name: sick, match: {path_prefix: /sick}, cluster: sick}
+  - {name: notls, match: {path_prefix: /notls}, cluster: notls}
   - {name: slow, match: {path_prefix: /slow}, cluster: app, timeouts: {upstream_response: 200ms}}
   - {name: capped, match: {path_prefix: /capped}, cluster: app, timeouts: {max_duration: 200ms}}
   - {name: nows, match: {path_prefix: /nows}, cluster: app, websocket: false}
@@ -145,6 +147,7 @@ TEST_F(Observability, EverySluiceErrorCodeIsCountedWithItsStatus) {
     };
     expect_error("upstream_connect_failed", 502, http_get(proxy->port(), "/dead"));
     expect_error("upstream_connect_timeout", 504, http_get(proxy->port(), "/hole"));
+    expect_error("upstream_tls_failed", 502, http_get(proxy->port(), "/notls"));
     expect_error("upstream_timeout", 504, http_get(proxy->port(), "/slow"));
     expect_error("max_duration", 504, http_get(proxy->port(), "/capped/slow"));
     expect_error("upstream_reset", 502, http_get(proxy->port(), "/app/reset"));
@@ -179,19 +182,19 @@ TEST_F(Observability, EverySluiceErrorCodeIsCountedWithItsStatus) {
     }));
     expect_error("no_healthy_endpoint", 503, http_get(proxy->port(), "/sick"));
 
-    ASSERT_TRUE(eventually([&] { return scrape().value("sluice_proxy_errors_total") == 13; }));
+    ASSERT_TRUE(eventually([&] { return scrape().value("sluice_proxy_errors_total") == 14; }));
     auto m = scrape();
     const std::pair<const char*, const char*> errors[] = {
         {"upstream_connect_failed", "dead"}, {"upstream_connect_timeout", "hole"}, {"upstream_timeout", "slow"},
         {"max_duration", "capped"},          {"upstream_reset", "app"},            {"upstream_bad_response", "app"},
         {"websocket_disabled", "nows"},      {"no_route", ""},                     {"bad_request", ""},
         {"uri_too_long", ""},                {"headers_too_large", ""},            {"request_timeout", ""},
-        {"no_healthy_endpoint", "sick"},
+        {"no_healthy_endpoint", "sick"},     {"upstream_tls_failed", "notls"},
     };
     for (const auto& [code, route] : errors)
         EXPECT_EQ(m.value("sluice_proxy_errors_total", {{"error", code}, {"route", route}}), 1) << code;
-    EXPECT_EQ(m.value("sluice_proxy_errors_total"), 13);  // and nothing else
-    EXPECT_EQ(m.value("sluice_requests_total", {{"code", "502"}}), 3);
+    EXPECT_EQ(m.value("sluice_proxy_errors_total"), 14);  // and nothing else
+    EXPECT_EQ(m.value("sluice_requests_total", {{"code", "502"}}), 4);
     EXPECT_EQ(m.value("sluice_requests_total", {{"code", "504"}}), 3);
     EXPECT_EQ(m.value("sluice_requests_total", {{"code", "404"}, {"route", ""}}), 1);
     EXPECT_EQ(m.value("sluice_requests_total", {{"code", "400"}}), 1);
@@ -199,6 +202,7 @@ TEST_F(Observability, EverySluiceErrorCodeIsCountedWithItsStatus) {
     EXPECT_EQ(m.value("sluice_requests_total", {{"code", "503"}, {"route", "sick"}}), 1);
     EXPECT_EQ(m.value("sluice_upstream_connect_failures_total", {{"cluster", "dead"}}), 1);
     EXPECT_EQ(m.value("sluice_upstream_connect_failures_total", {{"cluster", "hole"}}), 1);
+    EXPECT_EQ(m.value("sluice_upstream_connect_failures_total", {{"cluster", "notls"}}), 1);
     EXPECT_EQ(m.value("sluice_upstream_connect_failures_total", {{"cluster", "app"}}), 0);
 }
 
