@@ -133,3 +133,64 @@ TEST_F(TlsContext, NoCertificateIsAnError) {
     ASSERT_EQ(errors.size(), 1u);
     EXPECT_EQ(errors[0].pointer, "/listeners/0/tls/certificates");
 }
+
+TEST_F(TlsContext, UpstreamTlsFilesAreCheckedAndNamed) {
+    using sluice::proxy::UpstreamTls;
+    sluice::config::ClusterTls spec;
+    spec.ca = dir + "/missing-ca.pem";
+    sluice::config::ConfigErrors errors;
+    EXPECT_FALSE(UpstreamTls::load(spec, "/clusters/2/tls", errors));
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].pointer, "/clusters/2/tls/ca");
+    EXPECT_EQ(errors[0].message, "cannot read the CA file " + dir + "/missing-ca.pem: No such file or directory");
+
+    spec.ca = write_file(dir, "ca.pem", ca.cert_pem());
+    auto expired = write("client", ca.issue({"sluice-client"}, -30, 1));
+    spec.cert = expired.cert;
+    spec.key = expired.key;
+    errors.clear();
+    EXPECT_FALSE(UpstreamTls::load(spec, "/clusters/2/tls", errors));
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].pointer, "/clusters/2/tls/cert");
+    EXPECT_NE(errors[0].message.find(expired.cert + " expired on"), std::string::npos) << errors[0].message;
+
+    auto good = write("client", ca.issue({"sluice-client"}));
+    errors.clear();
+    auto tls = UpstreamTls::load(spec, "/clusters/2/tls", errors);
+    ASSERT_TRUE(tls) << errors[0].message;
+    EXPECT_EQ(tls->server_name("ai.internal"), "ai.internal");
+    spec.sni = "other.internal";
+    EXPECT_EQ(UpstreamTls::load(spec, "/clusters/2/tls", errors)->server_name("ai.internal"), "other.internal");
+}
+
+TEST_F(TlsContext, UnchangedMaterialIsReusedAndRewrittenFilesAreReloaded) {
+    sluice::config::Config cfg;
+    sluice::config::ListenerSpec l;
+    l.name = "public";
+    l.tls = sluice::config::ListenerTls{{write("local", ca.issue({"localhost"}))}};
+    cfg.listeners.push_back(l);
+    sluice::config::ClusterSpec c;
+    c.name = "ai";
+    c.tls = sluice::config::ClusterTls{};
+    c.tls->ca = write_file(dir, "ca.pem", ca.cert_pem());
+    cfg.clusters.push_back(c);
+    cfg.clusters.push_back(sluice::config::ClusterSpec{});  // plain
+
+    sluice::config::ConfigErrors errors;
+    auto first = sluice::proxy::load_tls(cfg, nullptr, errors);
+    ASSERT_TRUE(errors.empty()) << errors[0].message;
+    ASSERT_TRUE(first.listeners[0] && first.clusters[0]);
+    EXPECT_FALSE(first.clusters[1]);
+    auto again = sluice::proxy::load_tls(cfg, &first, errors);
+    EXPECT_EQ(again.listeners[0], first.listeners[0]);  // the same objects: session caches and pools survive
+    EXPECT_EQ(again.clusters[0], first.clusters[0]);
+    EXPECT_EQ(again.fingerprint, first.fingerprint);
+
+    TestCa renewed("renewed CA");
+    write_file(dir, "ca.pem", renewed.cert_pem());  // rotated under the same path
+    auto rotated = sluice::proxy::load_tls(cfg, &first, errors);
+    EXPECT_NE(rotated.fingerprint, first.fingerprint);
+    EXPECT_EQ(rotated.listeners[0], first.listeners[0]);
+    EXPECT_NE(rotated.clusters[0], first.clusters[0]);
+    EXPECT_NE(rotated.clusters[0]->id(), first.clusters[0]->id());  // its connections pool apart
+}
