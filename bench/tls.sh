@@ -76,7 +76,7 @@ YAML
   else
     sed -e "s#@DIR@#$work#g" -e "s#@PORT@#$port#g" -e "s#@ORIGIN_PORT@#$origin_port#g" \
       -e "s#@CERT@#$work/$cert.crt#g" -e "s#@KEY@#$work/$cert.key#g" bench/nginx-https.conf.in > "$work/nginx.conf"
-    taskset -c 0 nginx -p "$work" -c "$work/nginx.conf" &
+    taskset -c 0 nginx -p "$work" -c "$work/nginx.conf" >/dev/null 2>&1 &
   fi
   echo $!
 }

@@ -464,7 +464,8 @@ asio::awaitable<Session::Exchange> Session::fail_upstream_io(const boost::system
         co_return co_await fail_exchange(ErrorKind::upstream_tls_failed, "upstream TLS failed " + std::string(step) + ": " +
                                                                              upstream_label() + ": " +
                                                                              tls->describe_tls_error(ec));
-    if (ec == asio::error::eof) what = "upstream closed the connection " + std::string(step);
+    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated)
+        what = "upstream closed the connection " + std::string(step);
     else if (ec == asio::error::connection_reset) what = "upstream reset the connection " + std::string(step);
     else what = "upstream failed " + std::string(step) + " (" + lower_first(ec.message()) + ")";
     co_return co_await fail_exchange(ErrorKind::upstream_reset, what + ": " + upstream_label());
@@ -484,9 +485,10 @@ asio::awaitable<std::optional<Session::Exchange>> Session::read_response_head(Up
                                              : co_await conn.stream.read_some(conn.in.prepare());
             if (ec) {
                 if (!got_bytes && may_retry && timed_out_ == Timeout::none && !aborted_ &&
-                    (ec == asio::error::eof || ec == asio::error::connection_reset)) {
+                    (ec == asio::error::eof || ec == asio::error::connection_reset ||
+                     ec == asio::ssl::error::stream_truncated)) {  // a TLS upstream that closed without close_notify
                     retry = true;
-                    retry_message_ = std::string(ec == asio::error::eof ? "upstream closed" : "upstream reset") +
+                    retry_message_ = std::string(ec == asio::error::connection_reset ? "upstream reset" : "upstream closed") +
                                      " the connection before sending response headers: " + upstream_label();
                     co_return Exchange::keep_alive;
                 }

@@ -13,6 +13,7 @@
 
 #include <optional>
 #include <tuple>
+#include <vector>
 
 namespace sluice::proxy {
 
@@ -55,8 +56,17 @@ private:
 
 template <class Buffers>
 boost::asio::awaitable<Stream::Result> Stream::write(const Buffers& b) {
-    if (tls_) co_return co_await boost::asio::async_write(*tls_, b, nothrow);
-    co_return co_await boost::asio::async_write(plain_, b, nothrow);
+    if (!tls_) co_return co_await boost::asio::async_write(plain_, b, nothrow);
+    // Asio's TLS stream writes one buffer of a sequence at a time: a head, a
+    // chunk-size line and a body would go out as three records and three
+    // sendmsg calls. Copied into one buffer they make full records instead.
+    std::size_t pieces = 0;
+    for (auto it = boost::asio::buffer_sequence_begin(b); it != boost::asio::buffer_sequence_end(b); ++it)
+        pieces += boost::asio::const_buffer(*it).size() > 0;
+    if (pieces <= 1) co_return co_await boost::asio::async_write(*tls_, b, nothrow);
+    std::vector<char> joined(boost::asio::buffer_size(b));
+    boost::asio::buffer_copy(boost::asio::buffer(joined), b);
+    co_return co_await boost::asio::async_write(*tls_, boost::asio::buffer(joined), nothrow);
 }
 
 }  // namespace sluice::proxy
