@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# sluice next to nginx and HAProxy on the same machine, the same load and the
+# same origins, in one run. Each proxy runs one worker pinned to CPU 0; the
+# origins and the load tools share CPU 1. "direct" is the load tools against
+# the origins with no proxy: the ceiling of the load core. Rows:
+#   HTTP req/s and p50/p99 at 64 and 256 connections (wrk, small GET, keep-alive)
+#   WebSocket ping-pong round trips/s and p99 at 64 connections, 64 B and 16 KiB
+#     (bench/ws_pingpong.cpp)
+#   the proxy's own CPU time per request and per round trip (utime+stime from
+#     /proc/PID/stat over the run, divided by the count): fair even when the
+#     load core is the limit
+#   NDJSON stream: time to the first byte, median of 50 requests, and its
+#     difference to direct
+#   resident KiB per idle WebSocket over COUNT idle tunnels (bench/idle_tunnels.sh)
+# Each figure is the median of three runs, and the last column is sluice / nginx.
+#   bench/run.sh [SECONDS] [IDLE_COUNT]     (defaults 5 and 5000)
+#   bench/run.sh --smoke                    (1 s, one run, 200 idle tunnels: checks the harness works)
+# Not a pass/fail test: it reports figures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=5 reps=3 idle=5000
+if [ "${1:-}" = --smoke ]; then secs=1 reps=1 idle=200
+else secs="${1:-5}" idle="${2:-5000}"; fi
+ulimit -n 20000
+
+need=()
+for tool in nginx haproxy wrk curl; do command -v "$tool" >/dev/null || need+=("$tool"); done
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+tools/deps.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON >/dev/null
+cmake --build build --target sluice ws_echo_origin ws_pingpong ws_idle_clients >/dev/null
+
+work=$(mktemp -d)
+chmod 755 "$work"
+mkdir -p "$work/tmp"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.05; done; }
+cpu_ticks() { [ -n "$1" ] && awk '{print $14 + $15}' /proc/"$1"/stat || echo 0; }
+median() { sort -g | awk '{v[NR] = $1} END {print (NR ? v[int((NR + 1) / 2)] : "-")}'; }
+
+# Origins, on CPU 1.
+http_origin=$(free_port)
+cat > "$work/origin.conf" <<CONF
+worker_processes 1;
+daemon off;
+error_log stderr error;
+pid $work/origin.pid;
+events { worker_connections 16000; }
+http {
+  access_log off;
+  client_body_temp_path $work/tmp;
+  server { listen 127.0.0.1:$http_origin; keepalive_requests 1000000; location / { return 200 "hello from the origin\n"; } }
+}
+CONF
+taskset -c 1 nginx -p "$work" -c "$work/origin.conf" >/dev/null 2>&1 &
+pids+=($!)
+ws_origin=$(free_port)
+taskset -c 1 ./build/bench/ws_echo_origin "$ws_origin" >/dev/null &
+pids+=($!)
+wait_port "$http_origin"
+wait_port "$ws_origin"
+
+# Starts a target on CPU 0; sets PORT (HTTP), WSPORT (WebSocket and stream),
+# PID (the process whose CPU is measured) and KILL (what to stop after).
+start_target() {
+  local name=$1
+  PORT=$(free_port) WSPORT=$PORT PID="" KILL=""
+  case "$name" in
+    direct) PORT=$http_origin WSPORT=$ws_origin; return ;;
+    sluice)
+      cat > "$work/sluice.yaml" <<YAML
+listeners: [{name: public, address: 127.0.0.1, port: $PORT}]
+clusters:
+  - {name: http, endpoints: ["127.0.0.1:$http_origin"]}
+  - {name: ws, endpoints: ["127.0.0.1:$ws_origin"]}
+routes:
+  - {name: ws, match: {path_prefix: /ws}, cluster: ws}
+  - {name: stream, match: {path_prefix: /stream}, cluster: ws}
+  - {name: http, match: {path_prefix: /}, cluster: http}
+access_log: {enabled: false}
+YAML
+      taskset -c 0 ./build/sluice run --config "$work/sluice.yaml" --admin 127.0.0.1:0 --workers 1 --log-level error \
+        >/dev/null 2>&1 &
+      KILL=$! PID=$! ;;
+    nginx)
+      sed -e "s#@DIR@#$work#g" -e "s#@PORT@#$PORT#g" -e "s#@HTTP_ORIGIN@#$http_origin#g" -e "s#@WS_ORIGIN@#$ws_origin#g" \
+        bench/nginx-bench.conf.in > "$work/nginx.conf"
+      taskset -c 0 nginx -p "$work" -c "$work/nginx.conf" >/dev/null 2>&1 &
+      KILL=$! ;;
+    haproxy)
+      sed -e "s#@PORT@#$PORT#g" -e "s#@HTTP_ORIGIN@#$http_origin#g" -e "s#@WS_ORIGIN@#$ws_origin#g" \
+        bench/haproxy-bench.cfg.in > "$work/haproxy.cfg"
+      taskset -c 0 haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 &
+      KILL=$! PID=$! ;;
+  esac
+  wait_port "$PORT"
+  sleep 0.2
+  # nginx's master forks the worker that does the work: measure that one.
+  [ "$name" = nginx ] && PID=$(pgrep -P "$KILL" | head -1)
+  return 0
+}
+
+# Each run prints "rate p50_ms p99_ms cpu_us_per_unit".
+cpu_per() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf (n > 0 && t >= 0 ? "%.1f" : "-"), t / hz / n * 1e6}'; }
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else {sub(/s$/,"",v); v*=1000}; printf "%.2f\n", v}'; }
+
+http_run() {  # connections
+  local before after out n
+  before=$(cpu_ticks "$PID")
+  out=$(taskset -c 1 wrk -t1 -c"$1" -d"${secs}s" --latency "http://127.0.0.1:$PORT/")
+  after=$(cpu_ticks "$PID")
+  n=$(echo "$out" | awk '/requests in/ {print $1}')
+  echo "$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')" \
+       "$(echo "$out" | awk '$1 == "50%" {print $2}' | to_ms)" "$(echo "$out" | awk '$1 == "99%" {print $2}' | to_ms)" \
+       "$([ -n "$PID" ] && cpu_per $((after - before)) "$n" || echo -)"
+}
+
+ws_run() {  # message size
+  local before after out
+  before=$(cpu_ticks "$PID")
+  out=$(taskset -c 1 ./build/bench/ws_pingpong "$WSPORT" 64 "$1" "$secs" /ws)
+  after=$(cpu_ticks "$PID")
+  set -- $out  # round_trips N per_second R p50_us A p99_us B errors E
+  echo "$4" "$(awk -v u="$6" 'BEGIN {printf "%.2f", u / 1000}')" "$(awk -v u="$8" 'BEGIN {printf "%.2f", u / 1000}')" \
+       "$([ -n "$PID" ] && cpu_per $((after - before)) "$2" || echo -)"
+}
+
+stream_run() {  # time to the first body byte of an NDJSON stream, median of 50, in ms
+  local i
+  for i in $(seq 50); do
+    taskset -c 1 curl -s -o /dev/null -w '%{time_starttransfer}\n' "http://127.0.0.1:$WSPORT/stream"
+  done | awk '{print $1 * 1000}' | median | awk '{printf "%.3f 0 0 -\n", $1}'
+}
+
+# Runs `reps` times and prints the median of each column.
+measure() {
+  local results col out=""
+  results=$(for _ in $(seq "$reps"); do "$@"; done)
+  for col in 1 2 3 4; do out+="$(echo "$results" | awk -v c=$col '{print $c}' | grep -v '^-$' | median) "; done
+  echo "$out"
+}
+
+targets=(direct sluice nginx haproxy)
+declare -A R
+for t in "${targets[@]}"; do
+  start_target "$t"
+  taskset -c 1 wrk -t1 -c64 -d1s "http://127.0.0.1:$PORT/" >/dev/null  # warm the pools
+  R[$t,http64]=$(measure http_run 64)
+  R[$t,http256]=$(measure http_run 256)
+  R[$t,ws64]=$(measure ws_run 64)
+  R[$t,ws16k]=$(measure ws_run 16384)
+  R[$t,stream]=$(measure stream_run)
+  if [ -n "$KILL" ]; then kill "$KILL"; wait "$KILL" 2>/dev/null || true; fi
+done
+
+# Idle WebSockets: bench/idle_tunnels.sh prints "proxy clients ... KiB/tunnel" lines.
+idle_out=$(bench/idle_tunnels.sh "$idle" 2>/dev/null || true)
+for t in sluice nginx haproxy; do
+  R[$t,idle]=$(echo "$idle_out" | awk -v p="$t" '$1 == p && $2 == "open" {print $NF}')
+done
+R[direct,idle]="-"
+
+field() { echo "${R[$1,$2]}" | awk -v c="$3" '{print $c}'; }
+row() {  # label, key, column, "up" (higher is better) or "down"
+  local label=$1 key=$2 col=$3 s n
+  s=$(field sluice "$key" "$col") n=$(field nginx "$key" "$col")
+  printf '%-40s %10s %10s %10s %10s %9s\n' "$label" "$(field direct "$key" "$col")" "$s" "$n" \
+    "$(field haproxy "$key" "$col")" "$(awk -v s="$s" -v n="$n" 'BEGIN {if (s+0 > 0 && n+0 > 0) printf "%.2fx", s / n; else print "-"}')"
+}
+
+echo
+echo "sluice $(git describe --always --dirty 2>/dev/null || echo '?') on $(nproc) CPUs, $(date -u +%Y-%m-%d):" \
+  "one proxy worker on CPU 0; origins and load on CPU 1; ${secs}s runs, median of $reps"
+printf '%-40s %10s %10s %10s %10s %9s\n' "" direct sluice nginx haproxy "s/nginx"
+row "HTTP req/s, 64 connections" http64 1
+row "  p50 ms" http64 2
+row "  p99 ms" http64 3
+row "  proxy CPU us per request" http64 4
+row "HTTP req/s, 256 connections" http256 1
+row "  p50 ms" http256 2
+row "  p99 ms" http256 3
+row "  proxy CPU us per request" http256 4
+row "WebSocket 64 B round trips/s, 64 conns" ws64 1
+row "  p99 ms" ws64 3
+row "  proxy CPU us per round trip" ws64 4
+row "WebSocket 16 KiB round trips/s, 64 conns" ws16k 1
+row "  p99 ms" ws16k 3
+row "  proxy CPU us per round trip" ws16k 4
+row "NDJSON stream, first byte ms (median)" stream 1
+d=$(field direct stream 1)
+printf '%-40s %10s %10s %10s %10s\n' "  first byte minus direct, ms" 0 \
+  "$(awk -v a="$(field sluice stream 1)" -v d="$d" 'BEGIN {printf "%.3f", a - d}')" \
+  "$(awk -v a="$(field nginx stream 1)" -v d="$d" 'BEGIN {printf "%.3f", a - d}')" \
+  "$(awk -v a="$(field haproxy stream 1)" -v d="$d" 'BEGIN {printf "%.3f", a - d}')"
+row "KiB per idle WebSocket ($idle idle)" idle 1
+echo "(s/nginx = sluice / nginx: above 1 is better for rates, below 1 for latency, CPU and memory)"
