@@ -15,6 +15,7 @@ void MessageHead::clear() {
     has_content_length = false;
     transfer_encodings = 0;
     content_lengths = 0;
+    body_spans.clear();
 }
 
 std::string_view MessageHead::find(http::field f) const {
@@ -78,6 +79,7 @@ std::size_t find_head_end(std::string_view data) {
 
 template <bool isRequest>
 MessageParser<isRequest>::MessageParser(Head& head) : head_(head) {
+    head_.body_spans.clear();
     // Our own limits are enforced before the parser sees the head.
     this->header_limit(std::numeric_limits<std::uint32_t>::max());
     this->body_limit(boost::none);
@@ -137,7 +139,7 @@ void MessageParser<isRequest>::on_body_init_impl(boost::optional<std::uint64_t> 
 
 template <bool isRequest>
 std::size_t MessageParser<isRequest>::on_body_impl(boost::beast::string_view body, boost::beast::error_code&) {
-    body_.emplace_back(body.data(), body.size());
+    head_.body_spans.emplace_back(body.data(), body.size());
     body_bytes_ += body.size();
     return body.size();
 }
@@ -147,7 +149,7 @@ void MessageParser<isRequest>::on_chunk_header_impl(std::uint64_t, boost::beast:
 
 template <bool isRequest>
 std::size_t MessageParser<isRequest>::on_chunk_body_impl(std::uint64_t, boost::beast::string_view body, boost::beast::error_code&) {
-    body_.emplace_back(body.data(), body.size());
+    head_.body_spans.emplace_back(body.data(), body.size());
     body_bytes_ += body.size();
     return body.size();
 }

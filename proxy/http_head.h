@@ -32,6 +32,10 @@ struct MessageHead {
     bool has_content_length = false;
     int transfer_encodings = 0;  // Transfer-Encoding lines seen
     int content_lengths = 0;     // Content-Length lines seen
+    // Where the message's parser lists body bytes: kept here, with the head
+    // that is reused across messages, so its capacity is too (no allocation
+    // per message).
+    std::vector<boost::asio::const_buffer> body_spans;
 
     void clear();
     // The first value of a field, or an empty view.
@@ -74,7 +78,7 @@ public:
     explicit MessageParser(Head& head);
 
     // Body bytes seen by the last put() calls, as views into the caller's buffer.
-    std::vector<boost::asio::const_buffer>& body() { return body_; }
+    std::vector<boost::asio::const_buffer>& body() { return head_.body_spans; }
     std::uint64_t body_bytes() const { return body_bytes_; }
     // True once the final chunk (or the last byte of a sized body) was parsed.
     bool finished() const { return finished_; }
@@ -93,7 +97,6 @@ private:
     void on_finish_impl(boost::beast::error_code& ec) override;
 
     Head& head_;
-    std::vector<boost::asio::const_buffer> body_;
     std::uint64_t body_bytes_ = 0;
     bool finished_ = false;
 };

@@ -12,6 +12,7 @@
 #include <boost/asio/write.hpp>
 
 #include <optional>
+#include <span>
 #include <tuple>
 #include <vector>
 
@@ -36,8 +37,14 @@ public:
     boost::asio::awaitable<boost::system::error_code> handshake(boost::asio::ssl::stream_base::handshake_type type);
 
     boost::asio::awaitable<Result> read_some(boost::asio::mutable_buffer b);
+    // `b` by value: a buffer or a view of buffers, kept in the coroutine frame.
     template <class Buffers>
-    boost::asio::awaitable<Result> write(const Buffers& b);
+    boost::asio::awaitable<Result> write(Buffers b);
+    // A gather list the caller keeps alive: written as a view, so the write
+    // operation does not copy the vector (an allocation per write).
+    boost::asio::awaitable<Result> write(const std::vector<boost::asio::const_buffer>& b) {
+        return write(std::span<const boost::asio::const_buffer>(b));
+    }
 
     // TLS: sends close_notify without waiting for the peer's (many peers never
     // send one). Plain: nothing. The caller shuts the socket down after.
@@ -55,7 +62,7 @@ private:
 };
 
 template <class Buffers>
-boost::asio::awaitable<Stream::Result> Stream::write(const Buffers& b) {
+boost::asio::awaitable<Stream::Result> Stream::write(Buffers b) {
     if (!tls_) co_return co_await boost::asio::async_write(plain_, b, nothrow);
     // Asio's TLS stream writes one buffer of a sequence at a time: a head, a
     // chunk-size line and a body would go out as three records and three
