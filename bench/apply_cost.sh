@@ -19,7 +19,7 @@ work=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
 rss_kib() { awk '/^VmRSS/ {print $2}' /proc/"$1"/status; }
 
 # The same mix of routes as router_bench: exact paths, prefixes, host- and method-bound prefixes.

@@ -23,26 +23,9 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
-
-origin_port=$(free_port)
-mkdir -p "$work/tmp"
-cat > "$work/origin.conf" <<CONF
-worker_processes 1;
-daemon off;
-error_log stderr error;
-pid $work/origin.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/tmp;
-  server { listen 127.0.0.1:$origin_port; keepalive_requests 1000000; location / { return 200 "hello from the origin\n"; } }
-}
-CONF
-taskset -c 1 nginx -p "$work" -c "$work/origin.conf" &
-pids+=($!)
-sleep 0.3
+. bench/lib.sh
+start_http_origin
+origin_port=$http_origin
 
 once() {  # access_log yaml -> "req/s p99 cpu_us_per_req"
   local log=$1 port pid before after out reqs
@@ -67,7 +50,6 @@ YAML
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-median() { sort -g | sed -n 2p; }  # of three
 
 run() {  # name, access_log yaml: the median of three runs, column by column
   local name=$1 log=$2 results

@@ -39,31 +39,13 @@ mkdir -p "$work/tmp"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.05; done; }
-cpu_ticks() { [ -n "$1" ] && awk '{print $14 + $15}' /proc/"$1"/stat || echo 0; }
-median() { sort -g | awk '{v[NR] = $1} END {print (NR ? v[int((NR + 1) / 2)] : "-")}'; }
+. bench/lib.sh
 
 # Origins, on CPU 1.
-http_origin=$(free_port)
-cat > "$work/origin.conf" <<CONF
-worker_processes 1;
-daemon off;
-error_log stderr error;
-pid $work/origin.pid;
-events { worker_connections 16000; }
-http {
-  access_log off;
-  client_body_temp_path $work/tmp;
-  server { listen 127.0.0.1:$http_origin; keepalive_requests 1000000; location / { return 200 "hello from the origin\n"; } }
-}
-CONF
-taskset -c 1 nginx -p "$work" -c "$work/origin.conf" >/dev/null 2>&1 &
-pids+=($!)
+start_http_origin
 ws_origin=$(free_port)
 taskset -c 1 ./build/bench/ws_echo_origin "$ws_origin" >/dev/null &
 pids+=($!)
-wait_port "$http_origin"
 wait_port "$ws_origin"
 
 # Starts a target on CPU 0; sets PORT (HTTP), WSPORT (WebSocket and stream),

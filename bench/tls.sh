@@ -27,9 +27,7 @@ mkdir -p "$work/tmp"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.05; done; }
+. bench/lib.sh
 
 # Certificates for "localhost", made here (no key is committed): one CA, an
 # ECDSA P-256 leaf and an RSA 2048 leaf.
@@ -45,22 +43,8 @@ leaf() {  # name, openssl -newkey argument...
 leaf ecdsa ec -pkeyopt ec_paramgen_curve:P-256
 leaf rsa rsa:2048
 
-origin_port=$(free_port)
-cat > "$work/origin.conf" <<CONF
-worker_processes 1;
-daemon off;
-error_log stderr error;
-pid $work/origin.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/tmp;
-  server { listen 127.0.0.1:$origin_port; keepalive_requests 1000000; location / { return 200 "hello from the origin\n"; } }
-}
-CONF
-taskset -c 1 nginx -p "$work" -c "$work/origin.conf" &
-pids+=($!)
-wait_port "$origin_port"
+start_http_origin
+origin_port=$http_origin
 
 start_proxy() {  # proxy, cert name, port -> pid
   local proxy=$1 cert=$2 port=$3
@@ -104,7 +88,6 @@ once() {  # proxy, cert, mode (keepalive|handshake) -> "rate p99 cpu_us"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-median() { sort -g | sed -n 2p; }  # of three
 to_us() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); print v} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v*1000} else {sub(/s$/,"",v); print v*1e6}}'; }
 
 measure() {  # proxy cert mode -> "rate p99_us cpu_us" (medians of three)

@@ -9,6 +9,8 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/string.hpp>
 
+#include <cstring>
+
 namespace sluice::proxy {
 namespace {
 
@@ -179,10 +181,14 @@ asio::awaitable<bool> Session::wait_for_request(bool first) {
         if (ec || aborted_) co_return false;
         in_.commit(n);
     } else {
-        in_.release_if_empty();  // an idle connection holds no buffer
+        in_.release_if_empty();  // an idle connection holds no pooled buffer
         if (deadline_passed()) co_return false;
-        auto [ec] = co_await client_.socket().async_wait(tcp::socket::wait_read, nothrow);
+        // A read, not a readiness wait: Asio re-arms epoll (one epoll_ctl) for
+        // every wait, while a read waits on the registration it already has.
+        auto [ec, n] = co_await client_.socket().async_read_some(asio::buffer(idle_read_), nothrow);
         if (ec || aborted_) co_return false;
+        std::memcpy(in_.prepare(n).data(), idle_read_, n);
+        in_.commit(n);
     }
     if (first) phase_ = Phase::head;  // keeps the deadline counted from accept
     else set_phase(Phase::head, deadline_after(t.request_headers));

@@ -179,6 +179,11 @@ private:
     ResponseHead resp_;
     std::vector<asio::const_buffer> gather_;
     char chunk_line_[24];
+
+    // What an idle keep-alive connection reads its next request's first bytes
+    // into: the session's own, so no pooled buffer is held while idle.
+    static constexpr std::size_t kIdleRead = 512;
+    char idle_read_[kIdleRead];
 };
 
 }  // namespace sluice::proxy

@@ -324,32 +324,34 @@ std::uint64_t tls_files_fingerprint(const config::Config& cfg) {
     return hash_files(paths);
 }
 
+namespace {
+
+// The object `previous` holds for `spec` when its files did not change either, else a fresh load.
+template <class Tls, class Spec, class Load>
+std::shared_ptr<Tls> reuse_or_load(const Spec& spec, const std::vector<std::shared_ptr<Tls>>* previous, Load load) {
+    const std::uint64_t files = hash_files(files_of(spec));
+    if (previous)
+        for (const auto& p : *previous)
+            if (p && p->spec() == spec && p->files() == files) return p;
+    return load();
+}
+
+}  // namespace
+
 TlsMaterial load_tls(const config::Config& cfg, const TlsMaterial* previous, config::ConfigErrors& errors) {
     TlsMaterial out;
     out.fingerprint = tls_files_fingerprint(cfg);
     for (std::size_t i = 0; i < cfg.listeners.size(); ++i) {
         const auto& l = cfg.listeners[i];
-        std::shared_ptr<ServerTls> tls;
-        if (l.tls) {
-            const std::uint64_t files = hash_files(files_of(*l.tls));
-            if (previous)
-                for (const auto& p : previous->listeners)
-                    if (p && p->spec() == *l.tls && p->files() == files) tls = p;
-            if (!tls) tls = ServerTls::load(*l.tls, "/listeners/" + std::to_string(i) + "/tls", errors);
-        }
-        out.listeners.push_back(std::move(tls));
+        out.listeners.push_back(!l.tls ? nullptr : reuse_or_load(*l.tls, previous ? &previous->listeners : nullptr, [&] {
+            return ServerTls::load(*l.tls, "/listeners/" + std::to_string(i) + "/tls", errors);
+        }));
     }
     for (std::size_t i = 0; i < cfg.clusters.size(); ++i) {
         const auto& c = cfg.clusters[i];
-        std::shared_ptr<UpstreamTls> tls;
-        if (c.tls) {
-            const std::uint64_t files = hash_files(files_of(*c.tls));
-            if (previous)
-                for (const auto& p : previous->clusters)
-                    if (p && p->spec() == *c.tls && p->files() == files) tls = p;
-            if (!tls) tls = UpstreamTls::load(*c.tls, "/clusters/" + std::to_string(i) + "/tls", errors);
-        }
-        out.clusters.push_back(std::move(tls));
+        out.clusters.push_back(!c.tls ? nullptr : reuse_or_load(*c.tls, previous ? &previous->clusters : nullptr, [&] {
+            return UpstreamTls::load(*c.tls, "/clusters/" + std::to_string(i) + "/tls", errors);
+        }));
     }
     return out;
 }

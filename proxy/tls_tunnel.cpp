@@ -31,7 +31,8 @@ void TlsTunnel::start() {
     for (Side* s : {&client_, &upstream_}) {
         boost::system::error_code ec;
         s->stream.socket().set_option(asio::ip::tcp::no_delay(true), ec);
-        s->read_stopped.expires_at(asio::steady_timer::time_point::max());
+        s->loop_stopped.expires_at(asio::steady_timer::time_point::max());
+        s->running = true;
     }
     dog_.set_idle(s_.idle);
     dog_.set_hard(s_.hard_deadline);
@@ -47,6 +48,13 @@ void TlsTunnel::start() {
 }
 
 asio::awaitable<void> TlsTunnel::copy(Side& from, Side& to, std::string pending) {
+    struct Stopped {  // wakes a pass_end waiting for this loop to be gone
+        Side& s;
+        ~Stopped() {
+            s.running = false;
+            s.loop_stopped.cancel();
+        }
+    } stopped{from};
     std::uint64_t& route_bytes = from.client ? counters_.bytes_upstream : counters_.bytes_downstream;
     if (!pending.empty()) {
         auto [ec, n] = co_await to.stream.write(asio::buffer(pending));
@@ -60,7 +68,6 @@ asio::awaitable<void> TlsTunnel::copy(Side& from, Side& to, std::string pending)
         from.reading = true;
         auto [ec, n] = co_await from.stream.read_some(asio::buffer(from.buf.get(), kBuffer));
         from.reading = false;
-        from.read_stopped.cancel();  // wakes a pass_end waiting to close_notify this side
         if (closed_ || from.stop_reading) co_return;
         if (ec == asio::error::eof) {  // FIN, or close_notify: this side is done sending
             from.ended = true;
@@ -90,16 +97,19 @@ asio::awaitable<void> TlsTunnel::pass_end(Side& from, Side& to) {
         if (to.ended) finish(*first_end_);
         co_return;
     }
-    // close_notify cannot go out while a read is pending on the same TLS stream: stop it first.
+    // The tunnel ends. close_notify cannot go out beside a pending read or
+    // write on the same TLS stream: stop the other direction first.
     to.stop_reading = true;
-    if (to.reading) {
-        to.stream.socket().cancel(ignored);
-        while (to.reading) co_await to.read_stopped.async_wait(nothrow);
-    }
+    if (to.reading) to.stream.socket().cancel(ignored);
+    while (to.running) co_await to.loop_stopped.async_wait(nothrow);
     if (closed_) co_return;
     co_await to.stream.close_notify();
     if (closed_) co_return;
     to.stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    // `from` said goodbye; a TLS `from` hears ours too, not a bare FIN (a truncation).
+    co_await from.stream.close_notify();
+    if (closed_) co_return;
+    from.stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
     if (to.ended) co_return finish(*first_end_);
     // Let the peer finish its side (its own close_notify) for a moment:
     // closing at once would answer those bytes with a reset.
@@ -132,7 +142,7 @@ void TlsTunnel::finish(CloseReason reason) {
     dog_.stop();
     for (Side* s : {&client_, &upstream_}) {
         s->stream.close();
-        s->read_stopped.cancel();
+        s->loop_stopped.cancel();
     }
     tunnel_ended(worker_, s_, counters_, reason, client_.moved, upstream_.moved);
 }

@@ -5,10 +5,10 @@
 //
 // Ends: a clean end from one side (TCP FIN, or TLS close_notify) is passed on.
 // To a plain side it goes as a FIN and the other direction keeps flowing
-// (half-close). To a TLS side it goes as close_notify, then FIN, a short
-// linger for the peer's own close, and the tunnel ends: a TLS stream cannot
-// send close_notify while a read is pending on it, and a WebSocket has already
-// said goodbye in its Close frames by then. A TLS peer that drops TCP without
+// (half-close). To a TLS side it ends the tunnel: the other direction stops
+// (a TLS stream cannot send close_notify beside a pending read or write, and a
+// WebSocket has said goodbye in its Close frames by then), both TLS sides get
+// close_notify and both get a FIN, and a short linger lets the peer finish. A TLS peer that drops TCP without
 // close_notify (a truncated TLS stream) ends the tunnel as an error.
 //
 // Runs on its worker's thread only.
@@ -42,13 +42,14 @@ private:
     static constexpr std::size_t kBuffer = 16 * 1024;
 
     struct Side {
-        Side(Stream s, bool c) : stream(std::move(s)), client(c), read_stopped(stream.socket().get_executor()) {}
+        Side(Stream s, bool c) : stream(std::move(s)), client(c), loop_stopped(stream.socket().get_executor()) {}
         Stream stream;
         bool client;                    // the client side, else the upstream
         std::unique_ptr<char[]> buf{new char[kBuffer]};  // bytes read from this side
-        bool reading = false;           // a read is pending on this side
+        bool running = false;           // the copy loop reading from this side is alive
+        bool reading = false;           // ... and waiting in a read on it
         bool stop_reading = false;      // no new read: we are about to close_notify it
-        boost::asio::steady_timer read_stopped;
+        boost::asio::steady_timer loop_stopped;
         bool ended = false;             // it ended its sending cleanly (FIN or close_notify)
         std::uint64_t moved = 0;        // bytes read from it and delivered
     };

@@ -225,7 +225,17 @@ bool Tunnel::read_some(Flow& f) {
         }
         sent = 0;
     }
-    if (static_cast<std::size_t>(sent) < got) f.pending.assign(scratch.data() + sent, got - static_cast<std::size_t>(sent));
+    if (static_cast<std::size_t>(sent) < got) {
+        f.pending.assign(scratch.data() + sent, got - static_cast<std::size_t>(sent));
+        return true;  // pump's flush waits for the destination
+    }
+    if (got < scratch.size()) {
+        // A short read took all that was queued: wait now instead of spending
+        // a recv on EAGAIN. The wait re-checks readiness, so bytes (or a FIN)
+        // that arrived meanwhile wake it at once.
+        wait(f, false);
+        return false;
+    }
     return true;
 }
 

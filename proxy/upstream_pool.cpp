@@ -31,12 +31,16 @@ void EndpointPool::give(std::shared_ptr<UpstreamConn> conn) {
     std::uint64_t gen = ++conn->generation;
     // Readable while idle means closed by the upstream, or unsolicited bytes: drop it.
     // The handler holds the connection, not the pool: a pool that is gone closed it first.
-    conn->socket().async_wait(boost::asio::socket_base::wait_read,
-                            [this, conn, gen](const boost::system::error_code& ec) {
-                                if (gen != conn->generation || ec == boost::asio::error::operation_aborted) return;
-                                remove(conn);
-                                conn->stream.close();
-                            });
+    auto on_readable = [this, conn, gen](const boost::system::error_code& ec, std::size_t = 0) {
+        if (gen != conn->generation || ec == boost::asio::error::operation_aborted) return;
+        remove(conn);
+        conn->stream.close();
+    };
+    // Plain: a 1-byte read, because a readiness wait costs an epoll_ctl per
+    // request. TLS: a wait, which never takes a byte of a record the next
+    // request may still need.
+    if (conn->stream.tls()) conn->socket().async_wait(boost::asio::socket_base::wait_read, on_readable);
+    else conn->socket().async_read_some(boost::asio::buffer(&conn->idle_probe, 1), on_readable);
     idle_.push_back(std::move(conn));
 }
 

@@ -1,0 +1,31 @@
+# Helpers the bench scripts share; sourced, not run. The caller sets `work` (a
+# temporary directory) and `pids` (processes its cleanup stops).
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.05; done; }
+# utime+stime of a process, in clock ticks (0 for no process).
+cpu_ticks() { if [ -n "$1" ]; then awk '{print $14 + $15}' /proc/"$1"/stat; else echo 0; fi; }
+# The median of the numbers on standard input, one per line ("-" for none).
+median() { sort -g | awk '{v[NR] = $1} END {print (NR ? v[int((NR + 1) / 2)] : "-")}'; }
+
+# The HTTP origin every benchmark uses: nginx answering GET / with a small body,
+# keep-alive, one worker pinned to CPU 1. Sets http_origin to its port.
+start_http_origin() {
+  http_origin=$(free_port)
+  mkdir -p "$work/tmp"
+  cat > "$work/origin.conf" <<CONF
+worker_processes 1;
+daemon off;
+error_log stderr error;
+pid $work/origin.pid;
+events { worker_connections 16000; }
+http {
+  access_log off;
+  client_body_temp_path $work/tmp;
+  server { listen 127.0.0.1:$http_origin; keepalive_requests 1000000; location / { return 200 "hello from the origin\n"; } }
+}
+CONF
+  taskset -c 1 nginx -p "$work" -c "$work/origin.conf" >/dev/null 2>&1 &
+  pids+=($!)
+  wait_port "$http_origin"
+}
