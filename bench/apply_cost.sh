@@ -11,15 +11,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 routes="${1:-10000}" changes="${2:-50}"
-tools/deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON >/dev/null
-cmake --build build --target sluice router_bench >/dev/null
+. bench/lib.sh
+prepare "" sluice router_bench
 
 work=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-. bench/lib.sh
 rss_kib() { awk '/^VmRSS/ {print $2}' /proc/"$1"/status; }
 
 # The same mix of routes as router_bench: exact paths, prefixes, host- and method-bound prefixes.

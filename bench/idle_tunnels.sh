@@ -9,23 +9,14 @@ cd "$(dirname "$0")/.."
 count="${1:-5000}"
 ulimit -n 20000
 
-need=()
-command -v nginx >/dev/null || need+=(nginx)
-command -v haproxy >/dev/null || need+=(haproxy)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-tools/deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON >/dev/null
-cmake --build build --target sluice ws_echo_origin ws_idle_clients >/dev/null
+. bench/lib.sh
+prepare "nginx haproxy" sluice ws_echo_origin ws_idle_clients
 
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-. bench/lib.sh
 # Resident KiB of a process and its children (nginx: master + worker).
 rss_tree() {
   local total=0 p

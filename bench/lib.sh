@@ -1,5 +1,21 @@
-# Helpers the bench scripts share; sourced, not run. The caller sets `work` (a
-# temporary directory) and `pids` (processes its cleanup stops).
+# Helpers the bench scripts share; sourced, not run, from the repository root.
+# The caller sets `work` (a temporary directory) and `pids` (processes its
+# cleanup stops) before starting anything.
+
+# Installs the named Debian packages that are missing, then sluice's own
+# dependencies, and builds the given targets in build/ (RelWithDebInfo).
+prepare() {  # "pkg1 pkg2 ..." target...
+  local need=() tool
+  for tool in $1; do command -v "$tool" >/dev/null || need+=("$tool"); done
+  if [ ${#need[@]} -gt 0 ]; then
+    local sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  shift
+  tools/deps.sh
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON >/dev/null
+  cmake --build build --target "$@" >/dev/null
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.05; done; }

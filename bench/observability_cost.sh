@@ -11,19 +11,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
-command -v nginx >/dev/null && command -v wrk >/dev/null || {
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nginx wrk >/dev/null
-}
-tools/deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON >/dev/null
-cmake --build build --target sluice counter_bench >/dev/null
+. bench/lib.sh
+prepare "nginx wrk" sluice counter_bench
 
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-. bench/lib.sh
 start_http_origin
 origin_port=$http_origin
 

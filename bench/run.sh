@@ -23,15 +23,8 @@ if [ "${1:-}" = --smoke ]; then secs=1 reps=1 idle=200
 else secs="${1:-5}" idle="${2:-5000}"; fi
 ulimit -n 20000
 
-need=()
-for tool in nginx haproxy wrk curl; do command -v "$tool" >/dev/null || need+=("$tool"); done
-if [ ${#need[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-tools/deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON >/dev/null
-cmake --build build --target sluice ws_echo_origin ws_pingpong ws_idle_clients >/dev/null
+. bench/lib.sh
+prepare "nginx haproxy wrk curl" sluice ws_echo_origin ws_pingpong ws_idle_clients
 
 work=$(mktemp -d)
 chmod 755 "$work"
@@ -39,7 +32,6 @@ mkdir -p "$work/tmp"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-. bench/lib.sh
 
 # Origins, on CPU 1.
 start_http_origin

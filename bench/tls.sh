@@ -13,13 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-5}"
-command -v nginx >/dev/null && command -v wrk >/dev/null || {
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nginx wrk >/dev/null
-}
-tools/deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON >/dev/null
-cmake --build build --target sluice >/dev/null
+. bench/lib.sh
+prepare "nginx wrk" sluice
 
 work=$(mktemp -d)
 chmod 755 "$work"
@@ -27,7 +22,6 @@ mkdir -p "$work/tmp"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-. bench/lib.sh
 
 # Certificates for "localhost", made here (no key is committed): one CA, an
 # ECDSA P-256 leaf and an RSA 2048 leaf.
