@@ -273,14 +273,17 @@ asio::awaitable<std::shared_ptr<UpstreamConn>> Session::connect_upstream(std::si
             std::tie(ec, chosen) = co_await asio::async_connect(conn->socket(), results, nothrow);
         }
     }
+    // Before any TLS handshake, so its flights go out at once.
+    if (!ec) {
+        boost::system::error_code ignored;
+        conn->socket().set_option(tcp::no_delay(true), ignored);
+    }
     // TLS: the handshake runs within the same timeouts.connect.
     const auto& cluster = view_->snapshot->clusters[ci];
     std::string tls_failure;
     if (!ec && timed_out_ == Timeout::none && !aborted_ && cluster.tls) {
         conn->stream.use_tls(cluster.tls->context());
         cluster.tls->prepare(conn->stream.ssl(), ep.host);
-        boost::system::error_code ignored;
-        conn->socket().set_option(tcp::no_delay(true), ignored);  // the handshake's flights go out at once
         ec = co_await conn->stream.handshake(asio::ssl::stream_base::client);
         if (ec && timed_out_ == Timeout::none && !aborted_)
             tls_failure = cluster.tls->describe_failure(conn->stream.ssl(), ec, ep.host);
@@ -307,7 +310,6 @@ asio::awaitable<std::shared_ptr<UpstreamConn>> Session::connect_upstream(std::si
         co_return nullptr;
     }
     rec_.connect = Watchdog::Clock::now() - began;
-    conn->socket().set_option(tcp::no_delay(true), ec);
     ++view_->clusters[ci].pools[ei]->connects;
     co_return conn;
 }
