@@ -12,6 +12,8 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
+
 #include <fstream>
 #include <future>
 #include <sstream>
@@ -39,6 +41,16 @@ std::optional<std::string> read_whole_file(const std::string& path) {
 
 ChangeResult Server::change_config(const json& doc, std::optional<std::uint64_t> if_match, std::string_view source,
                                    bool dry_run) {
+    ChangeResult r = apply_change(doc, if_match, source, dry_run);
+    // An applied change leaves the old snapshot and the parse's temporaries
+    // free in glibc's arenas; without this a 10,000-route table's resident
+    // memory climbs to about three times its size and stays there.
+    if (r.outcome == ChangeResult::Outcome::applied) malloc_trim(0);
+    return r;
+}
+
+ChangeResult Server::apply_change(const json& doc, std::optional<std::uint64_t> if_match, std::string_view source,
+                                  bool dry_run) {
     ChangeResult r;
     auto current = store_.current();
     r.version = current->version;
