@@ -6,6 +6,9 @@
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,14 +25,25 @@ constexpr std::size_t kBulkThreshold = 16 * 1024;
 
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
+// The descriptor, taken out of Asio (which stops watching it); -1 on failure.
+int take_fd(Tunnel::tcp::socket& s) {
+    boost::system::error_code ec;
+    int fd = s.release(ec);
+    if (ec) {
+        s.close(ec);
+        return -1;
+    }
+    return fd;
+}
+
 }  // namespace
 
 Tunnel::Tunnel(Worker& worker, Setup setup, tcp::socket client, tcp::socket upstream)
     : worker_(worker),
       s_(std::move(setup)),
-      client_(std::move(client)),
-      upstream_(std::move(upstream)),
-      dog_(client_.get_executor()),
+      client_{take_fd(client)},
+      upstream_{take_fd(upstream)},
+      dog_(worker.io().get_executor()),
       counters_(worker.stats().tunnels(s_.route)) {
     up_ = Flow{&client_, &upstream_, true};
     down_ = Flow{&upstream_, &client_, false};
@@ -40,7 +54,11 @@ Tunnel::Tunnel(Worker& worker, Setup setup, tcp::socket client, tcp::socket upst
     tunnel_opened(worker_, this, s_, counters_);
 }
 
-Tunnel::~Tunnel() { tunnel_gone(worker_, this, s_); }
+Tunnel::~Tunnel() {
+    for (Side* side : {&client_, &upstream_})
+        if (side->fd >= 0) ::close(side->fd);
+    tunnel_gone(worker_, this, s_);
+}
 
 void tunnel_opened(Worker& worker, Downstream* tunnel, const Tunnel::Setup& s, TunnelCounters& counters) {
     s.listener->connections.fetch_add(1, std::memory_order_relaxed);
@@ -71,10 +89,22 @@ void describe_tunnel(const Tunnel::Setup& s, std::uint64_t bytes_from_client, st
 }
 
 void Tunnel::start() {
-    boost::system::error_code ec;
-    for (auto* s : {&client_, &upstream_}) {
-        s->non_blocking(true, ec);
-        s->set_option(boost::asio::ip::tcp::no_delay(true), ec);
+    if (client_.fd < 0 || upstream_.fd < 0) {
+        spdlog::warn("tunnel on route \"{}\" could not take over its sockets; closing it", s_.route);
+        finish(CloseReason::error);
+        return;
+    }
+    for (Side* side : {&client_, &upstream_}) {
+        ::fcntl(side->fd, F_SETFL, ::fcntl(side->fd, F_GETFL) | O_NONBLOCK);
+        int one = 1;
+        ::setsockopt(side->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    readiness_key_ = worker_.readiness().add(std::shared_ptr<Readiness::Handler>(self(), this), client_.fd, upstream_.fd);
+    if (readiness_key_ == 0) {
+        spdlog::warn("tunnel on route \"{}\" could not watch its sockets ({}); closing it", s_.route,
+                     std::strerror(errno));
+        finish(CloseReason::error);
+        return;
     }
     dog_.set_idle(s_.idle);
     dog_.set_hard(s_.hard_deadline);
@@ -84,17 +114,17 @@ void Tunnel::start() {
     pump(down_);
 }
 
-void Tunnel::wait(Flow& f, bool for_write) {
-    auto* socket = for_write ? f.to : f.from;
-    socket->async_wait(for_write ? boost::asio::socket_base::wait_write : boost::asio::socket_base::wait_read,
-                       [self = self(), &f](const boost::system::error_code& ec) {
-                           if (self->closed_) return;
-                           if (ec) {
-                               self->fail(f, ec.value(), false);
-                               return;
-                           }
-                           self->pump(f);
-                       });
+void Tunnel::on_ready(int side, std::uint32_t events) {
+    if (closed_) return;
+    Side& s = side == 0 ? client_ : upstream_;
+    const bool in = events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+    const bool out = events & (EPOLLOUT | EPOLLHUP | EPOLLERR);
+    if (in) s.readable = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s.peer_closed = true;
+    if (out) s.writable = true;
+    // The direction that writes to this socket, then the one that reads from it.
+    if (out) pump(side == 0 ? down_ : up_);
+    if (in && !closed_) pump(side == 0 ? up_ : down_);
 }
 
 void Tunnel::pump(Flow& f) {
@@ -105,7 +135,7 @@ void Tunnel::pump(Flow& f) {
             if (!f.done) {
                 // Pass the FIN on: the other side sees end of stream, and may still answer.
                 f.done = true;
-                ::shutdown(f.to->native_handle(), SHUT_WR);
+                ::shutdown(f.to->fd, SHUT_WR);
                 if (!any_eof_) {
                     any_eof_ = true;
                     first_eof_from_client_ = f.from_client;
@@ -118,18 +148,19 @@ void Tunnel::pump(Flow& f) {
         if (!read_some(f)) return;
     }
     // Busy: let the worker's other connections run, then continue.
-    boost::asio::post(client_.get_executor(), [self = self(), &f] {
+    boost::asio::post(worker_.io(), [self = self(), &f] {
         if (!self->closed_) self->pump(f);
     });
 }
 
 bool Tunnel::flush(Flow& f) {
-    int to = f.to->native_handle();
+    int to = f.to->fd;
+    if ((f.in_pipe > 0 || f.pending_off < f.pending.size()) && !f.to->writable) return false;
     while (f.in_pipe > 0) {
         ssize_t n = ::splice(f.pipe.read_fd, nullptr, to, nullptr, f.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n < 0) {
             if (would_block(errno)) {
-                wait(f, true);
+                f.to->writable = false;  // an EPOLLOUT edge comes when there is room
                 return false;
             }
             fail(f, errno, true);
@@ -147,7 +178,7 @@ bool Tunnel::flush(Flow& f) {
                            MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             if (would_block(errno)) {
-                wait(f, true);
+                f.to->writable = false;  // an EPOLLOUT edge comes when there is room
                 return false;
             }
             fail(f, errno, true);
@@ -164,7 +195,8 @@ bool Tunnel::flush(Flow& f) {
 }
 
 bool Tunnel::read_some(Flow& f) {
-    int from = f.from->native_handle();
+    if (!f.from->readable) return false;  // an EPOLLIN edge comes with more
+    int from = f.from->fd;
     if (f.bulk && worker_.splice_enabled()) {
         f.pipe = worker_.pipes().take();
         if (f.pipe) {
@@ -187,7 +219,7 @@ bool Tunnel::read_some(Flow& f) {
                 return true;
             }
             if (would_block(err)) {
-                wait(f, false);
+                f.from->readable = false;
                 return false;
             }
             if (err != EINVAL) {
@@ -206,7 +238,7 @@ bool Tunnel::read_some(Flow& f) {
         return true;
     }
     if (n < 0) {
-        if (would_block(errno)) wait(f, false);
+        if (would_block(errno)) f.from->readable = false;
         else fail(f, errno, false);
         return false;
     }
@@ -217,12 +249,13 @@ bool Tunnel::read_some(Flow& f) {
     dog_.touch();
     if (got == scratch.size()) f.bulk = true;  // a burst: splice the rest
     // Straight on to the destination; keep only what it did not take.
-    ssize_t sent = ::send(f.to->native_handle(), scratch.data(), got, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t sent = f.to->writable ? ::send(f.to->fd, scratch.data(), got, MSG_NOSIGNAL | MSG_DONTWAIT) : 0;
     if (sent < 0) {
         if (!would_block(errno)) {
             fail(f, errno, true);
             return false;
         }
+        f.to->writable = false;
         sent = 0;
     }
     if (static_cast<std::size_t>(sent) < got) {
@@ -230,10 +263,12 @@ bool Tunnel::read_some(Flow& f) {
         return true;  // pump's flush waits for the destination
     }
     if (got < scratch.size()) {
-        // A short read took all that was queued: wait now instead of spending
-        // a recv on EAGAIN. The wait re-checks readiness, so bytes (or a FIN)
-        // that arrived meanwhile wake it at once.
-        wait(f, false);
+        // A short read took all that was queued: wait for the next edge instead
+        // of spending a recv on EAGAIN. Bytes (or a FIN) that arrive after the
+        // recv raise a new edge. A FIN that came with the bytes raises none,
+        // so after one the next recv reads the end of stream.
+        if (f.from->peer_closed) return true;
+        f.from->readable = false;
         return false;
     }
     return true;
@@ -296,9 +331,13 @@ void Tunnel::finish(CloseReason reason) {
         else worker_.pipes().give(f->pipe);
         f->pipe = {};
     }
-    boost::system::error_code ec;
-    client_.close(ec);
-    upstream_.close(ec);
+    // Closing the descriptors takes them out of the readiness set; the set
+    // lets go of this tunnel on a later turn.
+    if (readiness_key_) worker_.readiness().drop(readiness_key_);
+    for (Side* side : {&client_, &upstream_}) {
+        if (side->fd >= 0) ::close(side->fd);
+        side->fd = -1;
+    }
     tunnel_ended(worker_, s_, counters_, reason, up_.moved, down_.moved);
     spdlog::debug("tunnel on route \"{}\" closed: {}", s_.route, close_reason_name(reason));
 }

@@ -6,7 +6,12 @@
 // source is readable, move bytes, wait until the destination is writable when
 // it pushes back. Nothing is read while bytes are still in flight, so each
 // direction holds at most one buffer's worth (backpressure), and an idle tunnel
-// holds no buffer and no pipe: only its two sockets and two pending waits.
+// holds no buffer and no pipe: only its two sockets.
+//
+// The sockets leave Asio when the tunnel starts: the worker's Readiness set
+// watches them edge-triggered, and the tunnel keeps a readable and a writable
+// flag per socket, cleared when a recv or send finds nothing more to do. So a
+// small message costs one recv and one send, and no epoll_ctl.
 //
 // Bytes move through a pipe with splice(2) (zero-copy) once a direction carries
 // bulk data (a read filled the whole buffer), and are copied through the
@@ -19,6 +24,7 @@
 #include "proxy/downstream.h"
 #include "proxy/listener.h"
 #include "proxy/pipe_pool.h"
+#include "proxy/readiness.h"
 #include "proxy/worker_stats.h"
 #include "proxy/snapshot.h"
 #include "proxy/upstream_pool.h"
@@ -35,7 +41,7 @@ namespace sluice::proxy {
 class Worker;
 class Tunnel;
 
-class Tunnel final : public Downstream {
+class Tunnel final : public Downstream, public Readiness::Handler {
 public:
     using tcp = boost::asio::ip::tcp;
     // Everything about a tunnel but its two connections.
@@ -65,11 +71,19 @@ public:
 
     Watchdog& watchdog() { return dog_; }
     void on_deadline(Watchdog::Which which);
+    void on_ready(int side, std::uint32_t events) override;
 
 private:
+    // One socket, out of Asio's hands: its descriptor and what epoll last said.
+    struct Side {
+        int fd = -1;
+        bool readable = true;  // until a recv says otherwise
+        bool writable = true;
+        bool peer_closed = false;  // epoll saw the FIN (or an error): read until recv says so
+    };
     struct Flow {
-        boost::asio::ip::tcp::socket* from;
-        boost::asio::ip::tcp::socket* to;
+        Side* from;
+        Side* to;
         bool from_client;
         Pipe pipe;                 // held only while bytes sit in it
         std::size_t in_pipe = 0;
@@ -83,9 +97,8 @@ private:
     };
 
     std::shared_ptr<Tunnel> self() { return std::static_pointer_cast<Tunnel>(shared_from_this()); }
-    // Moves as much as possible without blocking, then waits for readiness.
+    // Moves as much as possible without blocking; readiness calls it again.
     void pump(Flow& f);
-    void wait(Flow& f, bool for_write);
     // Sends what is in flight; false when the destination pushed back or failed.
     bool flush(Flow& f);
     // Reads once; false when there is nothing to read (or it failed).
@@ -95,7 +108,8 @@ private:
 
     Worker& worker_;
     Setup s_;
-    tcp::socket client_, upstream_;
+    Side client_, upstream_;
+    std::uint64_t readiness_key_ = 0;
     Watchdog dog_;
     TunnelCounters& counters_;
     Flow up_;    // client -> upstream

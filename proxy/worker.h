@@ -7,6 +7,7 @@
 #include "proxy/io_buffer.h"
 #include "proxy/listener.h"
 #include "proxy/pipe_pool.h"
+#include "proxy/readiness.h"
 #include "proxy/worker_stats.h"
 #include "proxy/snapshot.h"
 #include "proxy/upstream_pool.h"
@@ -85,6 +86,7 @@ public:
     boost::asio::io_context& io() { return io_; }
     BufferPool& buffers() { return buffers_; }
     PipePool& pipes() { return pipes_; }
+    Readiness& readiness() { return readiness_; }
     WorkerStats& stats() { return stats_; }
     // Writes one access log line when the log is on.
     void log_access(const AccessRecord& r) {
@@ -136,6 +138,7 @@ private:
     std::atomic<std::size_t> live_{0};
 
     boost::asio::io_context io_{1};
+    Readiness readiness_{io_};  // plain tunnels' sockets
     std::unordered_map<std::string, std::shared_ptr<EndpointPool>> pools_;
     std::shared_ptr<WorkerView> view_;
     std::uint64_t view_generation_ = 0;

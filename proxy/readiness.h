@@ -1,0 +1,58 @@
+// Edge-triggered readiness for the sockets of plain tunnels: one epoll set per
+// worker, nested in the worker's io_context.
+//
+// Asio re-arms epoll (EPOLL_CTL_MOD) on every async_wait, so a tunnel that
+// waited through Asio paid a system call per small WebSocket message on top of
+// its recv and its send. Here a socket is registered once, edge-triggered, and
+// its owner keeps its own readable/writable flags, as nginx does: a message
+// costs its recv and its send. The nested set is re-armed in the io_context
+// once per batch of events, not once per message.
+//
+// Runs on its worker's thread only.
+#pragma once
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+
+namespace sluice::proxy {
+
+class Readiness {
+public:
+    class Handler {
+    public:
+        // Socket `side` (0 or 1, as registered) has new readiness: `events` is
+        // the epoll mask (EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLHUP, EPOLLERR).
+        virtual void on_ready(int side, std::uint32_t events) = 0;
+
+    protected:
+        ~Handler() = default;
+    };
+
+    explicit Readiness(boost::asio::io_context& io);
+    Readiness(const Readiness&) = delete;
+    Readiness& operator=(const Readiness&) = delete;
+
+    // Watches sockets fd0 (side 0) and fd1 (side 1) for `handler`, which stays
+    // alive until drop(). Returns a key for drop(), or 0 with errno set.
+    std::uint64_t add(std::shared_ptr<Handler> handler, int fd0, int fd1);
+    // Forgets the handler. It is let go of on a later turn of the io_context,
+    // so a handler may drop itself from inside on_ready. Closing the sockets
+    // takes them out of the epoll set.
+    void drop(std::uint64_t key);
+    std::size_t size() const { return handlers_.size(); }
+
+private:
+    void arm();
+    void dispatch();
+
+    boost::asio::io_context& io_;
+    boost::asio::posix::stream_descriptor epoll_;
+    std::unordered_map<std::uint64_t, std::shared_ptr<Handler>> handlers_;
+    std::uint64_t next_key_ = 1;
+    bool armed_ = false;
+};
+
+}  // namespace sluice::proxy
