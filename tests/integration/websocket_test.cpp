@@ -347,3 +347,45 @@ TEST(WebSocket, DrainClosesOpenTunnelsWithinTheWindow) {
     EXPECT_THROW(ws.receive(), std::exception);
     EXPECT_EQ(proxy.server->wait(), 0);
 }
+
+// A client that stops reading stops the origin: each direction of a tunnel
+// holds at most a buffer's worth (the kernel's socket buffers aside), and the
+// flow resumes, byte-exact, when the client reads again. Both the splice path
+// (bulk) and the copy path wait for the destination to become writable.
+class TunnelBackpressure : public ::testing::TestWithParam<bool> {};
+
+TEST_P(TunnelBackpressure, AClientThatStopsReadingStopsTheOrigin) {
+    // More than every socket buffer on the way can hold (tcp_rmem allows 32 MiB).
+    constexpr std::size_t kTotal = 128u << 20, kChunk = 256u << 10;
+    std::string pattern(kTotal, '\0');
+    for (std::size_t i = 0; i < kTotal; ++i) pattern[i] = static_cast<char>((i * 7 + i / 65521) & 0xff);
+    std::atomic<std::size_t> written{0};
+    Gate all_written;
+    RawUpgradeOrigin raw;
+    raw.response_extra = "";
+    raw.after_101 = [&](tcp::socket& s, std::string) {
+        for (std::size_t off = 0; off < kTotal; off += kChunk) {
+            boost::system::error_code ec;
+            asio::write(s, asio::buffer(pattern.data() + off, kChunk), ec);
+            if (ec) return;
+            written += kChunk;
+        }
+        all_written.open();
+    };
+    TestOrigin origin(raw.handler());
+    RunningProxy proxy(config(origin.address()), 1, false, /*splice=*/GetParam());
+    RawClient c(proxy.port(), 60000);
+    c.send(kUpgrade);
+    EXPECT_EQ(c.read_head().status, 101u);
+    // Nothing is read: the buffers on the way fill up and the origin blocks.
+    EXPECT_FALSE(all_written.wait(1000));
+    EXPECT_LT(written.load(), kTotal);
+    // Reading again drains it all, in order, and the origin finishes.
+    std::string got = c.read_until_close();
+    EXPECT_TRUE(all_written.wait());
+    ASSERT_EQ(got.size(), kTotal);
+    EXPECT_TRUE(got == pattern) << "the bytes differ from what the origin sent";
+}
+
+INSTANTIATE_TEST_SUITE_P(WebSocket, TunnelBackpressure, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "splice" : "copy"; });
