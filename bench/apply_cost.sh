@@ -14,10 +14,7 @@ routes="${1:-10000}" changes="${2:-50}"
 . bench/lib.sh
 prepare "" sluice router_bench
 
-work=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+make_workdir
 rss_kib() { awk '/^VmRSS/ {print $2}' /proc/"$1"/status; }
 
 # The same mix of routes as router_bench: exact paths, prefixes, host- and method-bound prefixes.
@@ -44,6 +41,7 @@ start() {  # routes -> starts sluice, sets pid and admin
   admin=$(free_port)
   ./build/sluice run --config "$work/config.json" --admin "127.0.0.1:$admin" --workers 2 --log-level warn >/dev/null &
   pid=$!
+  pids+=("$pid")
   for _ in $(seq 200); do curl -sf "http://127.0.0.1:$admin/healthz" >/dev/null && break; sleep 0.05; done
   sleep 0.5
 }

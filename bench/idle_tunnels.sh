@@ -12,10 +12,7 @@ ulimit -n 20000
 . bench/lib.sh
 prepare "nginx haproxy" sluice ws_echo_origin ws_idle_clients
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+make_workdir
 
 # Resident KiB of a process and its children (nginx: master + worker).
 rss_tree() {
@@ -68,7 +65,6 @@ pid=$!; pids+=($pid)
 measure sluice "$pid" "$port"
 
 port=$(free_port)
-mkdir -p "$work/tmp"
 sed -e "s|@DIR@|$work|g" -e "s|@PORT@|$port|g" -e "s|@ORIGIN_PORT@|$origin_port|g" bench/nginx-websocket.conf.in > "$work/nginx.conf"
 nginx -p "$work" -c "$work/nginx.conf" &
 pid=$!; pids+=($pid)

@@ -1,6 +1,6 @@
 # Helpers the bench scripts share; sourced, not run, from the repository root.
-# The caller sets `work` (a temporary directory) and `pids` (processes its
-# cleanup stops) before starting anything.
+# A script calls make_workdir before starting anything, and adds every process
+# it starts to `pids`.
 
 # Installs the named Debian packages that are missing, then sluice's own
 # dependencies, and builds the given targets in build/ (RelWithDebInfo).
@@ -17,6 +17,17 @@ prepare() {  # "pkg1 pkg2 ..." target...
   cmake --build build --target "$@" >/dev/null
 }
 
+# Sets `work` to a new temporary directory (with tmp/ for nginx, readable by
+# nginx's workers) and `pids` to none; on exit, stops every process in `pids`
+# and removes `work`.
+make_workdir() {
+  work=$(mktemp -d)
+  chmod 755 "$work"
+  mkdir -p "$work/tmp"
+  pids=()
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.05; done; }
 # utime+stime of a process, in clock ticks (0 for no process).
@@ -28,7 +39,6 @@ median() { sort -g | awk '{v[NR] = $1} END {print (NR ? v[int((NR + 1) / 2)] : "
 # keep-alive, one worker pinned to CPU 1. Sets http_origin to its port.
 start_http_origin() {
   http_origin=$(free_port)
-  mkdir -p "$work/tmp"
   cat > "$work/origin.conf" <<CONF
 worker_processes 1;
 daemon off;

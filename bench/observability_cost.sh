@@ -14,10 +14,7 @@ secs="${1:-10}"
 . bench/lib.sh
 prepare "nginx wrk" sluice counter_bench
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+make_workdir
 start_http_origin
 origin_port=$http_origin
 
@@ -43,7 +40,6 @@ YAML
        "$(awk -v t=$((after - before)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz / n * 1e6}')"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
-
 
 run() {  # name, access_log yaml: the median of three runs, column by column
   local name=$1 log=$2 results

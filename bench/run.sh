@@ -26,12 +26,7 @@ ulimit -n 20000
 . bench/lib.sh
 prepare "nginx haproxy wrk curl" sluice ws_echo_origin ws_pingpong ws_idle_clients
 
-work=$(mktemp -d)
-chmod 755 "$work"
-mkdir -p "$work/tmp"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+make_workdir
 
 # Origins, on CPU 1.
 start_http_origin

@@ -16,12 +16,7 @@ secs="${1:-5}"
 . bench/lib.sh
 prepare "nginx wrk" sluice
 
-work=$(mktemp -d)
-chmod 755 "$work"
-mkdir -p "$work/tmp"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+make_workdir
 
 # Certificates for "localhost", made here (no key is committed): one CA, an
 # ECDSA P-256 leaf and an RSA 2048 leaf.

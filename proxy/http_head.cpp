@@ -79,7 +79,6 @@ std::size_t find_head_end(std::string_view data) {
 
 template <bool isRequest>
 MessageParser<isRequest>::MessageParser(Head& head) : head_(head) {
-    head_.body_spans.clear();
     // Our own limits are enforced before the parser sees the head.
     this->header_limit(std::numeric_limits<std::uint32_t>::max());
     this->body_limit(boost::none);

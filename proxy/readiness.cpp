@@ -6,8 +6,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <stdexcept>
-#include <string>
 #include <system_error>
 
 namespace sluice::proxy {
@@ -28,17 +26,18 @@ Readiness::Readiness(boost::asio::io_context& io) : io_(io), epoll_(io, make_epo
 
 std::uint64_t Readiness::add(std::shared_ptr<Handler> handler, int fd0, int fd1) {
     const std::uint64_t key = next_key_++;
-    int side = 0;
-    for (int fd : {fd0, fd1}) {
+    auto watch = [&](int fd, std::uint64_t side) {
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-        ev.data.u64 = key << 1 | static_cast<std::uint64_t>(side++);
-        if (::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_ADD, fd, &ev) != 0) {
-            int err = errno;
-            if (side == 2) ::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_DEL, fd0, nullptr);
-            errno = err;
-            return 0;
-        }
+        ev.data.u64 = key << 1 | side;
+        return ::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_ADD, fd, &ev) == 0;
+    };
+    if (!watch(fd0, 0)) return 0;
+    if (!watch(fd1, 1)) {
+        int err = errno;
+        ::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_DEL, fd0, nullptr);
+        errno = err;
+        return 0;
     }
     handlers_.emplace(key, std::move(handler));
     arm();

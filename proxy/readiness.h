@@ -42,7 +42,6 @@ public:
     // so a handler may drop itself from inside on_ready. Closing the sockets
     // takes them out of the epoll set.
     void drop(std::uint64_t key);
-    std::size_t size() const { return handlers_.size(); }
 
 private:
     void arm();

@@ -102,9 +102,10 @@ public:
 private:
     explicit Server(ServerOptions options);
     bool bind_all(std::string& error);
-    // The listener part of a change: binds what is new (nothing is kept on failure).
+    // change_config without the memory trim that follows an applied change.
     admin::ChangeResult apply_change(const nlohmann::json& doc, std::optional<std::uint64_t> if_match,
                                      std::string_view source, bool dry_run);
+    // The listener part of a change: binds what is new (nothing is kept on failure).
     bool bind_new_listeners(const config::Config& next, std::vector<std::shared_ptr<ListenerInfo>>& added,
                             std::string& error);
     void swap_listeners(const config::Config& next, std::vector<std::shared_ptr<ListenerInfo>> added);

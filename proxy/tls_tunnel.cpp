@@ -28,9 +28,8 @@ TlsTunnel::TlsTunnel(Worker& worker, Tunnel::Setup meta, Stream client, Stream u
 TlsTunnel::~TlsTunnel() { tunnel_gone(worker_, this, s_); }
 
 void TlsTunnel::start() {
+    // Both sockets already have TCP_NODELAY (the session and connect_upstream set it).
     for (Side* s : {&client_, &upstream_}) {
-        boost::system::error_code ec;
-        s->stream.socket().set_option(asio::ip::tcp::no_delay(true), ec);
         s->loop_stopped.expires_at(asio::steady_timer::time_point::max());
         s->running = true;
     }

@@ -8,8 +8,9 @@
 // (half-close). To a TLS side it ends the tunnel: the other direction stops
 // (a TLS stream cannot send close_notify beside a pending read or write, and a
 // WebSocket has said goodbye in its Close frames by then), both TLS sides get
-// close_notify and both get a FIN, and a short linger lets the peer finish. A TLS peer that drops TCP without
-// close_notify (a truncated TLS stream) ends the tunnel as an error.
+// close_notify and both get a FIN, and a short linger lets the peer finish.
+// A TLS peer that drops TCP without close_notify (a truncated TLS stream) ends
+// the tunnel as an error.
 //
 // Runs on its worker's thread only.
 #pragma once

@@ -6,8 +6,6 @@
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -94,11 +92,10 @@ void Tunnel::start() {
         finish(CloseReason::error);
         return;
     }
-    for (Side* side : {&client_, &upstream_}) {
+    // Both already have TCP_NODELAY (the session and connect_upstream set it).
+    // splice(2) and send(2) must never block the worker, whatever mode Asio left.
+    for (Side* side : {&client_, &upstream_})
         ::fcntl(side->fd, F_SETFL, ::fcntl(side->fd, F_GETFL) | O_NONBLOCK);
-        int one = 1;
-        ::setsockopt(side->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
     readiness_key_ = worker_.readiness().add(std::shared_ptr<Readiness::Handler>(self(), this), client_.fd, upstream_.fd);
     if (readiness_key_ == 0) {
         spdlog::warn("tunnel on route \"{}\" could not watch its sockets ({}); closing it", s_.route,
@@ -278,7 +275,6 @@ void Tunnel::fail(Flow& f, int err, bool on_destination) {
     // A side that reset or vanished ended the tunnel; anything else is an error.
     bool client_side = on_destination ? !f.from_client : f.from_client;
     bool gone = err == ECONNRESET || err == EPIPE || err == ENOTCONN || err == ECONNABORTED;
-    if (err == boost::asio::error::operation_aborted) return;
     if (!gone) spdlog::debug("tunnel on route \"{}\" failed: {}", s_.route, std::strerror(err));
     finish(gone ? (client_side ? CloseReason::client_closed : CloseReason::upstream_closed) : CloseReason::error);
 }
