@@ -24,6 +24,8 @@ public:
     // Binds and starts accepting; false with `error` set when the address cannot be used.
     bool listen(const std::string& address, std::uint16_t port, std::string& error);
     boost::asio::ip::tcp::endpoint local_endpoint() const;
+    // Accepts that failed (out of descriptors, memory): each paused the loop.
+    std::uint64_t accept_errors() const;
     void stop();
 
     struct Impl;

@@ -1,5 +1,7 @@
 #include "admin/handlers.h"
 
+#include "config/bounded_json.h"
+
 #include <charconv>
 #include <functional>
 
@@ -8,7 +10,11 @@ namespace {
 
 using json = nlohmann::json;
 
-AdminReply reply_json(unsigned status, const json& body) { return {status, "application/json", body.dump(2) + "\n", {}}; }
+// Strings from a request (names in paths, parse errors quoting the body) may
+// hold invalid UTF-8: replaced, so the answer can always be written.
+AdminReply reply_json(unsigned status, const json& body) {
+    return {status, "application/json", body.dump(2, ' ', false, json::error_handler_t::replace) + "\n", {}};
+}
 AdminReply reply_text(unsigned status, std::string text) {
     return {status, "text/plain; charset=utf-8", std::move(text), {}};
 }
@@ -77,21 +83,25 @@ std::optional<json> parse_object(const std::string& body, const std::string& wha
         error = reply_error(400, "the request needs a body: " + what + " as a JSON object");
         return std::nullopt;
     }
-    json doc;
-    try {
-        doc = json::parse(body);
-    } catch (const json::parse_error& e) {
-        std::string w = e.what();
-        auto pos = w.find("] ");
-        error = reply_error(400, "the body is not JSON: " + (pos == std::string::npos ? w : w.substr(pos + 2)));
+    config::ConfigError problem;
+    auto parsed = config::parse_json_bounded(body, problem);
+    if (!parsed) {
+        if (problem.pointer.empty() && problem.message.rfind("not valid JSON: ", 0) == 0) {
+            error = reply_error(400, "the body is not JSON: " + problem.message.substr(16));
+        } else {
+            std::string pointer = problem.pointer.empty() ? "/" : problem.pointer;
+            error = reply_json(400, {{"error", "the body was refused: " + pointer + ": " + problem.message},
+                                     {"details", json::array({{{"path", pointer}, {"message", problem.message}}})}});
+        }
         return std::nullopt;
     }
+    json& doc = *parsed;
     if (!doc.is_object()) {
         error = reply_error(400, "the body must be a JSON object (" + what + "), not " +
                                      std::string(doc.is_array() ? "an array" : doc.type_name()));
         return std::nullopt;
     }
-    return doc;
+    return std::move(doc);
 }
 
 // The index of the element named `name` in doc[list], or -1.
@@ -297,6 +307,18 @@ const std::vector<Endpoint>& endpoints() {
     return table;
 }
 
+bool valid_utf8(std::string_view s) {
+    for (std::size_t i = 0; i < s.size();) {
+        auto c = static_cast<unsigned char>(s[i]);
+        std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+        if (n == 0 || i + n > s.size()) return false;
+        for (std::size_t k = 1; k < n; ++k)
+            if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+        i += n;
+    }
+    return true;
+}
+
 // Matches "/routes/{}" against "/routes/chat"; `param` gets "chat".
 bool path_matches(std::string_view pattern, std::string_view path, std::string& param) {
     auto brace = pattern.find("{}");
@@ -319,6 +341,7 @@ AdminReply Handlers::handle(const AdminRequest& req) {
         if (mode_ == Mode::probes && !e.probes && !(probes_metrics_ && std::string_view(e.pattern) == "/metrics")) continue;
         std::string param;
         if (!path_matches(e.pattern, path, param)) continue;
+        if (!valid_utf8(param)) return reply_error(400, "the name in the path is not valid UTF-8 once percent-decoded");
         if (req.method != e.method) {
             allow += (allow.empty() ? "" : ", ") + std::string(e.method);
             continue;

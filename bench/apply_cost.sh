@@ -53,7 +53,7 @@ kill "$pid"; wait "$pid" 2>/dev/null || true
 start "$routes"
 big=$(rss_kib "$pid")
 times=$(for i in $(seq "$changes"); do
-  curl -s -o /dev/null -w '%{time_total}\n' -X PUT "http://127.0.0.1:$admin/routes/r5" \
+  curl -s -o /dev/null -w '%{time_total}\n' -X PUT "http://127.0.0.1:$admin/routes/r5" -H 'Content-Type: application/json' \
     -d "{\"name\": \"r5\", \"match\": {\"path_prefix\": \"/svc5-v$i/\"}, \"cluster\": \"c\"}"
 done | sort -g)
 after=$(rss_kib "$pid")

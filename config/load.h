@@ -17,10 +17,6 @@ struct LoadResult {
     ConfigErrors errors;
 };
 
-// Decodes YAML into the JSON data model (YAML 1.2 core scalars: true/false,
-// null/~, decimal numbers; quoted scalars always stay strings).
-nlohmann::json yaml_to_json(std::string_view text);
-
 // Parses and validates a decoded document: every error, or a Config.
 LoadResult load_document(const nlohmann::json& doc);
 LoadResult load_text(std::string_view text, Format format);

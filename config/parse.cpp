@@ -495,12 +495,18 @@ Config parse_document(const json& doc, ConfigErrors& errors) {
     Reader r(errors);
     Config cfg;
     if (!r.object(doc, "", "the config document",
-                  {"admin", "probes", "listeners", "clusters", "routes", "timeouts", "limits", "access_log"}))
+                  {"admin", "probes", "listeners", "clusters", "routes", "timeouts", "limits", "paths", "access_log"}))
         return cfg;
     r.opt(doc, "", "admin", [&](const json& v, const std::string& p) {
-        if (!r.object(v, p, "admin", {"address", "port"})) return;
+        if (!r.object(v, p, "admin", {"address", "port", "token_file"})) return;
         r.opt(v, p, "address", [&](const json& x, const std::string& xp) { read_address(r, x, xp, cfg.admin.address); });
         r.opt(v, p, "port", [&](const json& x, const std::string& xp) { r.port(x, xp, cfg.admin.port); });
+        r.opt(v, p, "token_file", [&](const json& x, const std::string& xp) {
+            std::string path;
+            if (r.formatted(x, xp, Pattern::file_path,
+                            "use an absolute path to a file holding the token, such as /var/run/sluice/admin-token", path))
+                cfg.admin.token_file = path;
+        });
     });
     r.opt(doc, "", "probes", [&](const json& v, const std::string& p) {
         if (!r.object(v, p, "probes", {"address", "port", "metrics"})) return;
@@ -543,6 +549,18 @@ Config parse_document(const json& doc, ConfigErrors& errors) {
         if (!r.object(v, p, "limits", {"request_headers", "request_line"})) return;
         r.opt(v, p, "request_headers", [&](const json& x, const std::string& xp) { r.size(x, xp, cfg.limits.request_headers); });
         r.opt(v, p, "request_line", [&](const json& x, const std::string& xp) { r.size(x, xp, cfg.limits.request_line); });
+    });
+    r.opt(doc, "", "paths", [&](const json& v, const std::string& p) {
+        if (!r.object(v, p, "paths", {"encoded_slash", "merge_slashes"})) return;
+        r.opt(v, p, "encoded_slash", [&](const json& x, const std::string& xp) {
+            std::string s;
+            if (!r.string(x, xp, s)) return;
+            if (s == "keep") cfg.paths.encoded_slash = Paths::EncodedSlash::keep;
+            else if (s == "reject") cfg.paths.encoded_slash = Paths::EncodedSlash::reject;
+            else if (s == "decode") cfg.paths.encoded_slash = Paths::EncodedSlash::decode;
+            else r.error(xp, describe_json(x) + " is not a choice here; use keep, reject or decode");
+        });
+        r.opt(v, p, "merge_slashes", [&](const json& x, const std::string& xp) { r.boolean(x, xp, cfg.paths.merge_slashes); });
     });
     r.opt(doc, "", "access_log", [&](const json& v, const std::string& p) {
         if (!r.object(v, p, "access_log", {"enabled", "path"})) return;

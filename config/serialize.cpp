@@ -68,9 +68,24 @@ const char* lb_policy_name(LbPolicy p) {
     return "round_robin";
 }
 
+const char* encoded_slash_name(Paths::EncodedSlash e) {
+    switch (e) {
+    case Paths::EncodedSlash::keep: return "keep";
+    case Paths::EncodedSlash::reject: return "reject";
+    case Paths::EncodedSlash::decode: return "decode";
+    }
+    return "keep";
+}
+
+json admin_json(const AdminSpec& a) {
+    json out = {{"address", a.address}, {"port", a.port}};
+    if (a.token_file) out["token_file"] = *a.token_file;
+    return out;
+}
+
 json to_json(const Config& cfg) {
     json out;
-    out["admin"] = {{"address", cfg.admin.address}, {"port", cfg.admin.port}};
+    out["admin"] = admin_json(cfg.admin);
     if (cfg.probes)
         out["probes"] = {{"address", cfg.probes->address}, {"port", cfg.probes->port}, {"metrics", cfg.probes->metrics}};
     out["listeners"] = json::array();
@@ -123,6 +138,8 @@ json to_json(const Config& cfg) {
     out["timeouts"] = timeouts_json(cfg.timeouts);
     out["limits"] = {{"request_headers", format_size(cfg.limits.request_headers)},
                      {"request_line", format_size(cfg.limits.request_line)}};
+    out["paths"] = {{"encoded_slash", encoded_slash_name(cfg.paths.encoded_slash)},
+                    {"merge_slashes", cfg.paths.merge_slashes}};
     out["access_log"] = {{"enabled", cfg.access_log.enabled}, {"path", cfg.access_log.path}};
     return out;
 }

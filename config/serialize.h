@@ -9,5 +9,7 @@
 namespace sluice::config {
 
 nlohmann::json to_json(const Config& cfg);
+// The admin section alone: {address, port[, token_file]}.
+nlohmann::json admin_json(const AdminSpec& a);
 
 }  // namespace sluice::config

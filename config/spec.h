@@ -41,9 +41,20 @@ struct Limits {
     bool operator==(const Limits&) const = default;
 };
 
+// How request paths are normalized before routing (docs/security.md).
+struct Paths {
+    enum class EncodedSlash { keep, reject, decode };  // %2F and %5C in a path
+    EncodedSlash encoded_slash = EncodedSlash::keep;
+    bool merge_slashes = false;  // "//a///b" is routed and forwarded as "/a/b"
+    bool operator==(const Paths&) const = default;
+};
+
 struct AdminSpec {
     std::string address = "127.0.0.1";
     std::uint16_t port = 9901;
+    // When set, every admin request but GET /healthz, /ready and /metrics needs
+    // "Authorization: Bearer <the file's first line>"; the file is re-read when it changes.
+    std::optional<std::string> token_file;
     bool operator==(const AdminSpec&) const = default;
 };
 
@@ -183,6 +194,7 @@ struct Config {
     std::vector<RouteSpec> routes;
     Timeouts timeouts;
     Limits limits;
+    Paths paths;
     AccessLogSpec access_log;
     bool operator==(const Config&) const = default;
 };

@@ -1,5 +1,6 @@
 #include "config/state_file.h"
 
+#include "config/bounded_json.h"
 #include "config/load.h"
 #include "config/serialize.h"
 
@@ -80,13 +81,13 @@ std::optional<StateFile> read_state_file(const std::string& dir, std::string& er
     }
     std::stringstream ss;
     ss << in.rdbuf();
-    nlohmann::json doc;
-    try {
-        doc = nlohmann::json::parse(ss.str());
-    } catch (const nlohmann::json::exception& e) {
-        error = path + " is not valid JSON: " + e.what();
+    ConfigError problem;
+    auto parsed = parse_json_bounded(ss.str(), problem);
+    if (!parsed) {
+        error = path + ": " + (problem.pointer.empty() ? "" : problem.pointer + ": ") + problem.message;
         return std::nullopt;
     }
+    nlohmann::json& doc = *parsed;
     if (!doc.is_object() || !doc.contains("version") || !doc["version"].is_number_unsigned() || !doc.contains("config")) {
         error = path + " is not a sluice state file: expected {\"version\": N, \"config\": {...}}";
         return std::nullopt;

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <set>
+#include <string_view>
 
 namespace sluice::config {
 namespace {
@@ -55,6 +56,35 @@ void address_clashes(const std::vector<Socket>& sockets, ConfigErrors& errors) {
     }
 }
 
+// A "." or ".." segment, also when written %2e: request paths are normalized
+// before routing, so a route path holding one could never match, and a
+// rewrite holding one could climb out of where it points.
+bool has_dot_segment(std::string_view path) {
+    std::string decoded;
+    for (std::size_t i = 0; i < path.size(); ++i) {
+        if (path[i] == '%' && i + 2 < path.size() && path[i + 1] == '2' && (path[i + 2] == 'e' || path[i + 2] == 'E')) {
+            decoded += '.';
+            i += 2;
+        } else {
+            decoded += path[i];
+        }
+    }
+    for (std::size_t start = 0; start <= decoded.size();) {
+        auto slash = decoded.find('/', start);
+        std::string_view seg = std::string_view(decoded).substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+        if (seg == "." || seg == "..") return true;
+        if (slash == std::string::npos) break;
+        start = slash + 1;
+    }
+    return false;
+}
+
+void check_path(const std::optional<std::string>& path, const std::string& pointer, ConfigErrors& errors) {
+    if (path && has_dot_segment(*path))
+        errors.push_back({pointer, "\"" + *path + "\" holds a \".\" or \"..\" segment; request paths are normalized before "
+                                   "routing, so write the path without them"});
+}
+
 }  // namespace
 
 void validate_config(const Config& cfg, ConfigErrors& errors) {
@@ -91,6 +121,17 @@ void validate_config(const Config& cfg, ConfigErrors& errors) {
             if (!ep.text.empty() && ep.text.front() == '[' && !is_ip(ep.host))
                 errors.push_back({pointer_join(pointer_join(pointer_join("/clusters", i), "endpoints"), e),
                                   "\"" + ep.host + "\" in brackets is not an IPv6 address"});
+        }
+    }
+
+    for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
+        const auto& r = cfg.routes[i];
+        const std::string p = pointer_join("/routes", i);
+        check_path(r.match.path, pointer_join(pointer_join(p, "match"), "path"), errors);
+        check_path(r.match.path_prefix, pointer_join(pointer_join(p, "match"), "path_prefix"), errors);
+        if (r.rewrite) {
+            check_path(r.rewrite->path, pointer_join(pointer_join(p, "rewrite"), "path"), errors);
+            check_path(r.rewrite->path_prefix, pointer_join(pointer_join(p, "rewrite"), "path_prefix"), errors);
         }
     }
 

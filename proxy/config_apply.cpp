@@ -71,7 +71,7 @@ ChangeResult Server::apply_change(const json& doc, std::optional<std::uint64_t> 
     if (next_doc.is_object()) {
         const auto& c = current->config;
         if (!next_doc.contains("admin") || options_.admin_address || options_.admin_port)
-            next_doc["admin"] = address_json(c.admin.address, c.admin.port);
+            next_doc["admin"] = config::admin_json(c.admin);
         if (!next_doc.contains("probes") && c.probes) {
             next_doc["probes"] = address_json(c.probes->address, c.probes->port);
             next_doc["probes"]["metrics"] = c.probes->metrics;
@@ -84,8 +84,8 @@ ChangeResult Server::apply_change(const json& doc, std::optional<std::uint64_t> 
     }
     config::Config& next = *loaded.config;
     if (next.admin != current->config.admin)
-        r.errors.push_back({"/admin", "the admin address is fixed at start-up (now " + admin_text(current->config.admin) +
-                                          "); restart sluice to move it"});
+        r.errors.push_back({"/admin", "the admin settings are fixed at start-up (now " + admin_text(current->config.admin) +
+                                          "); restart sluice to change them"});
     if (next.probes != current->config.probes)
         r.errors.push_back({"/probes", "the probes address is fixed at start-up (now " +
                                            (current->config.probes

@@ -1,5 +1,7 @@
 #include "proxy/forward_headers.h"
 
+#include "proxy/message_rules.h"
+
 #include <boost/beast/core/string.hpp>
 
 #include <array>
@@ -12,7 +14,7 @@ using boost::beast::iequals;
 
 // Tokens of all Connection fields; at most a handful in practice.
 struct ConnectionTokens {
-    std::array<std::string_view, 16> tokens{};
+    std::array<std::string_view, kMaxConnectionOptions> tokens{};  // more are refused with the head
     std::size_t count = 0;
 
     explicit ConnectionTokens(const MessageHead& head) {
@@ -37,6 +39,20 @@ struct ConnectionTokens {
         return false;
     }
 };
+
+// A name with '_' that reads, with '_' as '-', as a standard field or one
+// sluice sets: CGI-style origins (WSGI, PHP, Rack) map both spellings to one
+// variable, so "X_Forwarded_For" could override what sluice sends. Dropped,
+// as nginx and Envoy drop them.
+bool underscore_alias(const HeaderField& f) {
+    if (f.name.find('_') == std::string_view::npos) return false;
+    char dashed[128];
+    if (f.name.size() > sizeof dashed) return true;
+    for (std::size_t i = 0; i < f.name.size(); ++i) dashed[i] = f.name[i] == '_' ? '-' : f.name[i];
+    std::string_view d(dashed, f.name.size());
+    return http::string_to_field(d) != http::field::unknown || iequals(d, "x-forwarded-for") ||
+           iequals(d, "x-forwarded-proto") || iequals(d, "x-forwarded-host");
+}
 
 bool is_xff(const HeaderField& f) {
     return f.id == http::field::unknown && iequals(f.name, "x-forwarded-for");
@@ -83,11 +99,15 @@ void build_upstream_request(const RequestHead& req, const UpstreamRequest& up, s
     out += up.path;
     out += req.query;
     out += " HTTP/1.1\r\n";
-    bool have_host = false;
+    // Host first (RFC 9112 3.2): the client's, or the authority of an
+    // absolute-form target, which replaces any Host field (RFC 9112 3.2.2).
+    append_field(out, "Host", req.host.empty() ? up.fallback_host : req.host);
     std::string_view forwarded_for;
     std::size_t xff_count = 0;
     for (const auto& f : req.fields) {
-        if (always_hop_by_hop(f) || (conn.count && conn.names(f.name))) continue;
+        if (always_hop_by_hop(f) || f.id == http::field::host || (conn.count && conn.names(f.name)) ||
+            underscore_alias(f))
+            continue;
         if (is_xff(f)) {
             // Several X-Forwarded-For lines are joined below, in order.
             if (xff_count++ == 0) forwarded_for = f.value;
@@ -96,13 +116,8 @@ void build_upstream_request(const RequestHead& req, const UpstreamRequest& up, s
         if (f.id == http::field::unknown &&
             (iequals(f.name, "x-forwarded-proto") || iequals(f.name, "x-forwarded-host")))
             continue;  // replaced: clients must not choose what the origin trusts
-        if (f.id == http::field::host) {
-            if (have_host) continue;
-            have_host = true;
-        }
         append_field(out, f.name, f.value);
     }
-    if (!have_host) append_field(out, "Host", req.host.empty() ? up.fallback_host : req.host);
     out += "X-Forwarded-For: ";
     if (xff_count == 1) {
         out += forwarded_for;

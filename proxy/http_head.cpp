@@ -51,6 +51,9 @@ void RequestHead::clear() {
     MessageHead::clear();
     verb = http::verb::unknown;
     method = target = path = query = host = {};
+    absolute_form = false;
+    hosts = 0;
+    normalized_path.clear();
 }
 
 std::string_view RequestHead::host_name() const {
@@ -98,6 +101,7 @@ void MessageParser<isRequest>::on_request_impl(http::verb method, boost::beast::
             t.remove_prefix(t[4] == ':' ? 7 : 8);
             auto slash = t.find_first_of("/?");
             head_.host = t.substr(0, slash);
+            head_.absolute_form = true;
             t = slash == std::string_view::npos ? std::string_view{} : t.substr(slash);
         }
         auto q = t.find('?');
@@ -118,13 +122,26 @@ void MessageParser<isRequest>::on_response_impl(int code, boost::beast::string_v
 
 template <bool isRequest>
 void MessageParser<isRequest>::on_field_impl(http::field name, boost::beast::string_view name_string, boost::beast::string_view value,
-                                             boost::beast::error_code&) {
+                                             boost::beast::error_code& ec) {
     if (this->is_header_done()) return;  // chunked trailers are not forwarded
+    // Every view must point into head_.raw, which lives as long as the head.
+    // Beast hands out a view into its own reused buffer for a folded value.
+    auto inside = [&](boost::beast::string_view v) {
+        const char* b = head_.raw.data();
+        return v.empty() || (v.data() >= b && v.data() + v.size() <= b + head_.raw.size());
+    };
+    if (!inside(name_string) || !inside(value)) {
+        ec = http::error::bad_value;
+        return;
+    }
     head_.fields.push_back({name, name_string, value});
     if (name == http::field::content_length) ++head_.content_lengths;
     if (name == http::field::transfer_encoding) ++head_.transfer_encodings;
     if constexpr (isRequest) {
-        if (name == http::field::host && head_.host.empty()) head_.host = value;
+        if (name == http::field::host) {
+            ++head_.hosts;
+            if (!head_.absolute_form && head_.hosts == 1) head_.host = value;
+        }
     }
 }
 
@@ -161,22 +178,26 @@ void MessageParser<isRequest>::on_finish_impl(boost::beast::error_code&) {
 template class MessageParser<true>;
 template class MessageParser<false>;
 
-std::string request_framing_problem(const RequestHead& head) {
-    if (head.transfer_encodings > 0 && head.content_lengths > 0)
-        return "the request has both Content-Length and Transfer-Encoding, which could smuggle a second request";
-    if (head.transfer_encodings > 1) return "the request has more than one Transfer-Encoding field";
-    if (head.transfer_encodings == 1) {
-        // Only "chunked" as the final coding frames a request body (RFC 9112 6.3).
-        std::string_view te = head.find(http::field::transfer_encoding);
-        while (!te.empty() && (te.back() == ' ' || te.back() == '\t')) te.remove_suffix(1);
-        auto comma = te.rfind(',');
-        std::string_view last = comma == std::string_view::npos ? te : te.substr(comma + 1);
-        while (!last.empty() && (last.front() == ' ' || last.front() == '\t')) last.remove_prefix(1);
-        if (!iequals(last, "chunked")) return "the request's Transfer-Encoding does not end with chunked";
+bool has_obs_fold(std::string_view head) {
+    auto line_end = head.find("\r\n");
+    if (line_end == std::string_view::npos) return false;
+    // A line that starts with SP or HTAB right after the start line is not a
+    // fold but whitespace before the first field; Beast refuses it.
+    for (auto i = head.find("\r\n", line_end + 2); i != std::string_view::npos; i = head.find("\r\n", i + 2))
+        if (i + 2 < head.size() && (head[i + 2] == ' ' || head[i + 2] == '\t')) return true;
+    return false;
+}
+
+void replace_obs_fold(std::string& head) {
+    auto line_end = head.find("\r\n");
+    if (line_end == std::string::npos) return;
+    for (auto i = head.find("\r\n", line_end + 2); i != std::string::npos; i = head.find("\r\n", i + 2)) {
+        if (i + 2 < head.size() && (head[i + 2] == ' ' || head[i + 2] == '\t')) {
+            head[i] = ' ';
+            head[i + 1] = ' ';
+            for (std::size_t k = i + 2; k < head.size() && (head[k] == ' ' || head[k] == '\t'); ++k) head[k] = ' ';
+        }
     }
-    if (head.version < 11 && head.transfer_encodings > 0)
-        return "Transfer-Encoding is not allowed in an HTTP/1.0 request";
-    return {};
 }
 
 }  // namespace sluice::proxy

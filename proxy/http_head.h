@@ -1,7 +1,8 @@
 // HTTP/1.1 message heads and a streaming parser built on Beast's basic_parser.
 //
 // Heads are parsed from a copy of their bytes (so the views below stay valid for
-// the whole exchange); bodies are parsed in place from the connection's input
+// the whole exchange; a field whose view would point elsewhere, as Beast's
+// obs-fold buffer does, is refused by the parser); bodies are parsed in place from the connection's input
 // buffer and handed out as views, so body bytes are never copied on their way
 // through sluice.
 #pragma once
@@ -52,6 +53,9 @@ struct RequestHead : MessageHead {
     std::string_view path;    // target without the query; "/" for absolute-form with no path
     std::string_view query;   // "?..." or empty
     std::string_view host;    // Host field (or authority of an absolute-form target), with port
+    bool absolute_form = false;  // the target was "http://authority/path": its authority is the host
+    int hosts = 0;               // Host lines seen
+    std::string normalized_path;  // where `path` points when normalization changed it
 
     void clear();
     // Host without port, as received (compare case-insensitively).
@@ -107,8 +111,10 @@ using ResponseParser = MessageParser<false>;
 extern template class MessageParser<true>;
 extern template class MessageParser<false>;
 
-// Why a request head was refused: the smuggling checks Beast leaves to us.
-// Returns an empty string when the framing is acceptable.
-std::string request_framing_problem(const RequestHead& head);
+// obs-fold (RFC 9112 5.2): a field line continued on the next line, which
+// starts with a space or tab. Only the field section counts, not the start line.
+bool has_obs_fold(std::string_view head);
+// Replaces each obs-fold (CRLF and the blanks after it) with spaces, in place.
+void replace_obs_fold(std::string& head);
 
 }  // namespace sluice::proxy

@@ -2,6 +2,7 @@
 
 #include "config/duration.h"
 #include "proxy/log.h"
+#include "proxy/message_rules.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -238,16 +239,9 @@ asio::awaitable<bool> Session::read_request_head() {
     req_.raw.assign(in_.data().data(), end);
     in_.consume(end);
     req_parser_.emplace(req_);
-    boost::beast::error_code ec;
-    req_parser_->put(asio::buffer(req_.raw), ec);
-    std::string problem;
-    if (ec || !req_parser_->is_header_done()) problem = "malformed request (" + ec.message() + ")";
-    else if (problem = request_framing_problem(req_); !problem.empty()) {
-    } else if (req_.version >= 11 && req_.find(http::field::host).empty() && req_.host.empty())
-        problem = "an HTTP/1.1 request needs a Host header";
-    if (!problem.empty()) {
+    if (auto refusal = parse_request_head(req_, *req_parser_, snapshot->config.paths)) {
         client_keep_alive_ = false;
-        co_await send_error(ErrorKind::bad_request, problem, true);
+        co_await send_error(refusal->kind, refusal->message, true);
         co_return false;
     }
     req_parser_->eager(true);
@@ -268,8 +262,10 @@ asio::awaitable<Session::Exchange> Session::handle_request() {
                                 ":" + std::to_string(a.port);
             msg += "\nsluice is running its built-in default config, which has no routes. Add a cluster and a route "
                    "on the admin API:\n  curl -X PUT " + admin +
-                   "/clusters/app -d '{\"endpoints\": [\"127.0.0.1:3000\"]}'\n  curl -X POST " + admin +
-                   "/routes -d '{\"name\": \"all\", \"match\": {\"path_prefix\": \"/\"}, \"cluster\": \"app\"}'"
+                   "/clusters/app -H 'Content-Type: application/json' -d '{\"endpoints\": [\"127.0.0.1:3000\"]}'\n"
+                   "  curl -X POST " + admin +
+                   "/routes -H 'Content-Type: application/json' -d '{\"name\": \"all\", \"match\": {\"path_prefix\": "
+                   "\"/\"}, \"cluster\": \"app\"}'"
                    "\nor start sluice with --config FILE (see docs/config.md)";
         }
         co_return co_await send_error(ErrorKind::no_route, msg);
@@ -277,13 +273,19 @@ asio::awaitable<Session::Exchange> Session::handle_request() {
     route_ = r;
     rec_.routed = true;
     const RouteRuntime& route = snap.routes[r];
-    // Upgrade: websocket with an "upgrade" token in Connection, any case, any order.
-    bool upgrade = req_.connection_has("upgrade") && boost::beast::iequals(req_.find(http::field::upgrade), "websocket");
+    // Upgrade: websocket with an "upgrade" token in Connection, any case, any
+    // order. HTTP/1.0 has no upgrades (RFC 9110 7.8): the request goes on as a
+    // plain one, its Upgrade dropped as hop-by-hop.
+    bool upgrade = req_.version >= 11 && req_.connection_has("upgrade") &&
+                   boost::beast::iequals(req_.find(http::field::upgrade), "websocket");
     upgrade_ = upgrade && route.spec->websocket;
     if (upgrade && !route.spec->websocket)
         co_return co_await send_error(ErrorKind::websocket_disabled,
                                       "route \"" + route.spec->name +
                                           "\" does not accept WebSocket upgrades (websocket: false)");
+    // After a 101 every byte is tunnel data: a body would be read as frames.
+    if (upgrade_ && !req_parser_->is_done())
+        co_return co_await send_error(ErrorKind::bad_request, "a WebSocket upgrade request cannot carry a body", true);
     co_return co_await forward(r);
 }
 

@@ -14,6 +14,7 @@
 #include "proxy/http_head.h"
 #include "proxy/io_buffer.h"
 #include "proxy/listener.h"
+#include "proxy/message_rules.h"
 #include "proxy/proxy_error.h"
 #include "proxy/tunnel.h"
 #include "proxy/watchdog.h"
@@ -171,7 +172,7 @@ private:
     };
     Pump pump_ = Pump::idle;
     bool stop_pump_ = false;  // finish_pump() asked the running pump to end
-    std::string client_body_error_;
+    Refusal client_body_error_;  // why the body was refused (client_bad_body)
     asio::steady_timer pump_done_;
     std::vector<asio::const_buffer> pump_gather_;
     char pump_chunk_line_[24];

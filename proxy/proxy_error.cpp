@@ -18,6 +18,7 @@ int status_of(ErrorKind k) {
     case ErrorKind::max_duration: return 504;
     case ErrorKind::no_healthy_endpoint: return 503;
     case ErrorKind::upstream_tls_failed: return 502;
+    case ErrorKind::not_implemented: return 501;
     }
     return 500;
 }
@@ -38,6 +39,7 @@ std::string_view code_of(ErrorKind k) {
     case ErrorKind::max_duration: return "max_duration";
     case ErrorKind::no_healthy_endpoint: return "no_healthy_endpoint";
     case ErrorKind::upstream_tls_failed: return "upstream_tls_failed";
+    case ErrorKind::not_implemented: return "not_implemented";
     }
     return "internal";
 }
@@ -50,6 +52,7 @@ std::string_view reason_of(int status) {
     case 408: return "Request Timeout";
     case 414: return "URI Too Long";
     case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";

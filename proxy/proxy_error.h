@@ -22,8 +22,9 @@ enum class ErrorKind {
     max_duration,              // 504: the exchange hit max_duration before a response
     no_healthy_endpoint,       // 503: every endpoint of the cluster is unhealthy or ejected
     upstream_tls_failed,       // 502: the TLS handshake with the upstream failed (e.g. not verified)
+    not_implemented,           // 501: a transfer coding sluice does not implement
 };
-inline constexpr std::size_t kErrorKindCount = static_cast<std::size_t>(ErrorKind::upstream_tls_failed) + 1;
+inline constexpr std::size_t kErrorKindCount = static_cast<std::size_t>(ErrorKind::not_implemented) + 1;
 
 int status_of(ErrorKind k);
 std::string_view code_of(ErrorKind k);  // the x-sluice-error value

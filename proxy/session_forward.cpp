@@ -5,6 +5,8 @@
 #include "config/duration.h"
 #include "proxy/balancer.h"
 #include "proxy/http_session.h"
+#include "proxy/message_rules.h"
+#include "proxy/request_path.h"
 #include "proxy/tls_tunnel.h"
 
 #include <boost/asio/as_tuple.hpp>
@@ -110,8 +112,15 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
             path = *rw->path;
         } else {
             const auto& m = route.spec->match;
+            std::string_view rest = req_.path.substr(m.path ? m.path->size() : m.path_prefix->size());
             rewritten = *rw->path_prefix;
-            rewritten += req_.path.substr(m.path ? m.path->size() : m.path_prefix->size());
+            rewritten += rest;
+            // The request path is normal, so only a remainder that starts with
+            // '.' can make a dot segment where prefix and remainder meet.
+            if (!rest.empty() && rest.front() == '.' && !rewrite_stays_within(rewritten, *rw->path_prefix))
+                co_return co_await send_error(ErrorKind::bad_request,
+                                              "the path " + std::string(req_.path.substr(0, 200)) + " rewritten by " +
+                                                  route_label() + " would leave its prefix " + *rw->path_prefix);
             path = rewritten;
         }
     }
@@ -202,12 +211,17 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
         // closed is retried fresh on the same endpoint; after that, a bodiless
         // idempotent request may go to another endpoint.
         const bool stale_possible = reused && !stale_retry_used && !has_body;
-        const bool may_retry = !has_body && (stale_possible || (idempotent(req_.verb) && others_left));
+        // A head that failed to go out was never read by the upstream: any
+        // method may be sent again. Once it went out, the upstream may have
+        // acted on it even if it closed without an answer: only idempotent
+        // methods are repeated (a POST must never reach an origin twice).
+        const bool may_resend_unsent = stale_possible || others_left;
+        const bool may_retry = !has_body && idempotent(req_.verb) && (stale_possible || others_left);
         pump_ = Pump::idle;
         stop_pump_ = false;
         if (has_body) {
             pump_ = Pump::running;
-            client_body_error_.clear();
+            client_body_error_ = {};
             pump_done_.expires_at(Watchdog::time_point::max());
             phase_ = Phase::request;
             set_streaming();
@@ -222,7 +236,7 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
                                              : co_await conn->stream.write(asio::buffer(up_head_));
             rec_.sent = Watchdog::Clock::now();
             if (ec) {
-                if (may_retry && timed_out_ == Timeout::none && !aborted_) {
+                if (may_resend_unsent && timed_out_ == Timeout::none && !aborted_) {
                     retry = true;
                     retry_message_ = "upstream closed the connection while receiving the request: " + upstream_label();
                 }
@@ -318,17 +332,14 @@ asio::awaitable<void> Session::pump_request_body(std::shared_ptr<UpstreamConn> c
     bool head_sent = false;
     Pump end = Pump::done;
     for (;;) {
-        std::size_t used = 0;
-        if (!req_parser_->is_done() && !in_.empty()) {
-            boost::beast::error_code ec;
-            used = req_parser_->put(asio::buffer(in_.data()), ec);
-            if (ec == http::error::need_more) ec = {};
-            if (ec) {
-                client_body_error_ = ec.message();
-                end = Pump::client_bad_body;
-                break;
-            }
+        // Trailers count against the request head limit (limits.request_headers).
+        auto step = feed_body(*req_parser_, in_.data(), view_->snapshot->config.limits.request_headers);
+        if (step.refusal) {
+            client_body_error_ = std::move(*step.refusal);
+            end = Pump::client_bad_body;
+            break;
         }
+        const std::size_t used = step.used;
         const bool last = req_parser_->is_done();
         for (const auto& b : req_parser_->body()) rec_.bytes_in += b.size();
         pump_gather_.clear();
@@ -431,7 +442,7 @@ asio::awaitable<Session::Exchange> Session::fail_exchange(ErrorKind kind, std::s
     }
     if (aborted_ || pump_ == Pump::client_left) co_return Exchange::close;
     if (pump_ == Pump::client_bad_body)
-        co_return co_await send_error(ErrorKind::bad_request, "malformed request body (" + client_body_error_ + ")", true);
+        co_return co_await send_error(client_body_error_.kind, client_body_error_.message, true);
     co_return co_await send_error(kind, message);
 }
 
@@ -506,13 +517,8 @@ asio::awaitable<std::optional<Session::Exchange>> Session::read_response_head(Up
         resp_.raw.assign(conn.in.data().data(), end);
         conn.in.consume(end);
         parser.emplace(resp_);
-        if (req_.verb == http::verb::head) parser->skip(true);
-        boost::beast::error_code ec;
-        parser->put(asio::buffer(resp_.raw), ec);
-        if (ec || !parser->is_header_done())
-            co_return co_await fail_exchange(ErrorKind::upstream_bad_response,
-                                             "upstream sent a malformed response head (" + ec.message() +
-                                                 "): " + upstream_label());
+        if (auto refusal = parse_response_head(resp_, *parser, req_.verb == http::verb::head))
+            co_return co_await fail_exchange(ErrorKind::upstream_bad_response, refusal->message + ": " + upstream_label());
         if (resp_.status == 101 && upgrade_) co_return std::nullopt;  // becomes a tunnel
         if (resp_.status == 101)
             co_return co_await fail_exchange(
@@ -573,22 +579,18 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
 
     bool head_sent = false;
     for (;;) {
-        std::size_t used = 0;
-        if (!parser->is_done() && !conn->in.empty()) {
-            boost::beast::error_code ec;
-            used = parser->put(asio::buffer(conn->in.data()), ec);
-            if (ec == http::error::need_more) ec = {};
-            if (ec) {
-                spdlog::debug("upstream sent a malformed response body ({}): {}", ec.message(), upstream_label());
-                if (!head_sent)
-                    co_return co_await fail_exchange(ErrorKind::upstream_bad_response,
-                                                     "upstream sent a malformed response body (" + ec.message() +
-                                                         "): " + upstream_label());
-                conn->stream.close();
-                co_await finish_pump(*conn);
-                co_return Exchange::close;  // the client sees a cut response, never a wrong one
-            }
+        auto step = feed_body(*parser, conn->in.data(), kMaxResponseHead);
+        if (step.refusal) {
+            spdlog::debug("upstream sent a bad response body ({}): {}", step.refusal->message, upstream_label());
+            if (!head_sent)
+                co_return co_await fail_exchange(ErrorKind::upstream_bad_response, "upstream sent a bad response body: " +
+                                                                                       step.refusal->message + ": " +
+                                                                                       upstream_label());
+            conn->stream.close();
+            co_await finish_pump(*conn);
+            co_return Exchange::close;  // the client sees a cut response, never a wrong one
         }
+        const std::size_t used = step.used;
         const bool last = parser->is_done();
         std::size_t body_bytes = 0;
         for (const auto& b : parser->body()) body_bytes += b.size();

@@ -66,6 +66,23 @@ TEST(Cli, ValidateListsEveryErrorWithPathAndPointer) {
     EXPECT_EQ(r2.err, g.path + ": /routes/0/cluster: cluster \"d\" is not defined; defined clusters: c\n");
 }
 
+// Both crashed with SIGSEGV (stack overflow): std::regex on a 50,000-byte
+// path_prefix, and a recursive copy of a document nested 300,000 deep.
+TEST(Cli, ValidateAndRunRefuseHostileConfigsWithoutCrashing) {
+    TempFile long_path(".yaml", "listeners: [{name: p, port: 0}]\nclusters: [{name: c, endpoints: [\"127.0.0.1:1\"]}]\n"
+                                "routes: [{name: r, cluster: c, match: {path_prefix: /" + std::string(50000, 'a') + "}}]\n");
+    auto r = run_sluice({"validate", long_path.path});
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_NE(r.err.find(long_path.path + ": /routes/0/match/path_prefix: this string is 50001 bytes long"), std::string::npos)
+        << r.err;
+    auto run = run_sluice({"run", "--config", long_path.path, "--admin", "127.0.0.1:0"});
+    EXPECT_EQ(run.status, 1) << run.err;
+    TempFile deep(".json", "{\"listeners\": " + std::string(300000, '['));
+    auto d = run_sluice({"validate", deep.path});
+    EXPECT_EQ(d.status, 1) << d.err;
+    EXPECT_NE(d.err.find("nested deeper than 64 levels"), std::string::npos) << d.err;
+}
+
 TEST(Cli, RunWithABadConfigStartsNothingAndListsErrors) {
     TempFile f(".yaml", "listeners: [{name: a}, {name: b, port: -1}]\ntimeouts: {connect: fast}\n");
     auto r = run_sluice({"run", "--config", f.path, "--admin", "127.0.0.1:0"});

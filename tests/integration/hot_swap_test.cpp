@@ -1,6 +1,7 @@
 // The hot-swap guarantees, with real sockets: live tunnels and streams survive
 // whole-config replacements; a thousand changes under load cause no error and
 // leak no snapshot.
+#include "config/bounded_json.h"
 #include "proxy/snapshot.h"
 #include "tests/support/client.h"
 #include "tests/support/origin.h"
@@ -47,7 +48,10 @@ routes:{routes}
 }
 
 // YAML flow text to the JSON document the admin API takes.
-std::string as_json(const std::string& yaml) { return sluice::config::yaml_to_json(yaml).dump(); }
+std::string as_json(const std::string& yaml) {
+    sluice::config::ConfigError problem;
+    return sluice::config::parse_yaml_bounded(yaml, problem).value().dump();
+}
 
 }  // namespace
 

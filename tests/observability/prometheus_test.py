@@ -31,7 +31,8 @@ def free_port():
 
 
 def http(url, data=None, method=None):
-    req = urllib.request.Request(url, data=data, method=method)
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(req, timeout=5) as r:
         return r.status, r.read().decode()
 

@@ -306,3 +306,67 @@ TEST(ConfigDefault, BuiltInDefaultMatchesSpec) {
     EXPECT_TRUE(c.routes.empty());
     EXPECT_EQ(c.admin.port, 9901);
 }
+
+// A few hundred KB of '[' overflowed the stack in a recursive copy of the
+// document; now the parse stops at 64 levels and names where.
+TEST(ConfigLoad, DeepNestingIsRefusedWithAPointer) {
+    std::string deep = "{\"listeners\": [{\"name\": \"p\", \"port\": 1, \"x\": " + std::string(300000, '[');
+    auto r = json_text(deep);
+    ASSERT_EQ(r.errors.size(), 1u) << dump(r.errors);
+    EXPECT_EQ(r.errors[0].pointer.rfind("/listeners/0/x/0/0/0/", 0), 0u) << r.errors[0].pointer;
+    EXPECT_NE(r.errors[0].message.find("nested deeper than 64"), std::string::npos) << r.errors[0].message;
+    auto y = yaml("listeners: [{name: p, port: 1, x: " + std::string(100, '[') + std::string(100, ']') + "}]");
+    ASSERT_FALSE(y.errors.empty());
+    EXPECT_NE(y.errors[0].message.find("nested deeper than 64"), std::string::npos) << dump(y.errors);
+    // Deeper than yaml-cpp's own guard: its error, not a crash.
+    EXPECT_FALSE(yaml("x: " + std::string(300000, '[')).errors.empty());
+    // 63 levels inside the document are fine as far as depth goes.
+    auto ok = json_text("{\"listeners\": " + std::string(62, '[') + std::string(62, ']') + "}");
+    EXPECT_FALSE(has_error(ok, "", "nested"));
+}
+
+// A 50,000-character path_prefix overflowed the stack inside std::regex.
+TEST(ConfigLoad, LongStringsAreRefusedWithAPointer) {
+    auto r = yaml("listeners: [{name: p, port: 1}]\nclusters: [{name: c, endpoints: [\"127.0.0.1:1\"]}]\n"
+                  "routes: [{name: r, cluster: c, match: {path_prefix: /" + std::string(50000, 'a') + "}}]\n");
+    EXPECT_TRUE(has_error(r, "/routes/0/match/path_prefix", "50001 bytes long; the limit is 4096")) << dump(r.errors);
+    auto key = json_text("{\"" + std::string(5000, 'k') + "\": 1}");
+    EXPECT_TRUE(has_error(key, "", "an object key here is 5000 bytes long")) << dump(key.errors);
+}
+
+// Aliases let a few lines name billions of values.
+TEST(ConfigLoad, YamlAliasesCannotExpandWithoutBound) {
+    std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+    std::string prev = "a";
+    for (char c = 'b'; c <= 'i'; ++c) {
+        bomb += std::string(1, c) + ": &" + c + " [";
+        for (int i = 0; i < 10; ++i) bomb += (i ? ", *" : "*") + prev;
+        bomb += "]\n";
+        prev = std::string(1, c);
+    }
+    auto r = yaml(bomb);
+    ASSERT_FALSE(r.errors.empty());
+    EXPECT_NE(r.errors[0].message.find("expands to more than"), std::string::npos) << dump(r.errors);
+}
+
+TEST(ConfigValidate, RoutePathsMustBeNormal) {
+    auto r = yaml("listeners: [{name: p, port: 1}]\nclusters: [{name: c, endpoints: [\"127.0.0.1:1\"]}]\n"
+                  "routes: [{name: r, cluster: c, match: {path_prefix: /a/../b}, rewrite: {path_prefix: /x/%2E/}}]\n");
+    EXPECT_TRUE(has_error(r, "/routes/0/match/path_prefix", "segment")) << dump(r.errors);
+    EXPECT_TRUE(has_error(r, "/routes/0/rewrite/path_prefix", "segment")) << dump(r.errors);
+    auto ok = yaml("listeners: [{name: p, port: 1}]\nclusters: [{name: c, endpoints: [\"127.0.0.1:1\"]}]\n"
+                   "routes: [{name: r, cluster: c, match: {path_prefix: /a..b/.c/}}]\n");
+    EXPECT_TRUE(ok.errors.empty()) << dump(ok.errors);
+}
+
+TEST(ConfigParse, PathsAndAdminTokenRoundTrip) {
+    auto r = yaml("admin: {token_file: /run/t}\nlisteners: [{name: p, port: 1}]\n"
+                  "paths: {encoded_slash: decode, merge_slashes: true}\n");
+    ASSERT_TRUE(r.config) << dump(r.errors);
+    EXPECT_EQ(r.config->admin.token_file, "/run/t");
+    EXPECT_EQ(r.config->paths.encoded_slash, Paths::EncodedSlash::decode);
+    EXPECT_TRUE(r.config->paths.merge_slashes);
+    auto back = load_document(to_json(*r.config));
+    ASSERT_TRUE(back.config) << dump(back.errors);
+    EXPECT_EQ(*back.config, *r.config);
+}
