@@ -33,7 +33,7 @@ Session::Session(Worker& worker, std::shared_ptr<ListenerInfo> listener, tcp::so
     : worker_(worker),
       listener_(std::move(listener)),
       client_(std::move(socket)),
-      in_(worker.buffers()),
+      in_(worker.buffers(), true),
       dog_(client_.socket().get_executor()),
       pump_done_(client_.socket().get_executor()) {
     boost::system::error_code ec;
@@ -155,7 +155,7 @@ asio::awaitable<void> Session::run() {
         account_exchange();
         // The exchange's snapshot is let go here: an old config dies with its last request.
         dog_.set_hard(Watchdog::time_point::max());
-        view_.reset();
+        worker_.release_view(view_);
         upstream_.reset();
         req_parser_.reset();
         // Draining: whatever the response said, no further request on this connection.

@@ -7,26 +7,30 @@ namespace sluice::proxy {
 
 BufferPool::~BufferPool() {
     for (char* b : free_) delete[] b;
+    for (char* b : small_free_) delete[] b;
 }
 
-char* BufferPool::take() {
-    if (free_.empty()) return new char[kBlockSize];
-    char* b = free_.back();
-    free_.pop_back();
+char* BufferPool::take(std::vector<char*>& list, std::size_t size) {
+    if (list.empty()) return new char[size];
+    char* b = list.back();
+    list.pop_back();
     return b;
 }
 
-void BufferPool::give(char* block) {
-    if (free_.size() >= max_free_) {
+void BufferPool::give(std::vector<char*>& list, char* block) {
+    if (list.size() >= max_free_) {
         delete[] block;
         return;
     }
-    free_.push_back(block);
+    list.push_back(block);
 }
 
 boost::asio::mutable_buffer IoBuffer::prepare(std::size_t min) {
     if (!data_) {
-        if (min <= BufferPool::kBlockSize) {
+        if (start_small_ && min <= BufferPool::kSmallBlockSize) {
+            data_ = pool_->take_small();
+            cap_ = BufferPool::kSmallBlockSize;
+        } else if (min <= BufferPool::kBlockSize) {
             data_ = pool_->take();
             cap_ = BufferPool::kBlockSize;
         } else {
@@ -39,8 +43,11 @@ boost::asio::mutable_buffer IoBuffer::prepare(std::size_t min) {
         if (used + min <= cap_) {
             std::memmove(data_, data_ + begin_, used);  // compact
         } else {
-            std::size_t grown = std::max(cap_ * 2, used + min);
-            char* bigger = new char[grown];
+            // A small block moves to a large one; a large one doubles.
+            std::size_t grown = cap_ == BufferPool::kSmallBlockSize && used + min <= BufferPool::kBlockSize
+                                    ? BufferPool::kBlockSize
+                                    : std::max(cap_ * 2, used + min);
+            char* bigger = grown == BufferPool::kBlockSize ? pool_->take() : new char[grown];
             std::memcpy(bigger, data_ + begin_, used);
             drop_storage();
             data_ = bigger;
@@ -64,6 +71,7 @@ void IoBuffer::release_if_empty() {
 void IoBuffer::drop_storage() {
     if (!data_) return;
     if (cap_ == BufferPool::kBlockSize) pool_->give(data_);
+    else if (cap_ == BufferPool::kSmallBlockSize) pool_->give_small(data_);
     else delete[] data_;
     data_ = nullptr;
     cap_ = begin_ = end_ = 0;

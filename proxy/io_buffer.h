@@ -10,26 +10,38 @@
 
 namespace sluice::proxy {
 
+// Two sizes of block: small ones for what a client sends first (a request
+// head usually fits), large ones for bodies and responses. A connection that
+// sends half a head and stalls then holds 1 KiB, not 16 (nginx starts its
+// header buffer at 1 KiB for the same reason).
 class BufferPool {
 public:
     static constexpr std::size_t kBlockSize = 16 * 1024;
+    static constexpr std::size_t kSmallBlockSize = 1024;
     explicit BufferPool(std::size_t max_free = 1024) : max_free_(max_free) {}
     ~BufferPool();
     BufferPool(const BufferPool&) = delete;
     BufferPool& operator=(const BufferPool&) = delete;
 
-    char* take();
-    void give(char* block);
+    char* take() { return take(free_, kBlockSize); }
+    void give(char* block) { give(free_, block); }
+    char* take_small() { return take(small_free_, kSmallBlockSize); }
+    void give_small(char* block) { give(small_free_, block); }
     std::size_t free_blocks() const { return free_.size(); }
 
 private:
+    char* take(std::vector<char*>& list, std::size_t size);
+    void give(std::vector<char*>& list, char* block);
+
     std::size_t max_free_;
-    std::vector<char*> free_;
+    std::vector<char*> free_, small_free_;
 };
 
 class IoBuffer {
 public:
-    explicit IoBuffer(BufferPool& pool) : pool_(&pool) {}
+    // `start_small`: the first storage is a small block, moved to a large one
+    // when more room is asked for (prepare(min) with more than fits).
+    explicit IoBuffer(BufferPool& pool, bool start_small = false) : pool_(&pool), start_small_(start_small) {}
     ~IoBuffer() { drop_storage(); }
     IoBuffer(const IoBuffer&) = delete;
     IoBuffer& operator=(const IoBuffer&) = delete;
@@ -50,6 +62,7 @@ private:
     void drop_storage();
 
     BufferPool* pool_;
+    bool start_small_;
     char* data_ = nullptr;
     std::size_t cap_ = 0, begin_ = 0, end_ = 0;
 };

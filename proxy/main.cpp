@@ -7,6 +7,8 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+
 #include <charconv>
 #include <iostream>
 
@@ -32,6 +34,20 @@ bool parse_host_port(const std::string& text, std::string& host, std::uint16_t& 
     if (p.empty() || ec != std::errc{} || ptr != p.data() + p.size() || value > 65535) return false;
     port = static_cast<std::uint16_t>(value);
     return true;
+}
+
+// Every connection and tunnel costs descriptors: take the hard limit the
+// system grants instead of the soft default (often 1024), as nginx's
+// worker_rlimit_nofile and Go's runtime do. What is left is logged.
+void raise_descriptor_limit() {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlimit want = rl;
+        want.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
+    }
+    spdlog::info("open-file limit: {} descriptors (each client connection takes 1, each proxied one 2)", rl.rlim_cur);
 }
 
 struct RunFlags {
@@ -92,6 +108,7 @@ int run(const RunFlags& f) {
         options.admin_address = host;
         options.admin_port = port;
     }
+    raise_descriptor_limit();
     options.workers = f.workers;
     options.handle_signals = true;
     if (!config_path.empty()) options.config_path = config_path;

@@ -216,10 +216,21 @@ std::string Server::metrics_text() {
     auto& handshakes = family(out, "sluice_tls_handshakes_total",
                               "TLS handshakes on a listener, by result: ok or failed (failed or timed out)",
                               MetricType::Counter);
+    auto& accept_errors = family(out, "sluice_accept_errors_total",
+                                 "Accepts that failed (out of file descriptors or memory), by listener; each pauses "
+                                 "that listener's acceptor for 100ms",
+                                 MetricType::Counter);
     for (const auto& [name, l] : t.listeners) {
         add_value(handshakes, {{"listener", name}, {"result", "ok"}}, static_cast<double>(l.tls_handshakes));
         add_value(handshakes, {{"listener", name}, {"result", "failed"}}, static_cast<double>(l.tls_handshake_failures));
+        if (l.accept_errors) add_value(accept_errors, {{"listener", name}}, static_cast<double>(l.accept_errors));
     }
+    auto& admin_accept_errors = family(out, "sluice_admin_accept_errors_total",
+                                       "Accepts that failed on the admin API or the probes server (out of file "
+                                       "descriptors or memory); each pauses it for 100ms",
+                                       MetricType::Counter);
+    if (admin_) add_value(admin_accept_errors, {{"server", "admin"}}, static_cast<double>(admin_->accept_errors()));
+    if (probes_) add_value(admin_accept_errors, {{"server", "probes"}}, static_cast<double>(probes_->accept_errors()));
     add_value(family(out, "sluice_access_log_lines_total", "Access log lines queued for writing", MetricType::Counter),
               {}, static_cast<double>(access_log_->lines()));
     add_value(family(out, "sluice_access_log_dropped_total",

@@ -88,7 +88,9 @@ PathResult normalize_path(std::string_view path, const config::Paths& rules, std
         } else if (b == '/' || b == '\\') {
             switch (rules.encoded_slash) {
             case config::Paths::EncodedSlash::keep: out.append(path.substr(i, 3)); break;
-            case config::Paths::EncodedSlash::decode: out += static_cast<char>(b); break;
+            // Both become '/': a raw backslash is refused in paths, and many
+            // servers read one as a slash anyway.
+            case config::Paths::EncodedSlash::decode: out += '/'; break;
             case config::Paths::EncodedSlash::reject:
                 r.outcome = PathResult::Outcome::refused;
                 r.problem = "the path holds an encoded slash (" + std::string(path.substr(i, 3)) +

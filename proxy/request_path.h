@@ -18,8 +18,8 @@ struct PathResult {
 };
 
 // Normalizes an origin-form path (starts with '/', no query): %2E is read as
-// '.', encoded slashes (%2F, %5C) are kept, refused or decoded as `rules`
-// says, repeated slashes are merged when asked, and dot segments are resolved
+// '.', encoded slashes (%2F, %5C) are kept, refused or decoded to '/' as
+// `rules` says, repeated slashes are merged when asked, and dot segments are resolved
 // (RFC 3986 5.2.4). A path that would climb above "/" is refused. When the
 // outcome is `changed`, `out` holds the normal form.
 PathResult normalize_path(std::string_view path, const config::Paths& rules, std::string& out);

@@ -25,6 +25,7 @@ namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMaxResponseHead = 64 * 1024;
+constexpr std::size_t kBodyRead = 4096;  // at least this much room for each read of a request body
 const std::string_view kCrlf = "\r\n";
 const std::string_view kLastChunk = "0\r\n\r\n";
 
@@ -360,7 +361,8 @@ asio::awaitable<void> Session::pump_request_body(std::shared_ptr<UpstreamConn> c
         }
         in_.consume(used);
         if (last) break;
-        auto [ec, n] = deadline_passed() ? cancelled_io() : co_await client_.read_some(in_.prepare());
+        // Body bytes go into a large block (the head used a small one).
+        auto [ec, n] = deadline_passed() ? cancelled_io() : co_await client_.read_some(in_.prepare(kBodyRead));
         if (ec) {
             if (stop_pump_) end = Pump::stopped;
             else end = timed_out_ != Timeout::none ? Pump::client_stalled : Pump::client_left;
@@ -405,6 +407,7 @@ asio::awaitable<Session::Exchange> Session::start_tunnel(std::shared_ptr<Upstrea
     setup.started = Watchdog::Clock::now();
     setup.listener = listener_;
     setup.endpoint = view_->clusters[cluster_].pools[endpoint_];
+    setup.stats = view_->route_stats[route_];
     setup.cluster = cluster.name;
     setup.endpoint_key = cluster.endpoints[endpoint_].key;
     setup.client_address = client_address();

@@ -21,7 +21,7 @@ TlsTunnel::TlsTunnel(Worker& worker, Tunnel::Setup meta, Stream client, Stream u
       client_(std::move(client), true),
       upstream_(std::move(upstream), false),
       dog_(client_.stream.socket().get_executor()),
-      counters_(worker.stats().tunnels(s_.route)) {
+      counters_(s_.stats->tunnels) {
     tunnel_opened(worker_, this, s_, counters_);
 }
 

@@ -42,7 +42,7 @@ Tunnel::Tunnel(Worker& worker, Setup setup, tcp::socket client, tcp::socket upst
       client_{take_fd(client)},
       upstream_{take_fd(upstream)},
       dog_(worker.io().get_executor()),
-      counters_(worker.stats().tunnels(s_.route)) {
+      counters_(s_.stats->tunnels) {
     up_ = Flow{&client_, &upstream_, true};
     down_ = Flow{&upstream_, &client_, false};
     up_.bytes = &counters_.bytes_upstream;

@@ -55,6 +55,7 @@ public:
         Watchdog::time_point started;
         std::shared_ptr<ListenerInfo> listener;
         std::shared_ptr<EndpointPool> endpoint;  // counts the tunnel as active on its endpoint
+        std::shared_ptr<RouteStats> stats;       // the route's counters, held while the tunnel lives
         // For GET /connections and the access log.
         std::string cluster, endpoint_key, client_address, method, path;
         std::optional<Watchdog::Clock::duration> connect, first_byte;

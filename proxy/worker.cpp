@@ -15,6 +15,8 @@ namespace {
 constexpr std::size_t kMaxIdlePerEndpoint = 1024;
 constexpr auto kUpstreamIdle = std::chrono::seconds(60);
 constexpr auto kSweepEvery = std::chrono::seconds(5);
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+constexpr auto kAcceptLogEvery = std::chrono::seconds(10);
 
 }  // namespace
 
@@ -23,6 +25,7 @@ struct Worker::Acceptor {
     std::shared_ptr<ListenerInfo> info;
     tcp::acceptor acceptor;
     asio::steady_timer backoff;
+    std::chrono::steady_clock::time_point logged{};  // the last "cannot accept" warning
 };
 
 Worker::Worker(std::size_t index, ConfigStore& store, AccessLog& access_log, bool splice)
@@ -58,10 +61,17 @@ void Worker::accept_next(Acceptor* a) {
     a->acceptor.async_accept([this, a](const boost::system::error_code& ec, tcp::socket socket) {
         if (ec == asio::error::operation_aborted || !a->acceptor.is_open()) return;
         if (ec) {
-            // Out of descriptors or memory: pause this acceptor instead of spinning.
-            spdlog::warn("listener \"{}\" cannot accept a connection: {}; retrying in 100ms", a->info->spec.name,
-                         ec.message());
-            a->backoff.expires_after(std::chrono::milliseconds(100));
+            // Out of descriptors or memory: the connection stays in the backlog
+            // and the socket stays readable, so an immediate retry would spin.
+            // Pause this acceptor, count it, and warn once per interval.
+            ++stats_.listener(a->info->spec.name).accept_errors;
+            if (auto now = std::chrono::steady_clock::now(); now - a->logged >= kAcceptLogEvery) {
+                a->logged = now;
+                spdlog::warn("listener \"{}\" cannot accept connections: {}; retrying every {}ms{}", a->info->spec.name,
+                             ec.message(), kAcceptBackoff.count(),
+                             ec == asio::error::no_descriptors ? " (raise the open-file limit, ulimit -n)" : "");
+            }
+            a->backoff.expires_after(kAcceptBackoff);
             a->backoff.async_wait([this, a](const boost::system::error_code& wec) {
                 if (!wec) accept_next(a);
             });
@@ -98,13 +108,16 @@ void Worker::refresh_view() {
             wc.pools.push_back(pool);
         }
         v->clusters.push_back(std::move(wc));
-        v->cluster_stats.push_back(&stats_.cluster(c.name));
+        v->cluster_stats.push_back(stats_.cluster_ptr(c.name));
     }
-    for (const auto& r : v->snapshot->routes) v->route_stats.push_back(&stats_.route(r.spec->name));
+    for (const auto& r : v->snapshot->routes) v->route_stats.push_back(stats_.route_ptr(r.spec->name));
     view_ = std::move(v);
+    // The old view may have been the last holder of removed routes' counters.
+    stats_.sweep(view_->snapshot->config.listeners);
 }
 
 void Worker::sweep_pools() {
+    if (view_) stats_.sweep(view_->snapshot->config.listeners);  // exchanges on old views may have ended since
     auto now = std::chrono::steady_clock::now();
     for (auto it = pools_.begin(); it != pools_.end();) {
         it->second->sweep(now, kUpstreamIdle);

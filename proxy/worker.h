@@ -40,8 +40,8 @@ struct WorkerView {
     };
     std::shared_ptr<const Snapshot> snapshot;
     std::vector<Cluster> clusters;  // parallel to Snapshot::clusters
-    std::vector<RouteStats*> route_stats;      // parallel to Snapshot::routes (this worker's counters)
-    std::vector<ClusterStats*> cluster_stats;  // parallel to Snapshot::clusters
+    std::vector<std::shared_ptr<RouteStats>> route_stats;      // parallel to Snapshot::routes (this worker's counters)
+    std::vector<std::shared_ptr<ClusterStats>> cluster_stats;  // parallel to Snapshot::clusters
 };
 
 // What GET /connections asks each worker for.
@@ -103,6 +103,14 @@ public:
     bool draining() const { return draining_; }
     // The current snapshot, refreshed when the store published a new one.
     const std::shared_ptr<WorkerView>& view();
+    // An exchange lets go of its view. When it held the last reference to an
+    // older view, that view may have held the last references to a removed
+    // route's counters: they go now (one sweep per old view, not per exchange).
+    void release_view(std::shared_ptr<WorkerView>& v) {
+        bool last_of_old = v && v != view_ && v.use_count() == 1;
+        v.reset();
+        if (last_of_old) stats_.sweep(view_->snapshot->config.listeners);
+    }
     void add_downstream(Downstream* d);
     void remove_downstream(Downstream* d);
     // Upstream connections opened to `key` by this worker (tests count reuse with it).

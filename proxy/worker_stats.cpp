@@ -73,10 +73,32 @@ void StatsTotals::add(const StatsTotals& o) {
     paths.copied_bytes += o.paths.copied_bytes;
 }
 
+std::shared_ptr<RouteStats> WorkerStats::route_ptr(const std::string& name) {
+    auto& p = routes_[name];
+    if (!p) p = std::make_shared<RouteStats>();
+    return p;
+}
+
+std::shared_ptr<ClusterStats> WorkerStats::cluster_ptr(const std::string& name) {
+    auto& p = clusters_[name];
+    if (!p) p = std::make_shared<ClusterStats>();
+    return p;
+}
+
+void WorkerStats::sweep(const std::vector<config::ListenerSpec>& listeners) {
+    std::erase_if(routes_, [](const auto& kv) { return !kv.first.empty() && kv.second.use_count() == 1; });
+    std::erase_if(clusters_, [](const auto& kv) { return kv.second.use_count() == 1; });
+    std::erase_if(listeners_, [&](const auto& kv) {
+        for (const auto& l : listeners)
+            if (l.name == kv.first) return false;
+        return true;
+    });
+}
+
 StatsTotals WorkerStats::copy() const {
     StatsTotals t;
-    for (const auto& [name, r] : routes_) t.routes.emplace(name, r);
-    for (const auto& [name, c] : clusters_) t.clusters.emplace(name, c);
+    for (const auto& [name, r] : routes_) t.routes.emplace(name, *r);
+    for (const auto& [name, c] : clusters_) t.clusters.emplace(name, *c);
     for (const auto& [name, l] : listeners_) t.listeners.emplace(name, l);
     t.paths = paths_;
     return t;

@@ -3,12 +3,14 @@
 // so the request path touches no shared cache line and takes no lock. A scrape
 // copies each worker's counters and adds them up.
 #pragma once
+#include "config/spec.h"
 #include "proxy/downstream.h"
 #include "proxy/proxy_error.h"
 
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -81,9 +83,11 @@ struct ClusterStats {
 struct ListenerStats {
     std::uint64_t tls_handshakes = 0;          // completed
     std::uint64_t tls_handshake_failures = 0;  // failed or timed out
+    std::uint64_t accept_errors = 0;           // accepts that failed (out of descriptors): each paused the acceptor
     void add(const ListenerStats& o) {
         tls_handshakes += o.tls_handshakes;
         tls_handshake_failures += o.tls_handshake_failures;
+        accept_errors += o.accept_errors;
     }
 };
 
@@ -104,18 +108,25 @@ struct StatsTotals {
 
 class WorkerStats {
 public:
-    // Stable for the worker's life (node-based maps). "" holds requests that
-    // matched no route or were refused before routing.
-    RouteStats& route(const std::string& name) { return routes_[name]; }
-    ClusterStats& cluster(const std::string& name) { return clusters_[name]; }
+    // Counters of one route or cluster live as long as something holds them:
+    // the worker's view of a snapshot naming it, an exchange still running on
+    // an older view, or a tunnel. sweep() then drops them, so a removed route
+    // leaves /metrics (and memory) once nothing live uses it.
+    // "" holds requests that matched no route or were refused before routing.
+    std::shared_ptr<RouteStats> route_ptr(const std::string& name);
+    std::shared_ptr<ClusterStats> cluster_ptr(const std::string& name);
+    RouteStats& route(const std::string& name) { return *route_ptr(name); }
     ListenerStats& listener(const std::string& name) { return listeners_[name]; }
-    TunnelCounters& tunnels(const std::string& route) { return routes_[route].tunnels; }
     TunnelPaths& paths() { return paths_; }
     StatsTotals copy() const;
+    // Drops route and cluster counters only this map holds, and listener
+    // counters of listeners not in `listeners`.
+    void sweep(const std::vector<config::ListenerSpec>& listeners);
+    std::size_t route_count() const { return routes_.size(); }
 
 private:
-    std::unordered_map<std::string, RouteStats> routes_;
-    std::unordered_map<std::string, ClusterStats> clusters_;
+    std::unordered_map<std::string, std::shared_ptr<RouteStats>> routes_;
+    std::unordered_map<std::string, std::shared_ptr<ClusterStats>> clusters_;
     std::unordered_map<std::string, ListenerStats> listeners_;
     TunnelPaths paths_;
 };

@@ -40,28 +40,7 @@ public:
 
 void write_file(const fs::path& p, const std::string& text) { std::ofstream(p) << text; }
 
-std::uint16_t port_of(const std::string& line) {
-    std::smatch m;
-    std::regex re(R"(address=127\.0\.0\.1:(\d+)$)");
-    if (!std::regex_search(line, m, re)) return 0;
-    return static_cast<std::uint16_t>(std::stoi(m[1]));
-}
-
-// Starts sluice and reads the listener and admin ports from its start-up lines.
-struct Sluice {
-    explicit Sluice(std::vector<std::string> args) : p([&] {
-        args.insert(args.begin(), sluice_binary());
-        return args;
-    }()) {
-        auto l = p.wait_for_line("listening name=public");
-        auto a = p.wait_for_line("admin listening");
-        if (!l || !a) throw std::runtime_error("sluice did not start: " + p.stderr_text());
-        port = port_of(*l);
-        admin = port_of(*a);
-    }
-    Process p;
-    std::uint16_t port = 0, admin = 0;
-};
+using Sluice = RunningSluice;
 
 std::string config_yaml(const std::string& origin, const std::string& extra_route = "",
                         const std::string& second_origin = "") {

@@ -29,12 +29,6 @@ public:
     static inline int counter = 0;
 };
 
-std::uint16_t port_of(const std::string& line) {
-    std::smatch m;
-    std::regex re(R"(address=127\.0\.0\.1:(\d+)$)");
-    EXPECT_TRUE(std::regex_search(line, m, re)) << line;
-    return static_cast<std::uint16_t>(std::stoi(m[1]));
-}
 
 }  // namespace
 

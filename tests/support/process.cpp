@@ -14,6 +14,33 @@ namespace sluice::test {
 
 std::string sluice_binary() { return SLUICE_BINARY; }
 
+std::uint16_t port_of(const std::string& line) {
+    auto colon = line.rfind(':');
+    if (colon == std::string::npos || line.find("address=") == std::string::npos) return 0;
+    try {
+        return static_cast<std::uint16_t>(std::stoi(line.substr(colon + 1)));
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
+namespace {
+std::vector<std::string> command(std::vector<std::string> args, std::vector<std::string> wrapper) {
+    wrapper.push_back(sluice_binary());
+    wrapper.insert(wrapper.end(), args.begin(), args.end());
+    return wrapper;
+}
+}  // namespace
+
+RunningSluice::RunningSluice(std::vector<std::string> args, std::vector<std::string> wrapper)
+    : p(command(std::move(args), std::move(wrapper))) {
+    auto l = p.wait_for_line("listening name=public");
+    auto a = p.wait_for_line("admin listening");
+    if (!l || !a) throw std::runtime_error("sluice did not start: " + p.stderr_text());
+    port = port_of(*l);
+    admin = port_of(*a);
+}
+
 Process::Process(std::vector<std::string> args) {
     int out[2], err[2];
     if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");

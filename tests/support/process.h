@@ -53,6 +53,18 @@ private:
 
 // Path of the built sluice binary.
 std::string sluice_binary();
+
+// The port of a start-up line such as "listening name=public address=127.0.0.1:41234", or 0.
+std::uint16_t port_of(const std::string& line);
+
+// `sluice` started with `args` (e.g. {"run", "--config", ...}), optionally
+// through `wrapper` (e.g. {"/usr/bin/prlimit", "--nofile=64", "--"}); the
+// "public" listener's and the admin API's ports read from its start-up lines.
+struct RunningSluice {
+    explicit RunningSluice(std::vector<std::string> args, std::vector<std::string> wrapper = {});
+    Process p;
+    std::uint16_t port = 0, admin = 0;
+};
 // Runs to completion and returns {exit status, stdout, stderr}.
 struct RunResult {
     int status;
