@@ -307,18 +307,6 @@ const std::vector<Endpoint>& endpoints() {
     return table;
 }
 
-bool valid_utf8(std::string_view s) {
-    for (std::size_t i = 0; i < s.size();) {
-        auto c = static_cast<unsigned char>(s[i]);
-        std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-        if (n == 0 || i + n > s.size()) return false;
-        for (std::size_t k = 1; k < n; ++k)
-            if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-        i += n;
-    }
-    return true;
-}
-
 // Matches "/routes/{}" against "/routes/chat"; `param` gets "chat".
 bool path_matches(std::string_view pattern, std::string_view path, std::string& param) {
     auto brace = pattern.find("{}");
@@ -341,7 +329,7 @@ AdminReply Handlers::handle(const AdminRequest& req) {
         if (mode_ == Mode::probes && !e.probes && !(probes_metrics_ && std::string_view(e.pattern) == "/metrics")) continue;
         std::string param;
         if (!path_matches(e.pattern, path, param)) continue;
-        if (!valid_utf8(param)) return reply_error(400, "the name in the path is not valid UTF-8 once percent-decoded");
+        if (!config::valid_utf8(param)) return reply_error(400, "the name in the path is not valid UTF-8 once percent-decoded");
         if (req.method != e.method) {
             allow += (allow.empty() ? "" : ", ") + std::string(e.method);
             continue;

@@ -160,6 +160,7 @@ public:
         case YAML::NodeType::Undefined: return nullptr;
         case YAML::NodeType::Scalar:
             if (n.Scalar().size() > kMaxStringBytes) fail(pointer, too_long("this string", n.Scalar().size()));
+            if (!valid_utf8(n.Scalar())) fail(pointer, "this value is not valid UTF-8");
             return yaml_scalar(n);
         case YAML::NodeType::Sequence: {
             if (depth >= kMaxDocumentDepth) return fail(pointer, too_deep());
@@ -174,6 +175,7 @@ public:
             for (const auto& kv : n) {
                 const std::string& key = kv.first.Scalar();
                 if (key.size() > kMaxStringBytes) return fail(pointer, too_long("an object key here", key.size()));
+                if (!valid_utf8(key)) return fail(pointer, "an object key here is not valid UTF-8");
                 o[key] = convert(kv.second, pointer_join(pointer, key), depth + 1);
             }
             return o;
@@ -191,6 +193,18 @@ private:
 };
 
 }  // namespace
+
+bool valid_utf8(std::string_view s) {
+    for (std::size_t i = 0; i < s.size();) {
+        auto c = static_cast<unsigned char>(s[i]);
+        std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+        if (n == 0 || i + n > s.size()) return false;
+        for (std::size_t k = 1; k < n; ++k)
+            if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+        i += n;
+    }
+    return true;
+}
 
 std::optional<json> parse_json_bounded(std::string_view text, ConfigError& error) {
     json out;

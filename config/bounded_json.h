@@ -19,6 +19,9 @@ inline constexpr std::size_t kMaxDocumentDepth = 64;     // arrays and objects i
 inline constexpr std::size_t kMaxStringBytes = 4096;     // any string value or object key
 inline constexpr std::size_t kMaxYamlValues = 4000000;   // values after YAML aliases are expanded
 
+// Whether `s` is well-formed UTF-8 (JSON text must be; YAML-cpp does not check).
+bool valid_utf8(std::string_view s);
+
 // Parses JSON text. On failure returns nullopt and sets `error`: the pointer
 // of the offending value ("" for a syntax error) and a sentence.
 std::optional<nlohmann::json> parse_json_bounded(std::string_view text, ConfigError& error);

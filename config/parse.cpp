@@ -425,7 +425,7 @@ void read_route(Reader& r, const json& j, const std::string& p, RouteSpec& route
 std::string describe_json(const json& v) {
     switch (v.type()) {
     case json::value_t::string: {
-        std::string s = v.dump();
+        std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
         if (s.size() > 60) s = s.substr(0, 57) + "...\"";
         return "the string " + s;
     }

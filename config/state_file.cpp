@@ -41,7 +41,7 @@ bool write_state_file(const std::string& dir, std::uint64_t version, const Confi
     const std::string path = state_file_path(dir);
     const std::string tmp = path + ".tmp";
     nlohmann::json doc = {{"version", version}, {"config", to_json(cfg)}};
-    std::string text = doc.dump(2) + "\n";
+    std::string text = doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstdio>
 
 namespace sluice::proxy {
 namespace {
@@ -92,6 +93,35 @@ void append_framing(std::string& out, Framing framing, std::uint64_t length) {
 
 }  // namespace
 
+void set_request_framing(UpstreamRequest& up, const RequestParser& parser, const RequestHead& req) {
+    if (parser.chunked()) {
+        up.framing = Framing::chunked;
+    } else if (req.has_content_length) {
+        up.framing = Framing::length;
+        up.content_length = parser.content_length().value_or(0);
+    }
+}
+
+void append_body(std::vector<boost::asio::const_buffer>& out, const std::vector<boost::asio::const_buffer>& spans,
+                 Framing framing, char* line, bool last_chunk) {
+    static constexpr std::string_view kCrlf = "\r\n", kLastChunk = "0\r\n\r\n";
+    if (framing != Framing::chunked) {
+        for (const auto& b : spans)
+            if (b.size()) out.push_back(b);
+        return;
+    }
+    std::size_t total = 0;
+    for (const auto& b : spans) total += b.size();
+    if (total) {
+        int n = std::snprintf(line, 24, "%zx\r\n", total);
+        out.emplace_back(line, static_cast<std::size_t>(n));
+        for (const auto& b : spans)
+            if (b.size()) out.push_back(b);
+        out.emplace_back(kCrlf.data(), kCrlf.size());
+    }
+    if (last_chunk) out.emplace_back(kLastChunk.data(), kLastChunk.size());
+}
+
 void build_upstream_request(const RequestHead& req, const UpstreamRequest& up, std::string& out) {
     ConnectionTokens conn(req);
     out += req.method;
@@ -156,6 +186,19 @@ void build_switching_response(const ResponseHead& resp, std::string& out, std::s
     append_field(out, "Upgrade", upgrade);
     out += extra_fields;
     out += "Connection: Upgrade\r\n\r\n";
+}
+
+void set_response_framing(ClientResponse& down, const ResponseParser& parser, const ResponseHead& resp) {
+    if (parser.is_done()) {
+        down.framing = Framing::none;  // HEAD, 204, 304: the upstream's Content-Length stands
+    } else if (resp.has_content_length) {
+        down.framing = Framing::length;
+        down.content_length = parser.content_length().value_or(0);
+    } else {
+        // Chunked, or delimited by close: re-chunk for HTTP/1.1 clients so the
+        // client connection survives; HTTP/1.0 clients read until close.
+        down.framing = down.client_http10 ? Framing::until_close : Framing::chunked;
+    }
 }
 
 void build_client_response(const ResponseHead& resp, const ClientResponse& down, std::string& out) {

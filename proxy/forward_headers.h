@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sluice::proxy {
 
@@ -27,8 +28,18 @@ struct UpstreamRequest {
     std::string_view upgrade;  // "websocket": keep the Upgrade dance for this hop
 };
 
+// The request body's framing on the upstream hop: chunked stays chunked, a
+// Content-Length stays one, anything else has no body.
+void set_request_framing(UpstreamRequest& up, const RequestParser& parser, const RequestHead& req);
+
 // Appends the request head to send upstream (always HTTP/1.1, keep-alive).
 void build_upstream_request(const RequestHead& req, const UpstreamRequest& up, std::string& out);
+
+// Appends body views to `out`, framed for the hop: with chunked framing, one
+// chunk for all of `spans` (and the last chunk when `last_chunk`); `line`
+// (24 bytes, owned by the caller until the write ends) holds its size line.
+void append_body(std::vector<boost::asio::const_buffer>& out, const std::vector<boost::asio::const_buffer>& spans,
+                 Framing framing, char* line, bool last_chunk);
 
 struct ClientResponse {
     Framing framing = Framing::none;
@@ -37,6 +48,9 @@ struct ClientResponse {
     bool client_http10 = false;   // answer an HTTP/1.0 client in its terms
     std::string extra_fields;     // complete header lines sluice adds (Set-Cookie for sticky)
 };
+
+// The response body's framing on the client hop (set client_http10 first).
+void set_response_framing(ClientResponse& down, const ResponseParser& parser, const ResponseHead& resp);
 
 // Appends the response head to send to the client.
 void build_client_response(const ResponseHead& resp, const ClientResponse& down, std::string& out);

@@ -107,7 +107,9 @@ void MessageParser<isRequest>::on_request_impl(http::verb method, boost::beast::
         auto q = t.find('?');
         head_.path = t.substr(0, q);
         head_.query = q == std::string_view::npos ? std::string_view{} : t.substr(q);
-        if (head_.path.empty()) head_.path = "/";
+        // "http://host" and "http://host?q" mean "/"; an origin-form target
+        // without a path ("?q") stays empty and is refused.
+        if (head_.path.empty() && head_.absolute_form) head_.path = "/";
     }
 }
 
@@ -151,7 +153,9 @@ void MessageParser<isRequest>::on_header_impl(boost::beast::error_code&) {
 }
 
 template <bool isRequest>
-void MessageParser<isRequest>::on_body_init_impl(boost::optional<std::uint64_t> const&, boost::beast::error_code&) {}
+void MessageParser<isRequest>::on_body_init_impl(boost::optional<std::uint64_t> const&, boost::beast::error_code&) {
+    between_chunks_ = this->chunked();
+}
 
 template <bool isRequest>
 std::size_t MessageParser<isRequest>::on_body_impl(boost::beast::string_view body, boost::beast::error_code&) {
@@ -161,12 +165,16 @@ std::size_t MessageParser<isRequest>::on_body_impl(boost::beast::string_view bod
 }
 
 template <bool isRequest>
-void MessageParser<isRequest>::on_chunk_header_impl(std::uint64_t, boost::beast::string_view, boost::beast::error_code&) {}
+void MessageParser<isRequest>::on_chunk_header_impl(std::uint64_t size, boost::beast::string_view, boost::beast::error_code&) {
+    between_chunks_ = size == 0;
+}
 
 template <bool isRequest>
-std::size_t MessageParser<isRequest>::on_chunk_body_impl(std::uint64_t, boost::beast::string_view body, boost::beast::error_code&) {
+std::size_t MessageParser<isRequest>::on_chunk_body_impl(std::uint64_t remain, boost::beast::string_view body,
+                                                         boost::beast::error_code&) {
     head_.body_spans.emplace_back(body.data(), body.size());
     body_bytes_ += body.size();
+    if (body.size() == remain) between_chunks_ = true;  // the chunk's last bytes
     return body.size();
 }
 

@@ -86,6 +86,9 @@ public:
     std::uint64_t body_bytes() const { return body_bytes_; }
     // True once the final chunk (or the last byte of a sized body) was parsed.
     bool finished() const { return finished_; }
+    // A chunked body whose parser waits for the next chunk-size line (or the
+    // last chunk and trailers), with no chunk data pending.
+    bool between_chunks() const { return between_chunks_; }
 
 private:
     void on_request_impl(http::verb method, boost::beast::string_view method_str, boost::beast::string_view target, int version,
@@ -103,6 +106,7 @@ private:
     Head& head_;
     std::uint64_t body_bytes_ = 0;
     bool finished_ = false;
+    bool between_chunks_ = false;
 };
 
 using RequestParser = MessageParser<true>;

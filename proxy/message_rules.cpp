@@ -173,6 +173,11 @@ BodyStep feed_body(MessageParser<isRequest>& parser, std::string_view data, std:
     constexpr const char* who = isRequest ? "request body" : "response body";
     BodyStep step;
     if (parser.is_done() || data.empty()) return step;
+    // Beast 1.81 asserts (abort() in debug and sanitizer builds) when a
+    // chunk-size line that is the last chunk arrived and the next call brings
+    // fewer than 5 bytes. Between chunks nothing can be forwarded or completed
+    // with fewer ("0\r\n\r\n" is the shortest end), so wait for them.
+    if (parser.between_chunks() && data.size() < 5) return step;
     boost::beast::error_code ec;
     step.used = parser.put(boost::asio::buffer(data.data(), data.size()), ec);
     if (ec == http::error::need_more) ec = {};

@@ -26,28 +26,6 @@ namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMaxResponseHead = 64 * 1024;
 constexpr std::size_t kBodyRead = 4096;  // at least this much room for each read of a request body
-const std::string_view kCrlf = "\r\n";
-const std::string_view kLastChunk = "0\r\n\r\n";
-
-// Appends body views to `out`, framed for the hop; `line` holds the chunk-size line.
-void append_body(std::vector<asio::const_buffer>& out, const std::vector<asio::const_buffer>& spans, Framing framing,
-                 char* line, bool last_chunk) {
-    if (framing != Framing::chunked) {
-        for (const auto& b : spans)
-            if (b.size()) out.push_back(b);
-        return;
-    }
-    std::size_t total = 0;
-    for (const auto& b : spans) total += b.size();
-    if (total) {
-        int n = std::snprintf(line, 24, "%zx\r\n", total);
-        out.emplace_back(line, static_cast<std::size_t>(n));
-        for (const auto& b : spans)
-            if (b.size()) out.push_back(b);
-        out.emplace_back(kCrlf.data(), kCrlf.size());
-    }
-    if (last_chunk) out.emplace_back(kLastChunk.data(), kLastChunk.size());
-}
 
 std::string lower_first(std::string s) {
     if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
@@ -127,11 +105,7 @@ asio::awaitable<Session::Exchange> Session::forward(std::size_t route_index) {
     }
     UpstreamRequest up{path, peer_ip_, listener_->scheme, {}};
     if (upgrade_) up.upgrade = req_.find(http::field::upgrade);
-    if (req_parser_->chunked()) up.framing = Framing::chunked;
-    else if (req_.has_content_length) {
-        up.framing = Framing::length;
-        up.content_length = req_parser_->content_length().value_or(0);
-    }
+    set_request_framing(up, *req_parser_, req_);
     up_framing_ = up.framing;
     const bool has_body = !req_parser_->is_done();
 
@@ -557,16 +531,7 @@ asio::awaitable<Session::Exchange> Session::relay_response(const std::shared_ptr
     set_streaming();
     ClientResponse down;
     down.client_http10 = req_.version < 11;
-    if (parser->is_done()) {
-        down.framing = Framing::none;  // HEAD, 204, 304: the upstream's Content-Length stands
-    } else if (resp_.has_content_length) {
-        down.framing = Framing::length;
-        down.content_length = parser->content_length().value_or(0);
-    } else {
-        // Chunked, or delimited by close: re-chunk for HTTP/1.1 clients so the
-        // client connection survives; HTTP/1.0 clients read until close.
-        down.framing = down.client_http10 ? Framing::until_close : Framing::chunked;
-    }
+    set_response_framing(down, *parser, resp_);
     down.close = !client_keep_alive_ || !request_body_done() || draining() || down.framing == Framing::until_close;
     rec_.status = resp_.status;
     rec_.stream = down.framing == Framing::chunked || down.framing == Framing::until_close;

@@ -9,6 +9,8 @@ packages=(
   prometheus-cpp-dev libgtest-dev libgmock-dev
   python3 python3-jsonschema python3-yaml python3-websockets prometheus
   curl openssl
+  clang libclang-rt-14-dev   # the fuzz targets (tools/fuzz.sh): libFuzzer with ASan and UBSan
+  util-linux                 # prlimit, for the descriptor-exhaustion test
 )
 
 missing=()

@@ -26,9 +26,10 @@ case "$sanitize" in
   thread)
     cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=thread -DBUILD_TESTING=ON >/dev/null
     cmake --build build-tsan -j "$jobs" --target integration_tests
-    # The in-process proxy tests run workers, the control thread and origins at once.
+    # Every suite labelled "concurrent" (tests/CMakeLists.txt): in-process
+    # proxies with workers, the control thread and origins running at once.
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-      ctest --test-dir build-tsan -j "$jobs" --output-on-failure -R '^(Proxy|Errors|ErrorsUpstream|ErrorsDefault|Timeouts|Drain|WebSocket|Coexistence|Admin|HotSwap|Upstream|Observability|Tls|TlsUpstream)\.'
+      ctest --test-dir build-tsan -j "$jobs" --output-on-failure -L concurrent
     ;;
   *) echo "unknown sanitizer: $sanitize (use address or thread)" >&2; exit 2 ;;
 esac

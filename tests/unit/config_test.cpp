@@ -370,3 +370,13 @@ TEST(ConfigParse, PathsAndAdminTokenRoundTrip) {
     ASSERT_TRUE(back.config) << dump(back.errors);
     EXPECT_EQ(*back.config, *r.config);
 }
+
+// Found by the fuzzer: YAML-cpp passes invalid UTF-8 through, and writing it
+// out (an error message, GET /config, the state file) threw.
+TEST(ConfigLoad, YamlThatIsNotUtf8IsRefusedWithAPointer) {
+    auto r = yaml("\xff{}\n");
+    ASSERT_FALSE(r.errors.empty());
+    EXPECT_NE(r.errors[0].message.find("not valid UTF-8"), std::string::npos) << dump(r.errors);
+    auto v = yaml("listeners: [{name: p, port: 1}]\naccess_log: {path: \"/tmp/\xc3\"}\n");
+    EXPECT_TRUE(has_error(v, "/access_log/path", "not valid UTF-8")) << dump(v.errors);
+}

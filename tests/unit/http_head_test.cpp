@@ -286,3 +286,22 @@ TEST(ForwardHeaders, BodylessResponseKeepsContentLength) {
     build_client_response(r->head, ClientResponse{Framing::none, 0, false, false}, out);
     EXPECT_EQ(out, "HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\nETag: \"x\"\r\n\r\n");
 }
+
+// Found by the fuzzer: Beast 1.81 asserts (abort() in debug and sanitizer
+// builds) when a body's last chunk line arrived and the next read adds fewer
+// than two bytes. A client could crash those builds with "0\r\n" and a byte.
+TEST(HttpHead, TheLastChunkArrivingByteByByteIsNoCrash) {
+    std::string got;
+    EXPECT_FALSE(feed_all(kChunkedHead, "0\r\n\r\n", 1, 65536, &got));
+    EXPECT_FALSE(feed_all(kChunkedHead, "3\r\nabc\r\n0\r\nX: y\r\n\r\n", 1, 65536, &got));
+    EXPECT_EQ(got, "abc");
+}
+
+// Found by the fuzzer: "?p" was forwarded as "/?p".
+TEST(HttpHead, AnOriginFormTargetWithoutAPathIsRefused) {
+    EXPECT_FALSE(parse("GET ?p HTTP/1.1\r\nHost: a\r\n\r\n")->ok());
+    auto abs = parse("GET http://b.test?q HTTP/1.1\r\nHost: a\r\n\r\n");
+    ASSERT_TRUE(abs->ok()) << abs->why();
+    EXPECT_EQ(abs->head.path, "/");
+    EXPECT_EQ(abs->head.query, "?q");
+}
