@@ -59,8 +59,8 @@ std::optional<std::string> transfer_coding_problem(const MessageHead& head, bool
         if (comma == std::string_view::npos) break;
         v.remove_prefix(comma + 1);
     }
-    return "Transfer-Encoding " + quoted(te) + (unknown_coding ? " names a coding sluice does not implement; only chunked is accepted"
-                                                             : " is not exactly one chunked");
+    return "Transfer-Encoding " + quoted(te) + (unknown_coding ? ", a coding sluice does not implement (only chunked is)"
+                                                             : " (only exactly one chunked is accepted)");
 }
 
 // Content-Length as one plain decimal number on one line.
@@ -118,7 +118,7 @@ std::optional<Refusal> parse_request_head(RequestHead& head, RequestParser& pars
         return refuse("the request has both Content-Length and Transfer-Encoding, which could smuggle a second request");
     bool unknown_coding = false;
     if (auto p = transfer_coding_problem(head, unknown_coding))
-        return refuse("the request's " + *p, unknown_coding ? ErrorKind::not_implemented : ErrorKind::bad_request);
+        return refuse("the request has " + *p, unknown_coding ? ErrorKind::not_implemented : ErrorKind::bad_request);
     if (head.version < 11 && head.transfer_encodings > 0)
         return refuse("Transfer-Encoding is not allowed in an HTTP/1.0 request");
     if (auto p = content_length_problem(head)) return refuse("the request has " + *p);

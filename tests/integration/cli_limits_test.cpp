@@ -52,6 +52,21 @@ double metric(std::uint16_t admin, const std::string& name, const PromLabels& la
     return parse_exposition(http_get(admin, "/metrics").body).value_or_zero(name, labels);
 }
 
+#ifdef __SANITIZE_ADDRESS__
+constexpr bool kAsan = true;  // redzones and the free quarantine inflate resident memory
+#else
+constexpr bool kAsan = false;
+#endif
+
+// A GET that may fail while descriptors are still short: false, not a throw.
+bool served(std::uint16_t port, const std::string& target, const std::string& body) {
+    try {
+        return http_get(port, target).body == body;
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
 std::size_t count_of(const std::string& text, const std::string& needle) {
     std::size_t n = 0;
     for (auto p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
@@ -63,6 +78,9 @@ std::size_t count_of(const std::string& text, const std::string& needle) {
 // The admin and probes accept loops spun at 100% CPU when descriptors ran
 // out (an accept error retried at once, forever).
 TEST(Limits, AcceptLoopsPauseWhenDescriptorsRunOutAndRecover) {
+    if (kAsan)
+        GTEST_SKIP() << "UBSan's vptr check opens a pipe to test memory (IsAccessibleMemoryRange), so with no "
+                        "descriptor left it reports valid objects as invalid and exits; the normal build runs this";
     TestOrigin origin(echo_handler("o"));
     auto cfg = config_file(origin.address());
     RunningSluice s({"run", "--config", cfg, "--admin", "127.0.0.1:0", "--workers", "2"},
@@ -78,7 +96,7 @@ TEST(Limits, AcceptLoopsPauseWhenDescriptorsRunOutAndRecover) {
     for (int fd : held) ::close(fd);
 
     // Recovered: a new client is served, and the admin API answers.
-    ASSERT_TRUE(eventually([&] { return http_get(s.port, "/after").body == "o GET /after"; }, 10000));
+    ASSERT_TRUE(eventually([&] { return served(s.port, "/after", "o GET /after"); }, 10000));
     double data_plane = metric(s.admin, "sluice_accept_errors_total", {{"listener", "public"}});
     double admin = metric(s.admin, "sluice_admin_accept_errors_total", {{"server", "admin"}});
     EXPECT_GT(data_plane, 0) << "the test did not exhaust the descriptors";
@@ -132,7 +150,9 @@ TEST(Limits, FiveThousandSlowClientsNeitherStarveNewOnesNorGrowMemoryWithoutBoun
     const double per_client = double(during - before) / kSlow;
     std::printf("[ figures  ] %d slow clients: resident %llu KiB before, %llu KiB with them: %.2f KiB each\n", kSlow,
                 static_cast<unsigned long long>(before), static_cast<unsigned long long>(during), per_client);
-    EXPECT_LT(per_client, 8.0) << "memory per slow client";
+    if (!kAsan) {
+        EXPECT_LT(per_client, 8.0) << "memory per slow client";
+    }
 
     // After timeouts.request_headers every one of them is answered 408 and closed.
     ASSERT_TRUE(eventually([&] {

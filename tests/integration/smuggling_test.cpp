@@ -130,6 +130,15 @@ protected:
         origin = std::make_unique<TestOrigin>(recorder.handler());
         proxy = std::make_unique<RunningProxy>(one_route(origin->address()));
     }
+    // Sends `bytes`, expects a 200, and returns the one request the origin saw.
+    Seen only_request(const std::string& bytes) {
+        RawClient c(proxy->port());
+        c.send(bytes);
+        EXPECT_EQ(c.read_response().status, 200u);
+        auto seen = recorder.seen();
+        EXPECT_EQ(seen.size(), 1u);
+        return seen.empty() ? Seen{} : seen[0];
+    }
     Recorder recorder;
     std::unique_ptr<TestOrigin> origin;
     std::unique_ptr<RunningProxy> proxy;
@@ -159,54 +168,38 @@ TEST(SmugglingCorpus, EveryCaseGetsItsAnswerAndTheOriginSeesAtMostOneRequest) {
 }
 
 TEST_F(Smuggling, AbsoluteFormAuthorityIsTheHostTheOriginSees) {
-    RawClient c(proxy->port());
-    c.send("GET http://b.test:81/abs?q HTTP/1.1\r\nHost: a.test\r\n\r\n");
-    EXPECT_EQ(c.read_response().status, 200u);
-    auto seen = recorder.seen();
-    ASSERT_EQ(seen.size(), 1u);
-    EXPECT_EQ(seen[0].target, "/abs?q");
-    EXPECT_NE(seen[0].headers.find("Host: b.test:81\n"), std::string::npos) << seen[0].headers;
-    EXPECT_NE(seen[0].headers.find("X-Forwarded-Host: b.test:81\n"), std::string::npos) << seen[0].headers;
-    EXPECT_EQ(seen[0].headers.find("a.test"), std::string::npos) << seen[0].headers;
+    auto seen = only_request("GET http://b.test:81/abs?q HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    EXPECT_EQ(seen.target, "/abs?q");
+    EXPECT_NE(seen.headers.find("Host: b.test:81\n"), std::string::npos) << seen.headers;
+    EXPECT_NE(seen.headers.find("X-Forwarded-Host: b.test:81\n"), std::string::npos) << seen.headers;
+    EXPECT_EQ(seen.headers.find("a.test"), std::string::npos) << seen.headers;
 }
 
 TEST_F(Smuggling, TheBodyOfAChunkedRequestIsABodyNotARequest) {
-    RawClient c(proxy->port());
     const std::string inner = "GET /admin HTTP/1.1\r\nHost: a\r\n\r\n";
     char size[16];
     std::snprintf(size, sizeof size, "%zx", inner.size());
-    c.send(post_with("Transfer-Encoding: chunked\r\n", size + std::string("\r\n") + inner + "\r\n0\r\n\r\n"));
-    EXPECT_EQ(c.read_response().status, 200u);
-    auto seen = recorder.seen();
-    ASSERT_EQ(seen.size(), 1u);
-    EXPECT_EQ(seen[0].body, inner);
+    auto seen = only_request(
+        post_with("Transfer-Encoding: chunked\r\n", size + std::string("\r\n") + inner + "\r\n0\r\n\r\n"));
+    EXPECT_EQ(seen.body, inner);
 }
 
 // nginx and Envoy drop these: CGI-style origins read X_Forwarded_For and
 // X-Forwarded-For as one variable.
 TEST_F(Smuggling, UnderscoreSpellingsOfFieldsSluiceSetsAreDropped) {
-    RawClient c(proxy->port());
-    c.send("GET / HTTP/1.1\r\nHost: a.test\r\nX_Forwarded_For: 6.6.6.6\r\nX_Forwarded_Host: evil\r\n"
-           "Transfer_Encoding: chunked\r\nX_Custom: kept\r\n\r\n");
-    EXPECT_EQ(c.read_response().status, 200u);
-    auto seen = recorder.seen();
-    ASSERT_EQ(seen.size(), 1u);
-    EXPECT_EQ(seen[0].headers.find("6.6.6.6"), std::string::npos) << seen[0].headers;
-    EXPECT_EQ(seen[0].headers.find("evil"), std::string::npos) << seen[0].headers;
-    EXPECT_EQ(seen[0].headers.find("Transfer_Encoding"), std::string::npos) << seen[0].headers;
-    EXPECT_NE(seen[0].headers.find("X_Custom: kept\n"), std::string::npos) << seen[0].headers;
+    auto seen = only_request("GET / HTTP/1.1\r\nHost: a.test\r\nX_Forwarded_For: 6.6.6.6\r\nX_Forwarded_Host: evil\r\n"
+                             "Transfer_Encoding: chunked\r\nX_Custom: kept\r\n\r\n");
+    EXPECT_EQ(seen.headers.find("6.6.6.6"), std::string::npos) << seen.headers;
+    EXPECT_EQ(seen.headers.find("evil"), std::string::npos) << seen.headers;
+    EXPECT_EQ(seen.headers.find("Transfer_Encoding"), std::string::npos) << seen.headers;
+    EXPECT_NE(seen.headers.find("X_Custom: kept\n"), std::string::npos) << seen.headers;
 }
 
 // RFC 9110 7.8: HTTP/1.0 has no Upgrade; sluice forwarded it and tunnelled.
 TEST_F(Smuggling, AnHttp10UpgradeIsAPlainRequest) {
-    RawClient c(proxy->port());
-    c.send("GET /ws HTTP/1.0\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-           "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
-    auto r = c.read_response();
-    EXPECT_EQ(r.status, 200u);
-    auto seen = recorder.seen();
-    ASSERT_EQ(seen.size(), 1u);
-    EXPECT_EQ(seen[0].headers.find("Upgrade"), std::string::npos) << seen[0].headers;
+    auto seen = only_request("GET /ws HTTP/1.0\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                             "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+    EXPECT_EQ(seen.headers.find("Upgrade"), std::string::npos) << seen.headers;
 }
 
 // The body's bytes would have become tunnel data after the 101.
