@@ -20,6 +20,10 @@
 using namespace sluice::proxy;
 namespace http = boost::beast::http;
 
+// A head may be up to 64 KiB from the client plus what sluice adds; the
+// upstream's reader here takes any size (Beast's default stops at 8 KiB).
+constexpr std::uint32_t kUpstreamHeadLimit = 1 << 20;
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size < 5) return 0;
     sluice::config::Paths paths;
@@ -84,6 +88,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // An independent reading of what went upstream.
     if (parser.is_done()) {
         http::request_parser<http::string_body> again;
+        again.header_limit(kUpstreamHeadLimit);
         again.body_limit(boost::none);
         again.eager(true);
         boost::beast::error_code ec;
@@ -98,6 +103,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         CHECK(m.count(http::field::transfer_encoding) + m.count(http::field::content_length) <= 1);
     } else {
         http::request_parser<http::empty_body> again;
+        again.header_limit(kUpstreamHeadLimit);
         again.body_limit(boost::none);  // sluice sets none either: bodies stream through
         boost::beast::error_code ec;
         again.put(boost::asio::buffer(wire.data(), head_bytes), ec);
