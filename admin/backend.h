@@ -47,7 +47,10 @@ public:
     virtual nlohmann::json clusters_json() = 0;
     virtual std::string metrics_text() = 0;  // Prometheus text format
     virtual nlohmann::json connections_json(const ConnectionsQuery& q) = 0;
-    virtual bool ready() const = 0;  // false while draining
+    // Empty when sluice can serve; otherwise what is not met yet (GET /ready's 503 body).
+    virtual std::string not_ready() const = 0;
+    // "sha256:..." of the config in force (config::config_hash).
+    virtual std::string config_hash() const = 0;
     virtual void drain() = 0;
 };
 

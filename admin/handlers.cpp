@@ -182,10 +182,13 @@ const std::vector<Endpoint>& endpoints() {
     static const std::vector<Endpoint> table = {
         {"GET", "/healthz", true, false, [](Backend&, const Call&) { return reply_text(200, "ok\n"); }},
         {"GET", "/ready", true, false,
-         [](Backend& b, const Call&) { return b.ready() ? reply_text(200, "ready\n") : reply_text(503, "draining\n"); }},
+         [](Backend& b, const Call&) {
+             std::string why = b.not_ready();
+             return why.empty() ? reply_text(200, "ready\n") : reply_text(503, "not ready: " + why + "\n");
+         }},
         {"GET", "/config", false, false,
          [](Backend& b, const Call&) {
-             auto r = reply_json(200, {{"version", b.config_version()}, {"config", b.config_json()}});
+             auto r = reply_json(200, {{"version", b.config_version()}, {"hash", b.config_hash()}, {"config", b.config_json()}});
              r.headers.emplace_back("ETag", "\"" + std::to_string(b.config_version()) + "\"");
              return r;
          }},

@@ -3,7 +3,7 @@
 # it starts to `pids`.
 
 # Installs the named Debian packages that are missing, then sluice's own
-# dependencies, and builds the given targets in build/ (RelWithDebInfo).
+# dependencies, and builds the given targets in build/ (Release, as tools/test.sh and the image).
 prepare() {  # "pkg1 pkg2 ..." target...
   local need=() tool
   for tool in $1; do command -v "$tool" >/dev/null || need+=("$tool"); done
@@ -13,7 +13,7 @@ prepare() {  # "pkg1 pkg2 ..." target...
   fi
   shift
   tools/deps.sh
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON >/dev/null
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSLUICE_WERROR=ON -DBUILD_TESTING=ON >/dev/null
   cmake --build build --target "$@" >/dev/null
 }
 

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <initializer_list>
+#include <set>
 
 namespace sluice::config {
 namespace {
@@ -509,8 +510,18 @@ Config parse_document(const json& doc, ConfigErrors& errors) {
         });
     });
     r.opt(doc, "", "probes", [&](const json& v, const std::string& p) {
-        if (!r.object(v, p, "probes", {"address", "port", "metrics"})) return;
+        if (!r.object(v, p, "probes", {"address", "port", "metrics", "ready_clusters"})) return;
         ProbesSpec probes;
+        r.opt(v, p, "ready_clusters", [&](const json& x, const std::string& xp) {
+            std::set<std::string> seen;
+            r.array(x, xp, [&](const json& cv, const std::string& cp) {
+                std::string name;
+                if (!r.formatted(cv, cp, Pattern::name, "use the name of a cluster defined under /clusters", name))
+                    return;
+                if (!seen.insert(name).second) r.error(cp, "cluster \"" + name + "\" is listed twice");
+                probes.ready_clusters.push_back(name);
+            });
+        });
         r.opt(v, p, "metrics", [&](const json& x, const std::string& xp) { r.boolean(x, xp, probes.metrics); });
         r.opt(v, p, "address", [&](const json& x, const std::string& xp) { read_address(r, x, xp, probes.address); });
         r.opt(v, p, "port", [&](const json& x, const std::string& xp) { r.port(x, xp, probes.port); });

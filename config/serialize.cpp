@@ -2,6 +2,8 @@
 
 #include "config/duration.h"
 
+#include <openssl/evp.h>
+
 namespace sluice::config {
 namespace {
 
@@ -87,7 +89,10 @@ json to_json(const Config& cfg) {
     json out;
     out["admin"] = admin_json(cfg.admin);
     if (cfg.probes)
-        out["probes"] = {{"address", cfg.probes->address}, {"port", cfg.probes->port}, {"metrics", cfg.probes->metrics}};
+        out["probes"] = {{"address", cfg.probes->address},
+                         {"port", cfg.probes->port},
+                         {"metrics", cfg.probes->metrics},
+                         {"ready_clusters", cfg.probes->ready_clusters}};
     out["listeners"] = json::array();
     for (const auto& l : cfg.listeners) {
         json listener = {{"name", l.name}, {"address", l.address}, {"port", l.port}};
@@ -141,6 +146,20 @@ json to_json(const Config& cfg) {
     out["paths"] = {{"encoded_slash", encoded_slash_name(cfg.paths.encoded_slash)},
                     {"merge_slashes", cfg.paths.merge_slashes}};
     out["access_log"] = {{"enabled", cfg.access_log.enabled}, {"path", cfg.access_log.path}};
+    return out;
+}
+
+std::string config_hash(const Config& cfg) {
+    const std::string text = to_json(cfg).dump();
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_Digest(text.data(), text.size(), digest, &n, EVP_sha256(), nullptr);
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out = "sha256:";
+    for (unsigned int i = 0; i < n; ++i) {
+        out += hex[digest[i] >> 4];
+        out += hex[digest[i] & 15];
+    }
     return out;
 }
 

@@ -9,6 +9,9 @@
 namespace sluice::config {
 
 nlohmann::json to_json(const Config& cfg);
+// "sha256:<hex>" of to_json(cfg) written compactly (keys sorted): the same on
+// every process that applied an equal config, whatever the layout of its file.
+std::string config_hash(const Config& cfg);
 // The admin section alone: {address, port[, token_file]}.
 nlohmann::json admin_json(const AdminSpec& a);
 

@@ -62,6 +62,8 @@ struct ProbesSpec {
     std::string address = "0.0.0.0";
     std::uint16_t port = 9902;
     bool metrics = false;  // also serve GET /metrics (read-only) for a scraper outside the pod
+    // GET /ready is 503 until each of these clusters has an endpoint that can serve.
+    std::vector<std::string> ready_clusters;
     bool operator==(const ProbesSpec&) const = default;
 };
 

@@ -148,6 +148,15 @@ void validate_config(const Config& cfg, ConfigErrors& errors) {
                                : "defined clusters: " + defined;
         errors.push_back({pointer_join(pointer_join("/routes", i), "cluster"), msg});
     }
+    if (cfg.probes) {
+        const auto& ready = cfg.probes->ready_clusters;
+        for (std::size_t i = 0; i < ready.size(); ++i) {
+            if (clusters.count(ready[i])) continue;
+            errors.push_back({pointer_join("/probes/ready_clusters", i),
+                              "cluster \"" + ready[i] + "\" is not defined, so /ready could never pass; " +
+                                  (defined.empty() ? std::string("no clusters are defined") : "defined clusters: " + defined)});
+        }
+    }
 }
 
 }  // namespace sluice::config

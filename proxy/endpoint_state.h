@@ -23,6 +23,7 @@ inline std::int64_t steady_now_ns() {
 
 struct EndpointState {
     std::atomic<bool> healthy{true};             // active checks; new endpoints are used until proven bad
+    std::atomic<bool> passed_check{false};       // an active check has passed once (probes.ready_clusters)
     std::atomic<std::int64_t> ejected_until{0};  // passive ejection, steady-clock ns
     std::atomic<std::uint32_t> failures{0};      // consecutive connect failures or 5xx
     std::atomic<std::uint32_t> ejections{0};     // grows the next ejection's length

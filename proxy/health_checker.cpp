@@ -112,6 +112,7 @@ struct HealthChecker::Probe {
         if (ok) {
             fails = 0;
             ++passes;
+            st.passed_check.store(true, std::memory_order_relaxed);
             if (passes >= spec.healthy_threshold) {
                 if (!st.healthy.exchange(true))
                     spdlog::info("cluster \"{}\" endpoint {} is healthy again ({} checks passed)", cluster, endpoint.key,

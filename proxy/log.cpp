@@ -1,6 +1,7 @@
 #include "proxy/log.h"
 
 #include <spdlog/async.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -11,14 +12,52 @@
 
 namespace sluice::proxy {
 
-bool init_logging(const std::string& level) {
+namespace {
+
+// %* in a pattern: the message as the inside of a JSON string.
+class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
+public:
+    void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+        static constexpr char hex[] = "0123456789abcdef";
+        for (char c : msg.payload) {
+            auto u = static_cast<unsigned char>(c);
+            if (c == '"' || c == '\\') {
+                dest.push_back('\\');
+                dest.push_back(c);
+            } else if (u < 0x20) {
+                const char esc[] = {'\\', 'u', '0', '0', hex[u >> 4], hex[u & 15]};
+                dest.append(esc, esc + sizeof esc);
+            } else {
+                dest.push_back(c);
+            }
+        }
+    }
+    std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonEscapedMessage>(); }
+};
+
+}  // namespace
+
+std::optional<LogFormat> parse_log_format(std::string_view text) {
+    if (text == "text") return LogFormat::text;
+    if (text == "json") return LogFormat::json;
+    return std::nullopt;
+}
+
+bool init_logging(const std::string& level, LogFormat format) {
     auto lvl = spdlog::level::from_str(level);
     if (lvl == spdlog::level::off && level != "off") return false;
     // Asynchronous, and dropping the oldest lines when standard error cannot keep
     // up: a slow log reader must never stall a worker or the admin API.
     spdlog::init_thread_pool(8192, 1);
     auto logger = spdlog::create_async_nb<spdlog::sinks::stderr_color_sink_mt>("sluice");
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    if (format == LogFormat::json) {
+        // One object per line for log collectors; time in UTC, RFC 3339.
+        auto f = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+        f->add_flag<JsonEscapedMessage>('*').set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":"%*"})");
+        logger->set_formatter(std::move(f));
+    } else {
+        logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    }
     logger->set_level(lvl);
     spdlog::set_default_logger(logger);
     return true;

@@ -1,13 +1,19 @@
 // Logging: spdlog to standard error; start-up address lines to standard output.
 #pragma once
+#include <optional>
 #include <string>
 #include <string_view>
 
 namespace sluice::proxy {
 
+enum class LogFormat { text, json };
+// "text" or "json" (--log-format); nullopt for anything else.
+std::optional<LogFormat> parse_log_format(std::string_view text);
+
 // Sets up the standard-error logger. `level` is trace, debug, info, warn, error
-// or off; returns false for an unknown level.
-bool init_logging(const std::string& level);
+// or off; returns false for an unknown level. json: one object per line with
+// time (UTC, RFC 3339), level and msg.
+bool init_logging(const std::string& level, LogFormat format = LogFormat::text);
 
 // One plain line on standard output, flushed (tests read the chosen ports here).
 void print_line(std::string_view line);

@@ -1,4 +1,5 @@
-// sluice: command line. `run`, `validate` and `version` per SPEC.md.
+// sluice: command line. `run`, `validate`, `drain`, `wait-ready` and `version`.
+#include "admin/lifecycle_commands.h"
 #include "config/load.h"
 #include "config/state_file.h"
 #include "proxy/log.h"
@@ -10,6 +11,7 @@
 #include <sys/resource.h>
 
 #include <charconv>
+#include <filesystem>
 #include <iostream>
 
 namespace {
@@ -51,7 +53,7 @@ void raise_descriptor_limit() {
 }
 
 struct RunFlags {
-    std::string config_path, admin, log_level = "info", state_dir;
+    std::string config_path, admin, log_level = "info", log_format = "text", state_dir;
     std::size_t workers = 0;
     bool resume = false, watch = false;
 };
@@ -60,7 +62,12 @@ int run(const RunFlags& f) {
     const std::string& config_path = f.config_path;
     const std::string& admin = f.admin;
     const std::string& log_level = f.log_level;
-    if (!proxy::init_logging(log_level)) {
+    auto format = proxy::parse_log_format(f.log_format);
+    if (!format) {
+        std::cerr << "sluice: --log-format \"" << f.log_format << "\" is not text or json\n";
+        return 2;
+    }
+    if (!proxy::init_logging(log_level, *format)) {
         std::cerr << "sluice: --log-level \"" << log_level << "\" is not one of trace, debug, info, warn, error, off\n";
         return 2;
     }
@@ -72,6 +79,16 @@ int run(const RunFlags& f) {
     if (f.resume && f.state_dir.empty()) {
         std::cerr << "sluice: --resume needs --state-dir DIR to resume from\n";
         return 2;
+    }
+    if (!f.state_dir.empty()) {
+        // Created if missing, as for an emptyDir mounted one level up.
+        std::error_code ec;
+        std::filesystem::create_directories(f.state_dir, ec);
+        if (ec || !std::filesystem::is_directory(f.state_dir)) {
+            std::cerr << "sluice: not started: --state-dir " << f.state_dir << " is not a directory sluice can create ("
+                      << (ec ? ec.message() : std::string("a file of that name exists")) << ")\n";
+            return 1;
+        }
     }
     std::optional<config::StateFile> resumed;
     if (f.resume) {
@@ -139,20 +156,37 @@ int main(int argc, char** argv) {
     run_cmd->add_option("--config", flags.config_path, "Config file (.json, .yaml or .yml); without it, the built-in default")
         ->check(CLI::ExistingFile);
     run_cmd->add_option("--admin", flags.admin, "Admin API address HOST:PORT (default from the config, 127.0.0.1:9901)");
-    run_cmd->add_option("--state-dir", flags.state_dir, "Write every applied config to DIR/config.json")
-        ->check(CLI::ExistingDirectory);
+    run_cmd->add_option("--state-dir", flags.state_dir, "Write every applied config to DIR/config.json (DIR is created if missing)");
     run_cmd->add_flag("--resume", flags.resume, "Start from DIR/config.json (with --state-dir) when it exists");
-    run_cmd->add_option("--workers", flags.workers, "Worker threads (default: one per core)")->check(CLI::Range(1, 256));
+    run_cmd->add_option("--workers", flags.workers,
+                        "Worker threads (default: the CPUs this process may use, from its affinity and cgroup quota)")
+        ->check(CLI::Range(1, 256));
     run_cmd->add_option("--log-level", flags.log_level, "trace, debug, info, warn, error or off")->capture_default_str();
+    run_cmd->add_option("--log-format", flags.log_format, "text, or json (one object per line: time, level, msg)")
+        ->capture_default_str();
     run_cmd->add_flag("--watch", flags.watch, "Reload --config when the file changes (SIGHUP always reloads)");
 
     std::string validate_path;
     auto* validate_cmd = app.add_subcommand("validate", "Check a config file and list every error");
     validate_cmd->add_option("PATH", validate_path, "Config file (.json, .yaml or .yml)")->required();
 
+    admin::DrainFlags drain_flags;
+    auto* drain_cmd = app.add_subcommand("drain", "Ask a running sluice to drain gracefully, as SIGTERM does");
+    drain_cmd->add_option("--admin", drain_flags.admin, "Its admin API address HOST:PORT")->capture_default_str();
+    drain_cmd->add_option("--token-file", drain_flags.token_file, "The admin token file, when admin.token_file is set");
+    drain_cmd->add_flag("--wait", drain_flags.wait, "Return when the drain has ended and sluice has exited");
+
+    admin::WaitReadyFlags ready_flags;
+    auto* ready_cmd = app.add_subcommand("wait-ready", "Wait until a sluice answers 200 on its readiness URL");
+    ready_cmd->add_option("--url", ready_flags.url, "Readiness URL")->capture_default_str();
+    ready_cmd->add_option("--timeout", ready_flags.timeout, "Give up (exit 1) after this long")->capture_default_str();
+
     app.add_subcommand("version", "Print the version");
 
     CLI11_PARSE(app, argc, argv);
+
+    if (*drain_cmd) return admin::drain_command(drain_flags);
+    if (*ready_cmd) return admin::wait_ready_command(ready_flags);
 
     if (*run_cmd) return run(flags);
     if (*validate_cmd) {

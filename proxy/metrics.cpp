@@ -126,6 +126,11 @@ std::string Server::metrics_text() {
 
     add_value(family(out, "sluice_config_version", "Version of the config in force", MetricType::Gauge), {},
               static_cast<double>(snap->version));
+    add_value(family(out, "sluice_config_info",
+                     "The config in force by its hash (as GET /config shows it); pods with the same hash applied the "
+                     "same config. Always 1",
+                     MetricType::Gauge),
+              {{"hash", snap->hash}}, 1);
     add_value(family(out, "sluice_config_snapshots_live",
                      "Config versions still alive: the current one plus any held by open requests or tunnels",
                      MetricType::Gauge),
@@ -212,6 +217,16 @@ std::string Server::metrics_text() {
         for (const auto& l : listeners_)
             add_value(downstream, {{"listener", l->spec.name}},
                       static_cast<double>(l->connections.load(std::memory_order_relaxed)));
+    }
+    auto& expiry = family(out, "sluice_tls_certificate_expiry_timestamp_seconds",
+                          "When each listener certificate in force expires (its notAfter), Unix seconds; alert on "
+                          "this minus time() falling below your renewal margin",
+                          MetricType::Gauge);
+    for (std::size_t i = 0; i < snap->tls.listeners.size() && i < snap->config.listeners.size(); ++i) {
+        if (!snap->tls.listeners[i]) continue;
+        for (const auto& e : snap->tls.listeners[i]->expiries())
+            add_value(expiry, {{"listener", snap->config.listeners[i].name}, {"certificate", e.cert}},
+                      static_cast<double>(e.not_after));
     }
     auto& handshakes = family(out, "sluice_tls_handshakes_total",
                               "TLS handshakes on a listener, by result: ok or failed (failed or timed out)",

@@ -3,6 +3,7 @@
 #include "config/duration.h"
 #include "config/state_file.h"
 #include "config/serialize.h"
+#include "proxy/cpu_budget.h"
 #include "proxy/log.h"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -24,7 +25,14 @@ Server::Server(ServerOptions options)
 std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error) {
     if (options.admin_address) options.config.admin.address = *options.admin_address;
     if (options.admin_port) options.config.admin.port = *options.admin_port;
-    std::size_t n = options.workers ? options.workers : std::max(1u, std::thread::hardware_concurrency());
+    std::size_t n = options.workers;
+    if (n == 0) {
+        auto budget = usable_cpus();
+        n = budget.cpus;
+        spdlog::info("workers: {}, from {}", n, budget.reason);
+    } else {
+        spdlog::info("workers: {}, as asked (--workers)", n);
+    }
     // Tunnels splice into sockets, and splice(2) has no MSG_NOSIGNAL: a peer that
     // left must give EPIPE, not kill the process.
     std::signal(SIGPIPE, SIG_IGN);
@@ -240,6 +248,32 @@ std::size_t Server::live_connections() const {
     std::size_t n = 0;
     for (const auto& w : workers_) n += w->live_sessions();
     return n;
+}
+
+std::string Server::not_ready() const {
+    if (draining_.load()) return "draining: sluice is shutting down (SIGTERM or POST /drain) and takes no new clients";
+    // Listeners are bound and the config applied before the admin and probes
+    // servers answer at all (start() runs the control thread last).
+    auto snap = store_.current();
+    if (!snap->config.probes) return {};
+    const auto now = steady_now_ns();
+    for (const auto& name : snap->config.probes->ready_clusters) {
+        for (std::size_t i = 0; i < snap->clusters.size(); ++i) {
+            const auto& c = snap->clusters[i];
+            if (c.name != name) continue;
+            const auto& check = snap->config.clusters[i].health_check;
+            std::size_t usable = 0;
+            for (const auto& e : c.endpoints)
+                if (e.state->available(now) && (!check || e.state->passed_check.load(std::memory_order_relaxed))) ++usable;
+            if (usable > 0) break;
+            if (check)
+                return "cluster \"" + name + "\" (probes.ready_clusters) has no healthy endpoint yet: none of its " +
+                       std::to_string(c.endpoints.size()) + " endpoint(s) passes GET " + check->path + " now";
+            return "cluster \"" + name + "\" (probes.ready_clusters) has no endpoint to send to: all " +
+                   std::to_string(c.endpoints.size()) + " are ejected after failures";
+        }
+    }
+    return {};
 }
 
 std::uint64_t Server::config_version() const { return store_.current()->version; }

@@ -33,7 +33,7 @@ namespace sluice::proxy {
 struct ServerOptions {
     config::Config config;
     bool builtin_default = false;  // no --config: 404s explain how to add routes
-    std::size_t workers = 0;       // 0: one per core
+    std::size_t workers = 0;       // 0: the CPUs this process may use (cpu_budget.h)
     std::optional<std::string> admin_address;  // --admin overrides
     std::optional<std::uint16_t> admin_port;
     bool handle_signals = false;  // SIGTERM/SIGINT drain (the binary, not tests)
@@ -97,7 +97,8 @@ public:
     nlohmann::json clusters_json() override;
     std::string metrics_text() override;  // metrics.cpp
     nlohmann::json connections_json(const admin::ConnectionsQuery& q) override;
-    bool ready() const override { return !draining_.load(); }
+    std::string not_ready() const override;
+    std::string config_hash() const override { return store_.current()->hash; }  // draining, or a probes.ready_clusters cluster cannot serve
 
 private:
     explicit Server(ServerOptions options);

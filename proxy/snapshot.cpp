@@ -1,5 +1,7 @@
 #include "proxy/snapshot.h"
 
+#include "config/serialize.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -32,6 +34,7 @@ std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t
     snap->version = version;
     snap->builtin_default = builtin_default;
     snap->config = std::move(cfg);
+    snap->hash = config::config_hash(snap->config);
     const auto& c = snap->config;
 
     std::map<std::string, std::size_t> cluster_index;

@@ -50,6 +50,7 @@ struct Snapshot {
     std::uint64_t version = 0;
     bool builtin_default = false;  // started without --config: 404s explain how to add a route
     config::Config config;
+    std::string hash;  // config::config_hash(config): GET /config and sluice_config_info
     std::vector<ClusterRuntime> clusters;
     std::vector<RouteRuntime> routes;
     Router router;

@@ -79,6 +79,8 @@ void harden(ssl::context& ctx) {
 struct ServerTls::Entry {
     Entry() : ctx(ssl::context::tls_server) {}
     ssl::context ctx;
+    std::string cert;                    // the file, for the expiry metric
+    std::int64_t not_after = 0;          // the leaf's, Unix seconds
     std::vector<std::string> exact;      // lower case
     std::vector<std::string> wildcards;  // ".b.example.com" for "*.b.example.com"
 };
@@ -86,6 +88,12 @@ struct ServerTls::Entry {
 ServerTls::~ServerTls() = default;
 
 ssl::context& ServerTls::initial() { return entries_.front()->ctx; }
+
+std::vector<ServerTls::Expiry> ServerTls::expiries() const {
+    std::vector<Expiry> out;
+    for (const auto& e : entries_) out.push_back({e->cert, e->not_after});
+    return out;
+}
 
 std::size_t ServerTls::select(std::string_view server_name) const {
     const std::string name = lower(server_name);
@@ -206,6 +214,9 @@ std::shared_ptr<ServerTls> ServerTls::load(const config::ListenerTls& spec, cons
         SSL_CTX* ctx = e->ctx.native_handle();
         SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
         if (!load_pair(ctx, c.cert, c.key, pointer + "/certificates/" + std::to_string(i), errors, now_t)) continue;
+        e->cert = c.cert;
+        std::tm tm{};
+        if (ASN1_TIME_to_tm(X509_get0_notAfter(SSL_CTX_get0_certificate(ctx)), &tm) == 1) e->not_after = timegm(&tm);
         for (const auto& n : c.server_names) {
             if (n.rfind("*.", 0) == 0) e->wildcards.push_back(lower(n.substr(1)));
             else e->exact.push_back(lower(n));

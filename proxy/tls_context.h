@@ -43,6 +43,13 @@ public:
     const config::ListenerTls& spec() const { return spec_; }
     std::uint64_t files() const { return files_; }  // fingerprint of its files when loaded
 
+    // Each certificate file with its leaf's notAfter (Unix seconds), in spec order.
+    struct Expiry {
+        std::string cert;
+        std::int64_t not_after = 0;
+    };
+    std::vector<Expiry> expiries() const;
+
 private:
     struct Entry;
     ServerTls() = default;

@@ -52,7 +52,8 @@ public:
     json clusters_json() override { return {{"clusters", json::array()}}; }
     std::string metrics_text() override { return ""; }
     json connections_json(const admin::ConnectionsQuery&) override { return json::object(); }
-    bool ready() const override { return true; }
+    std::string not_ready() const override { return {}; }
+    std::string config_hash() const override { return config::config_hash(config_); }
     void drain() override {}
 
 private:
