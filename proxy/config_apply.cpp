@@ -65,8 +65,9 @@ ChangeResult Server::apply_change(const json& doc, std::optional<std::uint64_t> 
         return reject(ChangeResult::Outcome::precondition_failed);
     }
 
-    // admin and probes are start-up settings: a document that leaves them out
-    // keeps them, and --admin wins over any document, as at start-up.
+    // admin and the probes address are start-up settings: a document that
+    // leaves them out keeps them, and --admin wins over any document, as at
+    // start-up. probes.ready_clusters is a rule, not a socket: it may change.
     json next_doc = doc;
     if (next_doc.is_object()) {
         const auto& c = current->config;
@@ -75,6 +76,7 @@ ChangeResult Server::apply_change(const json& doc, std::optional<std::uint64_t> 
         if (!next_doc.contains("probes") && c.probes) {
             next_doc["probes"] = address_json(c.probes->address, c.probes->port);
             next_doc["probes"]["metrics"] = c.probes->metrics;
+            next_doc["probes"]["ready_clusters"] = c.probes->ready_clusters;
         }
     }
     auto loaded = config::load_document(next_doc);
@@ -86,7 +88,11 @@ ChangeResult Server::apply_change(const json& doc, std::optional<std::uint64_t> 
     if (next.admin != current->config.admin)
         r.errors.push_back({"/admin", "the admin settings are fixed at start-up (now " + admin_text(current->config.admin) +
                                           "); restart sluice to change them"});
-    if (next.probes != current->config.probes)
+    auto server_part = [](std::optional<config::ProbesSpec> p) {
+        if (p) p->ready_clusters.clear();
+        return p;
+    };
+    if (server_part(next.probes) != server_part(current->config.probes))
         r.errors.push_back({"/probes", "the probes address is fixed at start-up (now " +
                                            (current->config.probes
                                                 ? current->config.probes->address + ":" +

@@ -118,6 +118,30 @@ TEST(CliLifecycle, DrainCommandStartsTheDrainAndWaitsForTheExit) {
     EXPECT_NE(s.p.stderr_text().find("drain: done"), std::string::npos);
 }
 
+TEST(CliLifecycle, SigtermDuringADrainTheApiStartedLetsItFinish) {
+    // A native sidecar: its preStop starts the drain, the kubelet's SIGTERM
+    // comes later and must not cut the drain short as a second signal would.
+    TestOrigin o(echo_handler("o"));
+    Dir d;
+    RunningSluice s({"run", "--config",
+                     d.file("c.yaml", fill(R"(
+listeners: [{name: public, address: 127.0.0.1, port: 0}]
+clusters: [{name: app, endpoints: ["{o}"]}]
+routes: [{name: all, match: {path_prefix: /}, cluster: app}]
+timeouts: {drain_delay: 1s, drain: 1s}
+)",
+                                           {{"o", o.address()}})),
+                     "--admin", "127.0.0.1:0"});
+    EXPECT_EQ(run_sluice({"drain", "--admin", admin_address(s)}).status, 0);
+    s.p.signal(SIGTERM);
+    // Listeners still accept during drain_delay: the drain goes on.
+    EXPECT_EQ(http_get(s.port, "/x").status, 200u);
+    EXPECT_EQ(s.p.wait(), 0);
+    auto log = s.p.stderr_text();
+    EXPECT_NE(log.find("drain: done"), std::string::npos) << log;
+    EXPECT_EQ(log.find("stopping now"), std::string::npos) << log;
+}
+
 TEST(CliLifecycle, ReadyTurns503WhileDraining) {
     TestOrigin o(echo_handler("o"));
     Dir d;
@@ -320,5 +344,47 @@ routes: [{name: all, match: {path_prefix: /}, cluster: app}]
     // Issued for 30 days from now (give the clock a day either way).
     EXPECT_GT(expiry, now + 29 * 86400.0);
     EXPECT_LT(expiry, now + 31 * 86400.0);
+    s.p.signal(SIGKILL);
+}
+
+TEST(CliLifecycle, ReadyClustersChangeWithoutARestartAndStayWhenLeftOut) {
+    auto healthy = std::make_shared<std::atomic<bool>>(false);
+    TestOrigin o(checked_echo_handler("o", healthy));
+    Dir d;
+    RunningSluice s({"run", "--config",
+                     d.file("c.yaml", fill(R"(
+listeners: [{name: public, address: 127.0.0.1, port: 0}]
+probes: {address: 127.0.0.1, port: 0, ready_clusters: [app]}
+clusters:
+  - {name: app, endpoints: ["{o}"], health_check: {path: /healthz, interval: 100ms, timeout: 100ms}}
+routes: [{name: all, match: {path_prefix: /}, cluster: app}]
+)",
+                                           {{"o", o.address()}})),
+                     "--admin", "127.0.0.1:0"});
+    EXPECT_EQ(http_get(s.admin, "/ready").status, 503u);
+    // A whole config without probes keeps the rule (and the probes address).
+    auto doc = json::parse(http_get(s.admin, "/config").body)["config"];
+    doc.erase("probes");
+    doc["routes"].push_back({{"name", "extra"}, {"match", {{"path", "/e"}}}, {"cluster", "app"}});
+    auto put = http_request(s.admin, "PUT", "/config", doc.dump());
+    EXPECT_EQ(put.status, 200u) << put.body;
+    EXPECT_EQ(http_get(s.admin, "/ready").status, 503u);
+    // Dropping the rule is a change like any other: /ready follows at once.
+    doc = json::parse(http_get(s.admin, "/config").body)["config"];
+    doc["probes"]["ready_clusters"] = json::array();
+    put = http_request(s.admin, "PUT", "/config", doc.dump());
+    EXPECT_EQ(put.status, 200u) << put.body;
+    EXPECT_EQ(http_get(s.admin, "/ready").status, 200u);
+    // A rule naming a cluster that does not exist is refused, naming it.
+    doc["probes"]["ready_clusters"] = {"nope"};
+    put = http_request(s.admin, "PUT", "/config", doc.dump());
+    EXPECT_EQ(put.status, 400u);
+    EXPECT_NE(put.body.find("/probes/ready_clusters/0"), std::string::npos) << put.body;
+    // The probes address itself still cannot move.
+    doc["probes"]["ready_clusters"] = json::array();
+    doc["probes"]["port"] = 1;
+    put = http_request(s.admin, "PUT", "/config", doc.dump());
+    EXPECT_EQ(put.status, 400u);
+    EXPECT_NE(put.body.find("fixed at start-up"), std::string::npos) << put.body;
     s.p.signal(SIGKILL);
 }
