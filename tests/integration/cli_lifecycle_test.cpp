@@ -33,15 +33,16 @@ struct Dir {
     std::string path;
 };
 
-std::string config_yaml(const std::string& origin, const std::string& extra = "") {
+std::string config_yaml(const std::string& origin, const std::string& extra = "",
+                        const std::string& timeouts = "{drain_delay: 0s, drain: 1s}") {
     return fill(R"(
 listeners: [{name: public, address: 127.0.0.1, port: 0}]
 clusters: [{name: app, endpoints: ["{o}"]}]
 routes: [{name: all, match: {path_prefix: /}, cluster: app}]
-timeouts: {drain_delay: 0s, drain: 1s}
+timeouts: {t}
 {extra}
 )",
-                {{"o", origin}, {"extra", extra}});
+                {{"o", origin}, {"extra", extra}, {"t", timeouts}});
 }
 
 // Polls the child's standard error (the log is asynchronous) for `text`.
@@ -106,8 +107,7 @@ TEST(CliLifecycle, WorkersAsAskedOverrideTheBudget) {
 TEST(CliLifecycle, DrainCommandStartsTheDrainAndWaitsForTheExit) {
     TestOrigin o(echo_handler("o"));
     Dir d;
-    // drain_delay keeps the process alive long enough to see /ready turn 503.
-    RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address(), "")), "--admin", "127.0.0.1:0"});
+    RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address())), "--admin", "127.0.0.1:0"});
     EXPECT_EQ(http_get(s.admin, "/ready").status, 200u);
     auto drained = run_sluice({"drain", "--admin", admin_address(s), "--wait"});
     EXPECT_EQ(drained.status, 0) << drained.err;
@@ -123,15 +123,8 @@ TEST(CliLifecycle, SigtermDuringADrainTheApiStartedLetsItFinish) {
     // comes later and must not cut the drain short as a second signal would.
     TestOrigin o(echo_handler("o"));
     Dir d;
-    RunningSluice s({"run", "--config",
-                     d.file("c.yaml", fill(R"(
-listeners: [{name: public, address: 127.0.0.1, port: 0}]
-clusters: [{name: app, endpoints: ["{o}"]}]
-routes: [{name: all, match: {path_prefix: /}, cluster: app}]
-timeouts: {drain_delay: 1s, drain: 1s}
-)",
-                                           {{"o", o.address()}})),
-                     "--admin", "127.0.0.1:0"});
+    RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address(), "", "{drain_delay: 1s, drain: 1s}")), "--admin",
+                     "127.0.0.1:0"});
     EXPECT_EQ(run_sluice({"drain", "--admin", admin_address(s)}).status, 0);
     s.p.signal(SIGTERM);
     // Listeners still accept during drain_delay: the drain goes on.
@@ -145,15 +138,8 @@ timeouts: {drain_delay: 1s, drain: 1s}
 TEST(CliLifecycle, ReadyTurns503WhileDraining) {
     TestOrigin o(echo_handler("o"));
     Dir d;
-    RunningSluice s({"run", "--config",
-                     d.file("c.yaml", fill(R"(
-listeners: [{name: public, address: 127.0.0.1, port: 0}]
-clusters: [{name: app, endpoints: ["{o}"]}]
-routes: [{name: all, match: {path_prefix: /}, cluster: app}]
-timeouts: {drain_delay: 30s, drain: 1s}
-)",
-                                           {{"o", o.address()}})),
-                     "--admin", "127.0.0.1:0"});
+    RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address(), "", "{drain_delay: 30s, drain: 1s}")), "--admin",
+                     "127.0.0.1:0"});
     auto drained = run_sluice({"drain", "--admin", admin_address(s)});
     EXPECT_EQ(drained.status, 0) << drained.err;
     auto ready = http_get(s.admin, "/ready");
