@@ -17,6 +17,20 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
+bool parse_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos) return false;
+    host = text.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.empty()) host = "127.0.0.1";
+    std::string p = text.substr(colon + 1);
+    unsigned value = 0;
+    auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
+    if (p.empty() || ec != std::errc{} || ptr != p.data() + p.size() || value > 65535) return false;
+    port = static_cast<std::uint16_t>(value);
+    return true;
+}
+
 std::optional<HttpTarget> parse_http_url(std::string_view url, std::string& error) {
     constexpr std::string_view scheme = "http://";
     if (!url.starts_with(scheme)) {

@@ -16,6 +16,9 @@ struct HttpTarget {
     std::string path = "/";
 };
 
+// "HOST:PORT", "[v6]:PORT" or ":PORT" (loopback): what --admin takes.
+bool parse_host_port(const std::string& text, std::string& host, std::uint16_t& port);
+
 // "http://HOST[:PORT][/PATH]"; nullopt with `error` set otherwise (https is not
 // spoken here: the admin and probes servers are plain HTTP).
 std::optional<HttpTarget> parse_http_url(std::string_view url, std::string& error);

@@ -21,6 +21,8 @@ public:
     // token. When not, `why` says what was wrong, without the token.
     bool allows(std::string_view authorization, std::string& why);
     const std::string& path() const { return path_; }
+    // The token as last read (empty while the file cannot be used).
+    const std::string& token() const { return token_; }
 
 private:
     // Re-reads the file when its identity, size or change time moved.

@@ -1,13 +1,12 @@
 #include "admin/lifecycle_commands.h"
 
 #include "admin/admin_client.h"
+#include "admin/admin_token.h"
 #include "config/duration.h"
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 #include <thread>
 
 namespace sluice::admin {
@@ -17,11 +16,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-std::string trimmed(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
-    return s;
-}
-
 std::string first_line(const std::string& body) {
     std::string line = body.substr(0, body.find('\n'));
     return line.size() > 200 ? line.substr(0, 200) + "..." : line;
@@ -30,25 +24,24 @@ std::string first_line(const std::string& body) {
 }  // namespace
 
 int drain_command(const DrainFlags& f) {
-    std::string error;
-    auto target = parse_http_url("http://" + f.admin + "/drain", error);
-    const auto colon = f.admin.rfind(':');
-    if (!target || colon == std::string::npos || f.admin.find(']', colon) != std::string::npos) {
+    HttpTarget target;
+    if (!parse_host_port(f.admin, target.host, target.port)) {
         std::cerr << "sluice drain: --admin \"" << f.admin << "\" is not HOST:PORT, e.g. 127.0.0.1:9901\n";
         return 2;
     }
+    target.path = "/drain";
     std::string token;
     if (!f.token_file.empty()) {
-        std::ifstream in(f.token_file);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        if (!in) {
-            std::cerr << "sluice drain: cannot read --token-file " << f.token_file << "\n";
+        // Read as the admin server reads admin.token_file: the first line, trimmed.
+        AdminToken file(f.token_file);
+        std::string error;
+        if (!file.load(error)) {
+            std::cerr << "sluice drain: --token-file: " << error << "\n";
             return 2;
         }
-        token = trimmed(ss.str());
+        token = file.token();
     }
-    auto reply = http_call(*target, "POST", "", token, 10s);
+    auto reply = http_call(target, "POST", "", token, 10s);
     if (reply.status == 0) {
         std::cerr << "sluice drain: no answer from the admin API at " << f.admin << " (" << reply.error
                   << "); is sluice running there? --admin names its admin address\n";
@@ -67,7 +60,7 @@ int drain_command(const DrainFlags& f) {
     std::cout << "sluice at " << f.admin << " is draining\n" << std::flush;
     if (!f.wait) return 0;
     // The drain ends with the process exiting: wait until nothing listens there.
-    auto health = *target;
+    auto health = target;
     health.path = "/healthz";
     while (true) {
         auto r = http_call(health, "GET", "", token, 2s);

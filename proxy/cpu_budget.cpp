@@ -5,7 +5,6 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
-#include <limits>
 #include <sstream>
 #include <vector>
 
@@ -86,54 +85,60 @@ std::vector<std::string> cgroup_dirs(const Mount& m, const std::string& path) {
     if (m.root != "/" && rel.starts_with(m.root)) rel = rel.substr(m.root.size());
     else if (m.root != "/") rel = "/";
     std::vector<std::string> dirs;
-    while (true) {
-        dirs.push_back(rel == "/" || rel.empty() ? m.point : m.point + rel);
-        if (rel == "/" || rel.empty()) break;
+    while (!rel.empty() && rel != "/") {
+        dirs.push_back(m.point + rel);
         auto slash = rel.rfind('/');
-        rel = slash == 0 ? "/" : rel.substr(0, slash);
+        rel = slash == std::string::npos ? "" : rel.substr(0, slash);  // "/a/b" -> "/a" -> ""
     }
+    dirs.push_back(m.point);
     return dirs;
 }
 
-void keep_tighter(std::optional<CgroupQuota>& best, double cpus, std::string describe) {
-    if (cpus <= 0) return;
-    if (!best || cpus < best->cpus) best = CgroupQuota{cpus, std::move(describe)};
+struct Limit {
+    long long quota = 0, period = 0;
+    std::string describe;
+};
+
+// The tightest limit `read_limit` finds in the process's cgroup and its
+// ancestors, in the v2 or the v1 hierarchy.
+std::optional<CgroupQuota> tightest(std::string_view proc_cgroup, std::string_view mountinfo, bool v2,
+                                    const std::function<std::optional<Limit>(const std::string& dir)>& read_limit) {
+    auto m = find_mount(mountinfo, v2);
+    auto path = cgroup_path(proc_cgroup, v2);
+    if (!m || !path) return std::nullopt;
+    std::optional<CgroupQuota> best;
+    for (const auto& dir : cgroup_dirs(*m, *path)) {
+        auto limit = read_limit(dir);
+        if (!limit || limit->quota <= 0 || limit->period <= 0) continue;  // v1 writes -1 for no limit
+        double cpus = static_cast<double>(limit->quota) / static_cast<double>(limit->period);
+        if (!best || cpus < best->cpus) best = CgroupQuota{cpus, limit->describe + " in " + dir};
+    }
+    return best;
 }
 
 std::optional<CgroupQuota> v2_quota(std::string_view proc_cgroup, std::string_view mountinfo, const FileReader& read) {
-    auto m = find_mount(mountinfo, true);
-    auto path = cgroup_path(proc_cgroup, true);
-    if (!m || !path) return std::nullopt;
-    std::optional<CgroupQuota> best;
-    for (const auto& dir : cgroup_dirs(*m, *path)) {
+    return tightest(proc_cgroup, mountinfo, true, [&](const std::string& dir) -> std::optional<Limit> {
         auto text = read(dir + "/cpu.max");  // absent where the cpu controller is not enabled
-        if (!text) continue;
+        if (!text) return std::nullopt;
         auto fields = split(*text, ' ');
-        if (fields.size() != 2 || fields[0] == "max") continue;
+        if (fields.size() != 2 || fields[0] == "max") return std::nullopt;
         auto quota = to_number(fields[0]), period = to_number(fields[1]);
-        if (!quota || !period || *period <= 0) continue;
-        keep_tighter(best, static_cast<double>(*quota) / static_cast<double>(*period),
-                     "cgroup v2 cpu.max " + std::to_string(*quota) + " " + std::to_string(*period) + " in " + dir);
-    }
-    return best;
+        if (!quota || !period) return std::nullopt;
+        return Limit{*quota, *period, "cgroup v2 cpu.max " + std::to_string(*quota) + " " + std::to_string(*period)};
+    });
 }
 
 std::optional<CgroupQuota> v1_quota(std::string_view proc_cgroup, std::string_view mountinfo, const FileReader& read) {
-    auto m = find_mount(mountinfo, false);
-    auto path = cgroup_path(proc_cgroup, false);
-    if (!m || !path) return std::nullopt;
-    std::optional<CgroupQuota> best;
-    for (const auto& dir : cgroup_dirs(*m, *path)) {
+    return tightest(proc_cgroup, mountinfo, false, [&](const std::string& dir) -> std::optional<Limit> {
         auto q = read(dir + "/cpu.cfs_quota_us");
         auto p = read(dir + "/cpu.cfs_period_us");
-        if (!q || !p) continue;
+        if (!q || !p) return std::nullopt;
         auto quota = to_number(*q), period = to_number(*p);
-        if (!quota || !period || *quota <= 0 || *period <= 0) continue;  // -1: no limit
-        keep_tighter(best, static_cast<double>(*quota) / static_cast<double>(*period),
+        if (!quota || !period) return std::nullopt;
+        return Limit{*quota, *period,
                      "cgroup v1 cpu.cfs_quota_us " + std::to_string(*quota) + " / cpu.cfs_period_us " +
-                         std::to_string(*period) + " in " + dir);
-    }
-    return best;
+                         std::to_string(*period)};
+    });
 }
 
 std::optional<std::string> read_file(const std::string& path) {

@@ -1,5 +1,6 @@
 #include "proxy/log.h"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/async.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -14,23 +15,15 @@ namespace sluice::proxy {
 
 namespace {
 
-// %* in a pattern: the message as the inside of a JSON string.
+// %* in a pattern: the message as the inside of a JSON string. nlohmann's
+// writer escapes it and replaces invalid UTF-8 (messages can quote bytes a
+// client or an upstream sent), so every line stays valid JSON.
 class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
 public:
     void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
-        static constexpr char hex[] = "0123456789abcdef";
-        for (char c : msg.payload) {
-            auto u = static_cast<unsigned char>(c);
-            if (c == '"' || c == '\\') {
-                dest.push_back('\\');
-                dest.push_back(c);
-            } else if (u < 0x20) {
-                const char esc[] = {'\\', 'u', '0', '0', hex[u >> 4], hex[u & 15]};
-                dest.append(esc, esc + sizeof esc);
-            } else {
-                dest.push_back(c);
-            }
-        }
+        const std::string quoted = nlohmann::json(std::string(msg.payload.data(), msg.payload.size()))
+                                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        dest.append(quoted.data() + 1, quoted.data() + quoted.size() - 1);  // without the quotes
     }
     std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonEscapedMessage>(); }
 };

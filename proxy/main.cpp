@@ -1,4 +1,5 @@
 // sluice: command line. `run`, `validate`, `drain`, `wait-ready` and `version`.
+#include "admin/admin_client.h"
 #include "admin/lifecycle_commands.h"
 #include "config/load.h"
 #include "config/state_file.h"
@@ -21,21 +22,6 @@ using namespace sluice;
 void print_errors(const std::string& path, const config::ConfigErrors& errors) {
     for (const auto& e : errors)
         std::cerr << path << ": " << (e.pointer.empty() ? "/" : e.pointer) << ": " << e.message << "\n";
-}
-
-// "HOST:PORT", "[v6]:PORT" or ":PORT" (loopback).
-bool parse_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
-    auto colon = text.rfind(':');
-    if (colon == std::string::npos) return false;
-    host = text.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    if (host.empty()) host = "127.0.0.1";
-    std::string p = text.substr(colon + 1);
-    unsigned value = 0;
-    auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
-    if (p.empty() || ec != std::errc{} || ptr != p.data() + p.size() || value > 65535) return false;
-    port = static_cast<std::uint16_t>(value);
-    return true;
 }
 
 // Every connection and tunnel costs descriptors: take the hard limit the
@@ -118,7 +104,7 @@ int run(const RunFlags& f) {
     if (!admin.empty()) {
         std::string host;
         std::uint16_t port = 0;
-        if (!parse_host_port(admin, host, port)) {
+        if (!admin::parse_host_port(admin, host, port)) {
             std::cerr << "sluice: --admin \"" << admin << "\" is not HOST:PORT, e.g. 127.0.0.1:9901\n";
             return 2;
         }

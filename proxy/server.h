@@ -97,8 +97,8 @@ public:
     nlohmann::json clusters_json() override;
     std::string metrics_text() override;  // metrics.cpp
     nlohmann::json connections_json(const admin::ConnectionsQuery& q) override;
-    std::string not_ready() const override;
-    std::string config_hash() const override { return store_.current()->hash; }  // draining, or a probes.ready_clusters cluster cannot serve
+    std::string not_ready() const override;  // draining, or a probes.ready_clusters cluster cannot serve
+    std::string config_hash() const override { return store_.current()->hash; }
 
 private:
     explicit Server(ServerOptions options);

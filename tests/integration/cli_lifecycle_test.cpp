@@ -45,6 +45,19 @@ timeouts: {t}
                 {{"o", origin}, {"extra", extra}, {"t", timeouts}});
 }
 
+// /ready waits for the app cluster's health check (GET /healthz every 100ms).
+std::string ready_clusters_yaml(const std::string& origin) {
+    return fill(R"(
+listeners: [{name: public, address: 127.0.0.1, port: 0}]
+probes: {address: 127.0.0.1, port: 0, ready_clusters: [app]}
+clusters:
+  - {name: app, endpoints: ["{o}"], health_check: {path: /healthz, interval: 100ms, timeout: 100ms}}
+routes: [{name: all, match: {path_prefix: /}, cluster: app}]
+timeouts: {drain_delay: 0s, drain: 1s}
+)",
+                {{"o", origin}});
+}
+
 // Polls the child's standard error (the log is asynchronous) for `text`.
 bool stderr_shows(Process& p, const std::string& text) {
     for (int i = 0; i < 200; ++i) {
@@ -187,15 +200,7 @@ TEST(CliLifecycle, WaitReadyWaitsForTheClustersReadinessNames) {
     TestOrigin o(checked_echo_handler("o", healthy));
     Dir d;
     RunningSluice s({"run", "--config",
-                     d.file("c.yaml", fill(R"(
-listeners: [{name: public, address: 127.0.0.1, port: 0}]
-probes: {address: 127.0.0.1, port: 0, ready_clusters: [app]}
-clusters:
-  - {name: app, endpoints: ["{o}"], health_check: {path: /healthz, interval: 100ms, timeout: 100ms}}
-routes: [{name: all, match: {path_prefix: /}, cluster: app}]
-timeouts: {drain_delay: 0s, drain: 1s}
-)",
-                                           {{"o", o.address()}})),
+                     d.file("c.yaml", ready_clusters_yaml(o.address())),
                      "--admin", "127.0.0.1:0"});
     auto probes_line = s.p.wait_for_line("probes listening");
     ASSERT_TRUE(probes_line);
@@ -262,6 +267,27 @@ TEST(CliLifecycle, JsonLogIsOneObjectPerLine) {
     auto bad = run_sluice({"run", "--log-format", "xml"});
     EXPECT_EQ(bad.status, 2);
     EXPECT_NE(bad.err.find("--log-format \"xml\" is not text or json"), std::string::npos) << bad.err;
+}
+
+TEST(CliLifecycle, JsonLogStaysJsonWhenAMessageQuotesInvalidUtf8) {
+    // A config error quotes the bytes it choked on; the log line must still parse.
+    TestOrigin o(echo_handler("o"));
+    Dir d;
+    std::string path = d.file("c.json", R"({"listeners": [{"name": "public", "address": "127.0.0.1", "port": 0}]})");
+    RunningSluice s({"run", "--config", path, "--admin", "127.0.0.1:0", "--watch", "--log-format", "json"});
+    d.file("c.json", "{\"listeners\": \"\xff\xfe\"}");
+    EXPECT_TRUE(stderr_shows(s.p, "the running config (version 1) stays")) << s.p.stderr_text();
+    s.p.signal(SIGKILL);
+    s.p.wait();
+    std::istringstream lines(s.p.stderr_text());
+    std::string line;
+    bool saw_error = false;
+    while (std::getline(lines, line)) {
+        json j;
+        ASSERT_NO_THROW(j = json::parse(line)) << line;
+        if (j["msg"].get<std::string>().find("ill-formed UTF-8") != std::string::npos) saw_error = true;
+    }
+    EXPECT_TRUE(saw_error) << s.p.stderr_text();
 }
 
 TEST(CliLifecycle, StateDirIsCreatedWhenMissing) {
@@ -338,14 +364,7 @@ TEST(CliLifecycle, ReadyClustersChangeWithoutARestartAndStayWhenLeftOut) {
     TestOrigin o(checked_echo_handler("o", healthy));
     Dir d;
     RunningSluice s({"run", "--config",
-                     d.file("c.yaml", fill(R"(
-listeners: [{name: public, address: 127.0.0.1, port: 0}]
-probes: {address: 127.0.0.1, port: 0, ready_clusters: [app]}
-clusters:
-  - {name: app, endpoints: ["{o}"], health_check: {path: /healthz, interval: 100ms, timeout: 100ms}}
-routes: [{name: all, match: {path_prefix: /}, cluster: app}]
-)",
-                                           {{"o", o.address()}})),
+                     d.file("c.yaml", ready_clusters_yaml(o.address())),
                      "--admin", "127.0.0.1:0"});
     EXPECT_EQ(http_get(s.admin, "/ready").status, 503u);
     // A whole config without probes keeps the rule (and the probes address).

@@ -94,4 +94,6 @@ TEST(CpuBudget, NoCpuControllerOrUnreadableFilesIsNoQuota) {
     garbage.files["/sys/fs/cgroup/cpu.max"] = "fifty 100000";
     EXPECT_FALSE(cgroup_cpu_quota("0::/\n", v2_mountinfo, garbage.reader()));
     EXPECT_FALSE(cgroup_cpu_quota("", "", garbage.reader()));
+    // A path without a leading slash ends the walk up, like any other.
+    EXPECT_FALSE(cgroup_cpu_quota("0::docker\n", v2_mountinfo, garbage.reader()));
 }
