@@ -40,9 +40,16 @@ public:
     virtual std::uint64_t config_version() const = 0;
     virtual config::Config running_config() const = 0;
     virtual nlohmann::json config_json() const = 0;  // the applied config document
-    // Validates a whole config document and, unless `dry_run`, applies it.
+    // Validates a whole new applied config and, unless `dry_run`, applies it;
+    // the API overlay becomes its difference from the file (config/layers.h).
+    // `whole_document` (PUT /config): entries the file's order cannot hold are
+    // refused; otherwise (edits of one entry) they take their place in it.
     virtual ChangeResult change_config(const nlohmann::json& doc, std::optional<std::uint64_t> if_match,
-                                       std::string_view source, bool dry_run = false) = 0;
+                                       std::string_view source, bool dry_run = false, bool whole_document = false) = 0;
+    virtual nlohmann::json overlay_json() const = 0;    // GET /config/overlay
+    virtual nlohmann::json config_sources() const = 0;  // {"routes/hi": "api", ...}
+    // DELETE /config/overlay: the applied config becomes the file's.
+    virtual ChangeResult drop_overlay(std::optional<std::uint64_t> if_match) = 0;
     virtual nlohmann::json listeners_json() const = 0;
     virtual nlohmann::json clusters_json() = 0;
     virtual std::string metrics_text() = 0;  // Prometheus text format

@@ -188,23 +188,34 @@ const std::vector<Endpoint>& endpoints() {
          }},
         {"GET", "/config", false, false,
          [](Backend& b, const Call&) {
-             auto r = reply_json(200, {{"version", b.config_version()}, {"hash", b.config_hash()}, {"config", b.config_json()}});
+             auto r = reply_json(200, {{"version", b.config_version()},
+                                       {"hash", b.config_hash()},
+                                       {"config", b.config_json()},
+                                       {"sources", b.config_sources()}});
              r.headers.emplace_back("ETag", "\"" + std::to_string(b.config_version()) + "\"");
              return r;
          }},
+        {"GET", "/config/overlay", false, false,
+         [](Backend& b, const Call&) {
+             auto r = reply_json(200, {{"version", b.config_version()}, {"overlay", b.overlay_json()}});
+             r.headers.emplace_back("ETag", "\"" + std::to_string(b.config_version()) + "\"");
+             return r;
+         }},
+        {"DELETE", "/config/overlay", false, true,
+         [](Backend& b, const Call& c) { return change_reply(b.drop_overlay(c.if_match)); }},
         {"PUT", "/config", false, true,
          [](Backend& b, const Call& c) {
              AdminReply err;
              auto doc = parse_object(c.req.body, "the whole config document", err);
              if (!doc) return err;
-             return change_reply(b.change_config(*doc, c.if_match, "PUT /config"));
+             return change_reply(b.change_config(*doc, c.if_match, "PUT /config", false, true));
          }},
         {"POST", "/config/validate", false, false,
          [](Backend& b, const Call& c) {
              AdminReply err;
              auto doc = parse_object(c.req.body, "the whole config document", err);
              if (!doc) return err;
-             auto r = b.change_config(*doc, std::nullopt, "POST /config/validate", true);
+             auto r = b.change_config(*doc, std::nullopt, "POST /config/validate", true, true);
              if (r.outcome == ChangeResult::Outcome::invalid) return change_reply(r);
              return reply_json(200, {{"valid", true}});
          }},

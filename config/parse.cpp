@@ -466,6 +466,7 @@ void read_listener_tls(Reader& r, const json& v, const std::string& p, std::opti
         file(v, p, "cert", c.cert);
         file(v, p, "key", c.key);
         tls.certificates.push_back(std::move(c));
+        tls.single = true;
     } else if (auto it = v.find("certificates"); it != v.end()) {
         const std::string cp = pointer_join(p, "certificates");
         if (it->is_array() && it->empty()) r.error(cp, "must list at least one certificate");

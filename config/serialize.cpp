@@ -96,7 +96,9 @@ json to_json(const Config& cfg) {
     out["listeners"] = json::array();
     for (const auto& l : cfg.listeners) {
         json listener = {{"name", l.name}, {"address", l.address}, {"port", l.port}};
-        if (l.tls) {
+        if (l.tls && l.tls->single && l.tls->certificates.size() == 1 && l.tls->certificates[0].server_names.empty()) {
+            listener["tls"] = {{"cert", l.tls->certificates[0].cert}, {"key", l.tls->certificates[0].key}};
+        } else if (l.tls) {
             json certs = json::array();
             for (const auto& c : l.tls->certificates)
                 certs.push_back({{"cert", c.cert}, {"key", c.key}, {"server_names", c.server_names}});

@@ -84,6 +84,7 @@ struct TlsCertificate {
 
 struct ListenerTls {
     std::vector<TlsCertificate> certificates;  // the first is the default
+    bool single = false;  // given as {cert, key}: GET /config writes it back in that shape
     bool operator==(const ListenerTls&) const = default;
 };
 

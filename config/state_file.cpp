@@ -1,6 +1,7 @@
 #include "config/state_file.h"
 
 #include "config/bounded_json.h"
+#include "config/layers.h"
 #include "config/load.h"
 #include "config/serialize.h"
 
@@ -37,10 +38,11 @@ bool write_all(int fd, const std::string& data) {
 
 std::string state_file_path(const std::string& dir) { return dir + "/config.json"; }
 
-bool write_state_file(const std::string& dir, std::uint64_t version, const Config& cfg, std::string& error) {
+bool write_state_file(const std::string& dir, std::uint64_t version, const Config& cfg, const nlohmann::json& overlay,
+                      const nlohmann::json& file_layer, std::string& error) {
     const std::string path = state_file_path(dir);
     const std::string tmp = path + ".tmp";
-    nlohmann::json doc = {{"version", version}, {"config", to_json(cfg)}};
+    nlohmann::json doc = {{"version", version}, {"config", to_json(cfg)}, {"overlay", overlay}, {"file", file_layer}};
     std::string text = doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -97,7 +99,43 @@ std::optional<StateFile> read_state_file(const std::string& dir, std::string& er
         error = path + ": " + loaded.errors.front().pointer + ": " + loaded.errors.front().message;
         return std::nullopt;
     }
-    return StateFile{doc["version"].get<std::uint64_t>(), std::move(*loaded.config)};
+    StateFile state{doc["version"].get<std::uint64_t>(), std::move(*loaded.config), std::nullopt, std::nullopt};
+    if (auto it = doc.find("overlay"); it != doc.end()) {
+        ConfigErrors problems;
+        if (!check_overlay_shape(*it, problems)) {
+            error = path + ": /overlay" + problems.front().pointer + ": " + problems.front().message;
+            return std::nullopt;
+        }
+        state.overlay = *it;
+    }
+    if (auto it = doc.find("file"); it != doc.end()) {
+        auto file = load_document(*it);
+        if (!file.config) {
+            error = path + ": /file" + file.errors.front().pointer + ": " + file.errors.front().message;
+            return std::nullopt;
+        }
+        state.file = to_json(*file.config);
+    }
+    return state;
+}
+
+Resumed resume_layers(const StateFile& state, const Config& file_cfg) {
+    const nlohmann::json file = to_json(file_cfg);
+    const nlohmann::json stored = to_json(state.config);
+    // A state file from before layers: the overlay is what the stored config changed.
+    const nlohmann::json overlay = state.overlay ? *state.overlay : overlay_between(file, stored);
+    const nlohmann::json composed = compose_layers(file, overlay);
+    auto loaded = load_document(composed);
+    if (loaded.config) {
+        const bool same = *loaded.config == state.config;
+        nlohmann::json applied = to_json(*loaded.config);
+        return Resumed{std::move(*loaded.config), file, overlay_between(file, applied),
+                       same ? state.version : state.version + 1, {}};
+    }
+    Resumed r{state.config, state.file ? *state.file : stored, state.file ? overlay : nlohmann::json::object(),
+              state.version, std::move(loaded.errors)};
+    for (auto& e : r.refused) e.message += " (this comes from " + layer_of(composed, overlay, e.pointer) + ")";
+    return r;
 }
 
 }  // namespace sluice::config

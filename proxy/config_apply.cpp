@@ -3,6 +3,7 @@
 // then retire removed listeners. Anything that fails before the publish leaves
 // everything as it was.
 #include "config/duration.h"
+#include "config/layers.h"
 #include "config/load.h"
 #include "config/serialize.h"
 #include "config/state_file.h"
@@ -29,6 +30,14 @@ std::string admin_text(const config::AdminSpec& a) { return a.address + ":" + st
 
 json address_json(const std::string& address, std::uint16_t port) { return {{"address", address}, {"port", port}}; }
 
+// Entries the API overlay adds or replaces.
+std::size_t api_entries(const json& overlay) {
+    std::size_t n = 0;
+    for (const char* list : {"listeners", "clusters", "routes"})
+        if (overlay.contains(list)) n += overlay[list].size();
+    return n;
+}
+
 std::optional<std::string> read_whole_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return std::nullopt;
@@ -40,8 +49,19 @@ std::optional<std::string> read_whole_file(const std::string& path) {
 }  // namespace
 
 ChangeResult Server::change_config(const json& doc, std::optional<std::uint64_t> if_match, std::string_view source,
-                                   bool dry_run) {
-    ChangeResult r = apply_change(doc, if_match, source, dry_run);
+                                   bool dry_run, bool whole_document) {
+    return run_change({&doc, nullptr, if_match, source, dry_run, whole_document});
+}
+
+ChangeResult Server::drop_overlay(std::optional<std::uint64_t> if_match) {
+    const json file = file_layer_;  // the change replaces file_layer_ with an equal copy
+    return run_change({&file, nullptr, if_match, "DELETE /config/overlay", false, true});
+}
+
+json Server::config_sources() const { return config::layer_sources(config_json(), overlay_); }
+
+ChangeResult Server::run_change(const Change& c) {
+    ChangeResult r = apply_change(c);
     // An applied change leaves the old snapshot and the parse's temporaries
     // free in glibc's arenas; without this a 10,000-route table's resident
     // memory climbs to about three times its size and stays there.
@@ -49,40 +69,59 @@ ChangeResult Server::change_config(const json& doc, std::optional<std::uint64_t>
     return r;
 }
 
-ChangeResult Server::apply_change(const json& doc, std::optional<std::uint64_t> if_match, std::string_view source,
-                                  bool dry_run) {
+ChangeResult Server::apply_change(const Change& c) {
     ChangeResult r;
     auto current = store_.current();
     r.version = current->version;
+    const json& file = c.file ? *c.file : file_layer_;
+    // The document the change asks for: the API's, or the new file with the overlay on top.
+    json next_doc = c.file ? config::compose_layers(*c.file, overlay_) : *c.applied;
     auto reject = [&](ChangeResult::Outcome outcome) {
         r.outcome = outcome;
-        if (!dry_run) count_change("rejected");
+        if (c.file)  // a reload: say which layer each problem comes from
+            for (auto& e : r.errors) e.message += " (this comes from " + config::layer_of(next_doc, overlay_, e.pointer) + ")";
+        if (!c.dry_run) count_change("rejected");
         return r;
     };
-    if (if_match && *if_match != current->version && !dry_run) {
+    if (c.if_match && *c.if_match != current->version && !c.dry_run) {
         r.message = "the config is at version " + std::to_string(current->version) + ", not " +
-                    std::to_string(*if_match) + " (If-Match): read it again with GET /config and retry";
+                    std::to_string(*c.if_match) + " (If-Match): read it again with GET /config and retry";
         return reject(ChangeResult::Outcome::precondition_failed);
     }
 
     // admin and the probes address are start-up settings: a document that
     // leaves them out keeps them, and --admin wins over any document, as at
     // start-up. probes.ready_clusters is a rule, not a socket: it may change.
-    json next_doc = doc;
     if (next_doc.is_object()) {
-        const auto& c = current->config;
+        const auto& cur = current->config;
         if (!next_doc.contains("admin") || options_.admin_address || options_.admin_port)
-            next_doc["admin"] = config::admin_json(c.admin);
-        if (!next_doc.contains("probes") && c.probes) {
-            next_doc["probes"] = address_json(c.probes->address, c.probes->port);
-            next_doc["probes"]["metrics"] = c.probes->metrics;
-            next_doc["probes"]["ready_clusters"] = c.probes->ready_clusters;
+            next_doc["admin"] = config::admin_json(cur.admin);
+        if (!next_doc.contains("probes") && cur.probes) {
+            next_doc["probes"] = address_json(cur.probes->address, cur.probes->port);
+            next_doc["probes"]["metrics"] = cur.probes->metrics;
+            next_doc["probes"]["ready_clusters"] = cur.probes->ready_clusters;
         }
     }
     auto loaded = config::load_document(next_doc);
     if (!loaded.config) {
         r.errors = std::move(loaded.errors);
         return reject(ChangeResult::Outcome::invalid);
+    }
+    // The overlay this change leaves: what the result changes relative to the file.
+    json next_json = config::to_json(*loaded.config);
+    json overlay = config::overlay_between(file, next_json);
+    if (auto misplaced = config::order_problem(file, overlay, next_json)) {
+        if (c.whole_document) {
+            r.errors.push_back(std::move(*misplaced));
+            return reject(ChangeResult::Outcome::invalid);
+        }
+        // An entry edited through its own endpoint takes its place in the file's order.
+        next_json = config::compose_layers(file, overlay);
+        loaded = config::load_document(next_json);
+        if (!loaded.config) {
+            r.errors = std::move(loaded.errors);
+            return reject(ChangeResult::Outcome::invalid);
+        }
     }
     config::Config& next = *loaded.config;
     if (next.admin != current->config.admin)
@@ -104,16 +143,25 @@ ChangeResult Server::apply_change(const json& doc, std::optional<std::uint64_t> 
     // run): a bad one refuses the change.
     auto tls = load_tls(next, &current->tls, r.errors);
     if (!r.errors.empty()) {
-        spdlog::warn("config change ({}) refused: {}: {}", source, r.errors[0].pointer, r.errors[0].message);
+        spdlog::warn("config change ({}) refused: {}: {}", c.source, r.errors[0].pointer, r.errors[0].message);
         return reject(ChangeResult::Outcome::invalid);
     }
-    if (dry_run) {
+    if (c.dry_run) {
         r.outcome = ChangeResult::Outcome::applied;
         return r;
     }
     // A renewal that rewrote certificate files under the same paths is a change.
     if (next == current->config && tls.fingerprint == current->tls.fingerprint) {
-        // A no-op push from automation touches nothing, not even the version.
+        // A no-op push from automation touches nothing, not even the version;
+        // a file that now says what the overlay said takes those entries over.
+        if (file != file_layer_ || overlay != overlay_) {
+            std::string error;
+            if (options_.state_dir &&
+                !config::write_state_file(*options_.state_dir, current->version, next, overlay, file, error))
+                spdlog::error("config layers changed ({}) but could not be saved: {}", c.source, error);
+            file_layer_ = file;
+            overlay_ = std::move(overlay);
+        }
         count_change("unchanged");
         r.outcome = ChangeResult::Outcome::unchanged;
         return r;
@@ -123,19 +171,19 @@ ChangeResult Server::apply_change(const json& doc, std::optional<std::uint64_t> 
     std::string error;
     if (!bind_new_listeners(next, added, error)) {
         r.message = error + "; nothing was changed";
-        spdlog::warn("config change ({}) refused: {}", source, r.message);
+        spdlog::warn("config change ({}) refused: {}", c.source, r.message);
         return reject(ChangeResult::Outcome::conflict);
     }
     AccessLog::Target log_target;
     if (!access_log_->prepare(next.access_log, log_target, error)) {
         r.errors.push_back({"/access_log/path", error});
-        spdlog::warn("config change ({}) refused: {}", source, error);
+        spdlog::warn("config change ({}) refused: {}", c.source, error);
         return reject(ChangeResult::Outcome::invalid);  // `added` closes its sockets
     }
     const std::uint64_t version = current->version + 1;
-    if (options_.state_dir && !config::write_state_file(*options_.state_dir, version, next, error)) {
+    if (options_.state_dir && !config::write_state_file(*options_.state_dir, version, next, overlay, file, error)) {
         r.message = "the new config could not be saved, so it was not applied: " + error;
-        spdlog::error("config change ({}) refused: {}", source, r.message);
+        spdlog::error("config change ({}) refused: {}", c.source, r.message);
         return reject(ChangeResult::Outcome::failed);  // `added` closes its sockets
     }
     auto snapshot = build_snapshot(next, version, registry_, false, std::move(tls));
@@ -145,9 +193,13 @@ ChangeResult Server::apply_change(const json& doc, std::optional<std::uint64_t> 
     registry_.retain(next);
     health_.update(*snapshot);
     swap_listeners(next, std::move(added));
+    if (c.file) file_layer_ = file;  // `file` may be file_layer_ itself: copied before overlay_ moves
+    overlay_ = std::move(overlay);
     count_change("applied");
-    spdlog::info("config version {} applied ({}): {} listener(s), {} cluster(s), {} route(s)", version, source,
-                 next.listeners.size(), next.clusters.size(), next.routes.size());
+    spdlog::info("config version {} applied ({}): {} listener(s), {} cluster(s), {} route(s), {} of these set through "
+                 "the API",
+                 version, c.source, next.listeners.size(), next.clusters.size(), next.routes.size(),
+                 api_entries(overlay_));
     r.outcome = ChangeResult::Outcome::applied;
     r.version = version;
     return r;
@@ -218,13 +270,18 @@ bool Server::reload_from_file(const char* why) {
         count_change("rejected");
         return false;
     }
-    auto r = change_config(config::to_json(*loaded.config), std::nullopt, std::string(why) + " of " + path);
+    const json file = config::to_json(*loaded.config);
+    const std::string source = std::string(why) + ": " + path;
+    auto r = run_change({nullptr, &file, std::nullopt, source, false, false});
     switch (r.outcome) {
     case ChangeResult::Outcome::applied:
     case ChangeResult::Outcome::unchanged: return true;
     case ChangeResult::Outcome::invalid:
-        for (const auto& e : r.errors) spdlog::error("{}: {}: {}: {}", why, path, e.pointer, e.message);
-        spdlog::error("{}: the running config (version {}) stays", why, r.version);
+        for (const auto& e : r.errors)
+            spdlog::error("{}: {}: {}: {}", why, path, e.pointer.empty() ? "/" : e.pointer, e.message);
+        spdlog::error("{}: the file with the API overlay on top is invalid, so nothing changed: the running config "
+                      "(version {}) stays; fix the file, or change the overlay (GET /config/overlay)",
+                      why, r.version);
         return false;
     default:
         spdlog::error("{}: {}; the running config (version {}) stays", why, r.message, r.version);

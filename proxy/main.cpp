@@ -85,11 +85,8 @@ int run(const RunFlags& f) {
             return 1;
         }
     }
-    if (resumed) {
-        spdlog::info("resuming config version {} from {}", resumed->version, config::state_file_path(f.state_dir));
-        options.config = std::move(resumed->config);
-        options.initial_version = resumed->version;
-    } else if (config_path.empty()) {
+    // The file layer: --config, or the built-in default.
+    if (config_path.empty()) {
         options.config = config::default_config();
         options.builtin_default = true;
     } else {
@@ -100,6 +97,24 @@ int run(const RunFlags& f) {
             return 1;
         }
         options.config = std::move(*loaded.config);
+    }
+    if (resumed) {
+        // The stored API overlay goes on top of the file just read.
+        auto r = config::resume_layers(*resumed, options.config);
+        if (r.refused.empty()) {
+            spdlog::info("resuming from {}: version {}, the config file with the stored API overlay on top",
+                         config::state_file_path(f.state_dir), r.version);
+        } else {
+            for (const auto& e : r.refused)
+                spdlog::error("--resume: {}: {}", e.pointer.empty() ? "/" : e.pointer, e.message);
+            spdlog::error("--resume: the config file with the stored API overlay on top is invalid, so the stored "
+                          "config (version {}) serves; fix the file, or change the overlay (GET /config/overlay)",
+                          r.version);
+        }
+        options.config = std::move(r.config);
+        options.file_layer = std::move(r.file_layer);
+        options.overlay = std::move(r.overlay);
+        options.initial_version = r.version;
     }
     if (!admin.empty()) {
         std::string host;

@@ -40,6 +40,8 @@ std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error)
     // thread can race another to it.
     spdlog::default_logger_raw();
     std::unique_ptr<Server> s(new Server(std::move(options)));
+    s->file_layer_ = s->options_.file_layer ? *s->options_.file_layer : config::to_json(s->options_.config);
+    if (s->options_.overlay) s->overlay_ = *s->options_.overlay;
     {
         // Certificates are checked before anything binds.
         config::ConfigErrors tls_errors;
@@ -59,7 +61,8 @@ std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error)
     if (!s->bind_all(error)) return nullptr;  // nothing runs yet; descriptors close with s
     if (s->options_.state_dir) {
         // The running config is on disk from the start, so --resume always has one.
-        if (!config::write_state_file(*s->options_.state_dir, s->options_.initial_version, s->options_.config, error))
+        if (!config::write_state_file(*s->options_.state_dir, s->options_.initial_version, s->options_.config,
+                                      s->overlay_, s->file_layer_, error))
             return nullptr;
     }
 
@@ -168,7 +171,7 @@ void Server::begin_drain() {
                      config::describe_duration(t.drain));
         for (auto& w : workers_) w->drain(t.drain);
         // A little past the window, in case a close is still on its way.
-        poll_drained(std::chrono::steady_clock::now() + t.drain + std::chrono::seconds(1));
+        poll_drained(std::chrono::steady_clock::now() + t.drain + std::chrono::seconds(2));  // + the tunnels' goodbye
     });
 }
 

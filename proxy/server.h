@@ -31,7 +31,11 @@
 namespace sluice::proxy {
 
 struct ServerOptions {
-    config::Config config;
+    config::Config config;  // the applied config to start with
+    // Its layers (config/layers.h): the file's document (to_json form) and the
+    // API overlay. Without them the file layer is `config` and the overlay empty.
+    std::optional<nlohmann::json> file_layer;
+    std::optional<nlohmann::json> overlay;
     bool builtin_default = false;  // no --config: 404s explain how to add routes
     std::size_t workers = 0;       // 0: the CPUs this process may use (cpu_budget.h)
     std::optional<std::string> admin_address;  // --admin overrides
@@ -92,7 +96,11 @@ public:
     config::Config running_config() const override;
     nlohmann::json config_json() const override;
     admin::ChangeResult change_config(const nlohmann::json& doc, std::optional<std::uint64_t> if_match,
-                                      std::string_view source, bool dry_run = false) override;
+                                      std::string_view source, bool dry_run = false,
+                                      bool whole_document = false) override;
+    nlohmann::json overlay_json() const override { return overlay_; }
+    nlohmann::json config_sources() const override;
+    admin::ChangeResult drop_overlay(std::optional<std::uint64_t> if_match) override;
     nlohmann::json listeners_json() const override;
     nlohmann::json clusters_json() override;
     std::string metrics_text() override;  // metrics.cpp
@@ -103,9 +111,20 @@ public:
 private:
     explicit Server(ServerOptions options);
     bool bind_all(std::string& error);
-    // change_config without the memory trim that follows an applied change.
-    admin::ChangeResult apply_change(const nlohmann::json& doc, std::optional<std::uint64_t> if_match,
-                                     std::string_view source, bool dry_run);
+    // What a change is: a new applied config from the API (the overlay
+    // becomes its difference from the file), or a new file layer read by a
+    // reload (the overlay stays on top).
+    struct Change {
+        const nlohmann::json* applied = nullptr;
+        const nlohmann::json* file = nullptr;
+        std::optional<std::uint64_t> if_match;
+        std::string_view source;
+        bool dry_run = false;
+        bool whole_document = false;
+    };
+    // Applies `c`, then trims the memory the old snapshot leaves behind.
+    admin::ChangeResult run_change(const Change& c);
+    admin::ChangeResult apply_change(const Change& c);
     // The listener part of a change: binds what is new (nothing is kept on failure).
     bool bind_new_listeners(const config::Config& next, std::vector<std::shared_ptr<ListenerInfo>>& added,
                             std::string& error);
@@ -133,6 +152,10 @@ private:
     // data-plane counters live in each worker (metrics.cpp adds them up).
     std::shared_ptr<prometheus::Registry> metrics_ = std::make_shared<prometheus::Registry>();
     prometheus::Family<prometheus::Counter>* changes_family_ = nullptr;
+    // The layers of the applied config (control thread): the file's document
+    // and the API overlay on top of it.
+    nlohmann::json file_layer_;
+    nlohmann::json overlay_ = nlohmann::json::object();
     boost::asio::steady_timer watch_timer_{control_};
     std::string watched_content_;  // last content of --config seen by the watcher
     std::uint64_t watched_tls_ = 0;  // last certificate files' fingerprint the watcher acted on

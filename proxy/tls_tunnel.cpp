@@ -13,6 +13,9 @@ namespace sluice::proxy {
 namespace asio = boost::asio;
 namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+// How long a drain's goodbye may wait for a message to end and for the peers' answers.
+constexpr auto kCloseGrace = std::chrono::seconds(1);
+constexpr std::uint16_t kGoingAway = 1001;
 }
 
 TlsTunnel::TlsTunnel(Worker& worker, Tunnel::Setup meta, Stream client, Stream upstream)
@@ -36,6 +39,11 @@ void TlsTunnel::start() {
     dog_.set_idle(s_.idle);
     dog_.set_hard(s_.hard_deadline);
     dog_.arm(self());
+    // The client gets whole messages; the upstream may get a Close between frames.
+    upstream_.frames.want_message_boundary(true);
+    client_.frames.want_message_boundary(false);
+    client_.frames.feed(s_.to_upstream.data(), s_.to_upstream.size());
+    upstream_.frames.feed(s_.to_client.data(), s_.to_client.size());
     // Bytes read past the handshakes go first.
     auto ex = client_.stream.socket().get_executor();
     asio::co_spawn(ex, [self = self(), p = std::move(s_.to_upstream)]() mutable {
@@ -64,10 +72,20 @@ asio::awaitable<void> TlsTunnel::copy(Side& from, Side& to, std::string pending)
     }
     for (;;) {
         if (from.stop_reading) co_return;
+        if (closing_ && !from.goodbye && from.frames.at_chosen_boundary()) {
+            from.goodbye = true;
+            co_await send_goodbye(from, to);
+            continue;
+        }
         from.reading = true;
         auto [ec, n] = co_await from.stream.read_some(asio::buffer(from.buf.get(), kBuffer));
         from.reading = false;
         if (closed_ || from.stop_reading) co_return;
+        if (from.goodbye) {  // closing: what it still sends (its own Close) is dropped
+            if (ec) co_return;
+            continue;
+        }
+        if (ec && closing_) co_return finish(CloseReason::drain);  // a peer left before the goodbye
         if (ec == asio::error::eof) {  // FIN, or close_notify: this side is done sending
             from.ended = true;
             co_return co_await pass_end(from, to);
@@ -79,12 +97,83 @@ asio::awaitable<void> TlsTunnel::copy(Side& from, Side& to, std::string pending)
         }
         if (ec) co_return finish(closed_by(from));
         dog_.touch();
-        auto [wec, m] = co_await to.stream.write(asio::buffer(from.buf.get(), n));
-        if (closed_) co_return;
-        if (wec) co_return finish(closed_by(to));
-        from.moved += n;
-        route_bytes += n;
+        bool goodbye_after = false;
+        if (closing_) {
+            if (from.frames.lost()) co_return finish(CloseReason::drain);  // no boundary to speak at
+            n = from.frames.feed(from.buf.get(), n, true);  // bytes past the boundary are dropped
+            goodbye_after = from.frames.at_chosen_boundary();
+        } else if (!from.frames.lost()) {
+            from.frames.feed(from.buf.get(), n);
+        }
+        if (n > 0) {
+            auto [wec, m] = co_await to.stream.write(asio::buffer(from.buf.get(), n));
+            if (closed_) co_return;
+            if (wec) co_return finish(closed_by(to));
+            from.moved += n;
+            route_bytes += n;
+        }
+        if (goodbye_after && !from.goodbye) {
+            from.goodbye = true;
+            co_await send_goodbye(from, to);
+        }
     }
+}
+
+void TlsTunnel::abort(CloseReason reason) {
+    if (closed_ || closing_) return;
+    if (reason != CloseReason::drain || !client_.running || !upstream_.running || client_.frames.lost() ||
+        upstream_.frames.lost())
+        return finish(reason);
+    closing_ = true;
+    dog_.set_idle(Watchdog::Clock::duration::zero());
+    dog_.set_phase(Watchdog::Clock::now() + kCloseGrace);
+    dog_.arm(self());
+    // A direction waiting for bytes between messages says goodbye now; a busy
+    // one does when its write is done, or when its message ends.
+    auto ex = client_.stream.socket().get_executor();
+    for (auto [from, to] : {std::pair{&client_, &upstream_}, std::pair{&upstream_, &client_}}) {
+        if (!from->reading || from->goodbye || !from->frames.at_chosen_boundary()) continue;
+        from->goodbye = true;
+        asio::co_spawn(ex, [self = self(), from, to]() { return self->send_goodbye(*from, *to); }, asio::detached);
+    }
+}
+
+asio::awaitable<void> TlsTunnel::send_goodbye(Side& from, Side& to) {
+    // Toward the upstream sluice speaks as a client, so the frame is masked.
+    const std::string frame =
+        WebSocketFrames::close_frame(kGoingAway, from.client, static_cast<std::uint32_t>(worker_.rng()()));
+    auto [ec, n] = co_await to.stream.write(asio::buffer(frame));
+    if (closed_) co_return;
+    if (ec) co_return finish(CloseReason::drain);
+    if (++goodbyes_sent_ == 2)
+        asio::co_spawn(client_.stream.socket().get_executor(),
+                       [self = self()]() { return self->end_after_goodbye(); }, asio::detached);
+}
+
+asio::awaitable<void> TlsTunnel::end_after_goodbye() {
+    // No write is pending now; stop the reads so close_notify may go out.
+    boost::system::error_code ignored;
+    for (Side* s : {&client_, &upstream_}) {
+        s->stop_reading = true;
+        if (s->reading) s->stream.socket().cancel(ignored);
+    }
+    for (Side* s : {&client_, &upstream_})
+        while (s->running && !closed_) co_await s->loop_stopped.async_wait(nothrow);
+    for (Side* s : {&client_, &upstream_}) {
+        if (closed_) co_return;
+        co_await s->stream.close_notify();
+        if (closed_) co_return;
+        s->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    }
+    // The peers answer (their Close, close_notify, FIN); the grace deadline cuts a slow one.
+    for (Side* s : {&client_, &upstream_}) {
+        for (;;) {
+            auto [ec, n] = co_await s->stream.socket().async_read_some(asio::buffer(s->buf.get(), kBuffer), nothrow);
+            if (closed_) co_return;
+            if (ec) break;
+        }
+    }
+    finish(CloseReason::drain);
 }
 
 asio::awaitable<void> TlsTunnel::pass_end(Side& from, Side& to) {
@@ -131,6 +220,7 @@ bool TlsTunnel::describe(ConnectionInfo& out) const {
 }
 
 void TlsTunnel::on_deadline(Watchdog::Which which) {
+    if (closing_) return finish(CloseReason::drain);  // the goodbye took too long
     if (lingering_) return finish(*lingering_);
     finish(which == Watchdog::Which::hard ? CloseReason::max_duration : CloseReason::idle_timeout);
 }

@@ -12,10 +12,16 @@
 // A TLS peer that drops TCP without close_notify (a truncated TLS stream) ends
 // the tunnel as an error.
 //
+// A drain ends it as Tunnel does: each direction follows its WebSocket frames,
+// Close 1001 goes to the client after the message in flight and masked to the
+// upstream between two frames; then both loops stop, each TLS side gets
+// close_notify, both get a FIN, and the peers have a moment to answer.
+//
 // Runs on its worker's thread only.
 #pragma once
 #include "proxy/stream.h"
 #include "proxy/tunnel.h"
+#include "proxy/websocket_frames.h"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -32,7 +38,8 @@ public:
 
     void start();
     void close_if_idle() override {}
-    void abort(CloseReason reason) override { finish(reason); }
+    // A drain says goodbye in WebSocket Close frames; anything else closes now.
+    void abort(CloseReason reason) override;
     const ListenerInfo* listener() const override { return s_.listener.get(); }
     bool describe(ConnectionInfo& out) const override;
 
@@ -53,6 +60,8 @@ private:
         boost::asio::steady_timer loop_stopped;
         bool ended = false;             // it ended its sending cleanly (FIN or close_notify)
         std::uint64_t moved = 0;        // bytes read from it and delivered
+        WebSocketFrames frames;         // where the frames it sends end
+        bool goodbye = false;           // closing: our Close frame went to the other side; its bytes are dropped
     };
 
     std::shared_ptr<TlsTunnel> self() { return std::static_pointer_cast<TlsTunnel>(shared_from_this()); }
@@ -62,6 +71,10 @@ private:
     CloseReason closed_by(const Side& s) const {
         return s.client ? CloseReason::client_closed : CloseReason::upstream_closed;
     }
+    // Closing: Close 1001 to `to`, for the direction from `from`.
+    boost::asio::awaitable<void> send_goodbye(Side& from, Side& to);
+    // Both Close frames are out: stop both loops, close_notify, FIN, linger, end.
+    boost::asio::awaitable<void> end_after_goodbye();
     void finish(CloseReason reason);
 
     Worker& worker_;
@@ -71,6 +84,8 @@ private:
     TunnelCounters& counters_;
     std::optional<CloseReason> first_end_;  // the reason when both sides end cleanly
     std::optional<CloseReason> lingering_;  // closing: waiting for a TLS peer's side to end
+    bool closing_ = false;        // a drain asked for Close frames
+    int goodbyes_sent_ = 0;       // Close frames written (one per direction)
     bool closed_ = false;
 };
 

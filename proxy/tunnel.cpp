@@ -20,6 +20,11 @@ namespace {
 constexpr int kRoundsPerWake = 16;
 // A splice that moves less than this means the burst is over: copy again.
 constexpr std::size_t kBulkThreshold = 16 * 1024;
+// A drain's goodbye: how long the tunnel waits for a message to end and for
+// the peers to answer the Close frames before it closes anyway.
+constexpr auto kCloseGrace = std::chrono::seconds(1);
+// WebSocket 1001: the server is going away.
+constexpr std::uint16_t kGoingAway = 1001;
 
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
@@ -49,6 +54,10 @@ Tunnel::Tunnel(Worker& worker, Setup setup, tcp::socket client, tcp::socket upst
     down_.bytes = &counters_.bytes_downstream;
     up_.pending = std::move(s_.to_upstream);
     down_.pending = std::move(s_.to_client);
+    // The client gets whole messages; the upstream may get a Close between frames.
+    down_.frames.want_message_boundary(true);
+    up_.frames.want_message_boundary(false);
+    for (Flow* f : {&up_, &down_}) f->frames.feed(f->pending.data(), f->pending.size());
     tunnel_opened(worker_, this, s_, counters_);
 }
 
@@ -128,6 +137,21 @@ void Tunnel::pump(Flow& f) {
     for (int round = 0; round < kRoundsPerWake; ++round) {
         if (closed_) return;
         if (!flush(f)) return;
+        if (f.close_queued) {
+            // Our Close frame is out: FIN after it; what the source still
+            // sends (its own Close) is read and dropped until its FIN.
+            if (!f.done) {
+                f.done = true;
+                ::shutdown(f.to->fd, SHUT_WR);
+            }
+            if (f.eof) {
+                if (up_.done && down_.done && up_.eof && down_.eof) finish(CloseReason::drain);
+                return;
+            }
+            if (!read_some(f)) return;
+            continue;
+        }
+        if (f.eof && closing_) return finish(CloseReason::drain);  // a peer left before the goodbye
         if (f.eof) {
             if (!f.done) {
                 // Pass the FIN on: the other side sees end of stream, and may still answer.
@@ -194,17 +218,23 @@ bool Tunnel::flush(Flow& f) {
 bool Tunnel::read_some(Flow& f) {
     if (!f.from->readable) return false;  // an EPOLLIN edge comes with more
     int from = f.from->fd;
-    if (f.bulk && worker_.splice_enabled()) {
+    // Splice stays within a frame's payload; a frame header is read by a copy.
+    const std::size_t splice_limit =
+        f.frames.lost() ? PipePool::kCapacity
+                        : static_cast<std::size_t>(std::min<std::uint64_t>(PipePool::kCapacity, f.frames.payload_left()));
+    if (f.bulk && worker_.splice_enabled() && !closing_ && splice_limit > 0) {
         f.pipe = worker_.pipes().take();
         if (f.pipe) {
-            ssize_t n = ::splice(from, nullptr, f.pipe.write_fd, nullptr, PipePool::kCapacity,
-                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            ssize_t n = ::splice(from, nullptr, f.pipe.write_fd, nullptr, splice_limit, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n > 0) {
-                f.in_pipe = static_cast<std::size_t>(n);
-                *f.bytes += static_cast<std::uint64_t>(n);
-                f.moved += static_cast<std::uint64_t>(n);
-                worker_.stats().paths().spliced_bytes += static_cast<std::uint64_t>(n);
-                if (static_cast<std::size_t>(n) < kBulkThreshold) f.bulk = false;
+                const auto moved = static_cast<std::size_t>(n);
+                f.in_pipe = moved;
+                if (!f.frames.lost()) f.frames.skip(moved);
+                *f.bytes += moved;
+                f.moved += moved;
+                worker_.stats().paths().spliced_bytes += moved;
+                // Short of what was asked and small: the burst is over. (A frame's end is not.)
+                if (moved < kBulkThreshold && moved < splice_limit) f.bulk = false;
                 dog_.touch();
                 return true;
             }
@@ -240,13 +270,25 @@ bool Tunnel::read_some(Flow& f) {
         return false;
     }
     auto got = static_cast<std::size_t>(n);
+    if (f.close_queued) return true;  // closing: the source's answer is dropped
+    bool close_after = false;
+    if (closing_) {
+        if (f.frames.lost()) {
+            finish(CloseReason::drain);  // no boundary to speak at
+            return false;
+        }
+        got = f.frames.feed(scratch.data(), got, true);  // bytes past the boundary are dropped
+        close_after = f.frames.at_chosen_boundary();
+    } else if (!f.frames.lost()) {
+        f.frames.feed(scratch.data(), got);
+    }
     *f.bytes += got;
     f.moved += got;
     worker_.stats().paths().copied_bytes += got;
     dog_.touch();
     if (got == scratch.size()) f.bulk = true;  // a burst: splice the rest
     // Straight on to the destination; keep only what it did not take.
-    ssize_t sent = f.to->writable ? ::send(f.to->fd, scratch.data(), got, MSG_NOSIGNAL | MSG_DONTWAIT) : 0;
+    ssize_t sent = f.to->writable && got > 0 ? ::send(f.to->fd, scratch.data(), got, MSG_NOSIGNAL | MSG_DONTWAIT) : 0;
     if (sent < 0) {
         if (!would_block(errno)) {
             fail(f, errno, true);
@@ -255,10 +297,9 @@ bool Tunnel::read_some(Flow& f) {
         f.to->writable = false;
         sent = 0;
     }
-    if (static_cast<std::size_t>(sent) < got) {
-        f.pending.assign(scratch.data() + sent, got - static_cast<std::size_t>(sent));
-        return true;  // pump's flush waits for the destination
-    }
+    if (static_cast<std::size_t>(sent) < got) f.pending.assign(scratch.data() + sent, got - static_cast<std::size_t>(sent));
+    if (close_after) queue_close(f);
+    if (!f.pending.empty()) return true;  // pump's flush waits for the destination
     if (got < scratch.size()) {
         // A short read took all that was queued: wait for the next edge instead
         // of spending a recv on EAGAIN. Bytes (or a FIN) that arrive after the
@@ -269,6 +310,30 @@ bool Tunnel::read_some(Flow& f) {
         return false;
     }
     return true;
+}
+
+void Tunnel::abort(CloseReason reason) {
+    if (closed_ || closing_) return;
+    if (reason != CloseReason::drain || up_.frames.lost() || down_.frames.lost() || up_.eof || down_.eof)
+        return finish(reason);
+    closing_ = true;
+    dog_.set_idle(Watchdog::Clock::duration::zero());
+    dog_.set_phase(Watchdog::Clock::now() + kCloseGrace);
+    dog_.arm(self());
+    // A direction between messages (or frames) says goodbye now; one in the
+    // middle of one does when it ends (read_some).
+    for (Flow* f : {&up_, &down_})
+        if (f->frames.at_chosen_boundary()) queue_close(*f);
+    pump(up_);
+    pump(down_);
+}
+
+void Tunnel::queue_close(Flow& f) {
+    // After what is in flight (the pipe, then `pending`); a client's frame is masked.
+    f.pending.erase(0, f.pending_off);
+    f.pending_off = 0;
+    f.pending += WebSocketFrames::close_frame(kGoingAway, f.from_client, static_cast<std::uint32_t>(worker_.rng()()));
+    f.close_queued = true;
 }
 
 void Tunnel::fail(Flow& f, int err, bool on_destination) {
@@ -314,6 +379,7 @@ bool Tunnel::describe(ConnectionInfo& out) const {
 }
 
 void Tunnel::on_deadline(Watchdog::Which which) {
+    if (closing_) return finish(CloseReason::drain);  // the goodbye took too long
     finish(which == Watchdog::Which::hard ? CloseReason::max_duration : CloseReason::idle_timeout);
 }
 

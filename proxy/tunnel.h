@@ -19,6 +19,13 @@
 // write are cheaper than two splices and a pipe. A FIN is passed on as a FIN
 // (half-close); a reset or error closes both sides.
 //
+// Each direction follows the WebSocket frames it carries (WebSocketFrames):
+// the copy path reads their headers as they pass, and the splice path splices
+// within a frame's payload only, reading the next header by a copy. So a drain
+// can end the tunnel as a WebSocket server going away would: Close 1001 to the
+// client after the message in flight, a masked Close 1001 to the upstream
+// between two frames, a FIN after each, and a moment for the peers' answers.
+//
 // Runs on its worker's thread only.
 #pragma once
 #include "proxy/downstream.h"
@@ -29,6 +36,7 @@
 #include "proxy/snapshot.h"
 #include "proxy/upstream_pool.h"
 #include "proxy/watchdog.h"
+#include "proxy/websocket_frames.h"
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -66,7 +74,8 @@ public:
 
     void start();
     void close_if_idle() override {}  // a tunnel is never between requests
-    void abort(CloseReason reason) override { finish(reason); }
+    // A drain says goodbye in WebSocket Close frames; anything else closes now.
+    void abort(CloseReason reason) override;
     const ListenerInfo* listener() const override { return s_.listener.get(); }
     bool describe(ConnectionInfo& out) const override;
 
@@ -95,6 +104,8 @@ private:
         bool done = false;         // FIN passed on
         std::uint64_t* bytes = nullptr;  // the route's counter
         std::uint64_t moved = 0;         // this tunnel's
+        WebSocketFrames frames;          // where the frames the source sends end
+        bool close_queued = false;       // closing: our Close frame is in `pending`; reads are dropped
     };
 
     std::shared_ptr<Tunnel> self() { return std::static_pointer_cast<Tunnel>(shared_from_this()); }
@@ -105,6 +116,8 @@ private:
     // Reads once; false when there is nothing to read (or it failed).
     bool read_some(Flow& f);
     void fail(Flow& f, int err, bool on_destination);
+    // Closing: our Close frame goes after what is in flight; then the source is no longer relayed.
+    void queue_close(Flow& f);
     void finish(CloseReason reason);
 
     Worker& worker_;
@@ -116,6 +129,7 @@ private:
     Flow up_;    // client -> upstream
     Flow down_;  // upstream -> client
     bool closed_ = false;
+    bool closing_ = false;  // a drain asked for Close frames
     bool first_eof_from_client_ = false, any_eof_ = false;
 };
 

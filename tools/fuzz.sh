@@ -16,7 +16,7 @@ tools/deps.sh
 
 seconds=""
 if [ "${1:-}" = "--time" ]; then seconds="${2:?seconds}"; shift 2; fi
-targets=("${@:-request response config admin}")
+targets=("${@:-request response config admin websocket_frames}")
 # shellcheck disable=SC2206
 targets=(${targets[*]})
 
@@ -26,7 +26,7 @@ mkdir -p build-fuzz/crashes
 
 status=0
 # Runs that take about 10 s each on one core of the CI machines.
-declare -A regression_runs=([request]=100000 [response]=250000 [config]=25000 [admin]=50000)
+declare -A regression_runs=([request]=100000 [response]=250000 [config]=25000 [admin]=50000 [websocket_frames]=200000)
 for t in "${targets[@]}"; do
   if [ -n "$seconds" ]; then
     budget=(-max_total_time="$seconds"); what="${seconds}s"

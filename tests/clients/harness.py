@@ -44,6 +44,12 @@ timeouts: {{drain_delay: 0s, drain: 2s}}
                 return int(m.group(1))
         raise RuntimeError(f"{p.args[0]} did not start (no line matching {pattern})")
 
+    def drain(self):
+        """SIGTERM to sluice alone (the origin keeps running); returns its exit status."""
+        sluice = self.procs[-1]
+        sluice.send_signal(signal.SIGTERM)
+        return sluice.wait(30)
+
     def close(self):
         for p in reversed(self.procs):
             p.send_signal(signal.SIGTERM)

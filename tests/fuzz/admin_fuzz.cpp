@@ -4,6 +4,7 @@
 // Never an exception (the server would answer 500); every JSON answer is
 // JSON; a refused change changes nothing.
 #include "admin/handlers.h"
+#include "config/layers.h"
 #include "config/load.h"
 #include "config/serialize.h"
 #include "fuzz_check.h"
@@ -21,7 +22,7 @@ public:
     config::Config running_config() const override { return config_; }
     json config_json() const override { return config::to_json(config_); }
     admin::ChangeResult change_config(const json& doc, std::optional<std::uint64_t> if_match, std::string_view,
-                                      bool dry_run) override {
+                                      bool dry_run, bool whole_document) override {
         admin::ChangeResult r;
         r.version = version_;
         if (if_match && *if_match != version_) {
@@ -35,6 +36,20 @@ public:
             r.errors = std::move(loaded.errors);
             return r;
         }
+        // The layers as the server keeps them: the overlay is the difference from the file.
+        json applied = config::to_json(*loaded.config);
+        json overlay = config::overlay_between(file_, applied);
+        if (auto misplaced = config::order_problem(file_, overlay, applied)) {
+            if (whole_document) {
+                r.outcome = admin::ChangeResult::Outcome::invalid;
+                r.errors.push_back(*misplaced);
+                return r;
+            }
+            applied = config::compose_layers(file_, overlay);
+            loaded = config::load_document(applied);
+            CHECK(loaded.config.has_value());  // reordering a valid config keeps it valid
+        }
+        CHECK(config::compose_layers(file_, overlay) == applied);
         if (dry_run) {
             r.outcome = admin::ChangeResult::Outcome::applied;
             return r;
@@ -44,9 +59,15 @@ public:
             return r;
         }
         config_ = std::move(*loaded.config);
+        overlay_ = std::move(overlay);
         r.version = ++version_;
         r.outcome = admin::ChangeResult::Outcome::applied;
         return r;
+    }
+    json overlay_json() const override { return overlay_; }
+    json config_sources() const override { return config::layer_sources(config_json(), overlay_); }
+    admin::ChangeResult drop_overlay(std::optional<std::uint64_t> if_match) override {
+        return change_config(file_, if_match, "", false, true);
     }
     json listeners_json() const override { return json::array(); }
     json clusters_json() override { return {{"clusters", json::array()}}; }
@@ -58,6 +79,8 @@ public:
 
 private:
     config::Config config_ = config::default_config();
+    json file_ = config::to_json(config_);
+    json overlay_ = json::object();
     std::uint64_t version_ = 1;
 };
 

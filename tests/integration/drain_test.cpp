@@ -1,10 +1,17 @@
 // Graceful drain: /ready turns 503 at once, listeners accept for drain_delay,
 // then close; open streams get up to timeouts.drain; then the server stops.
+// WebSocket tunnels still open are ended with Close 1001 frames, after the
+// message in flight; wss:// ones with close_notify after it.
+#include "tests/support/certs.h"
 #include "tests/support/client.h"
 #include "tests/support/origin.h"
 #include "tests/support/proxy_fixture.h"
+#include "tests/support/tls_client.h"
+#include "tests/support/websocket.h"
 
 #include <gtest/gtest.h>
+
+#include <filesystem>
 
 using namespace sluice::test;
 
@@ -77,4 +84,94 @@ TEST(Drain, StreamsStillOpenAtTheEndOfTheWindowAreClosed) {
     EXPECT_EQ(p.server->wait(), 0);
     EXPECT_THROW(streaming.read_body_some(), std::exception);
     never.open();
+}
+
+namespace {
+
+// A WebSocket origin that, asked "go", sends one message in two frames with a
+// pause between them (until `second_part` opens), then reads until it hears a
+// Close, whose code it keeps. Beast refuses unmasked frames from a client, so
+// a Close that arrives was masked.
+OriginHandler fragmenting_origin(Gate& second_part, std::atomic<int>& close_code) {
+    return [&](OriginExchange& ex) {
+        http::request<http::empty_body> req;
+        req.base() = ex.parser.get().base();
+        websocket::stream<tcp::socket&> ws(ex.socket);
+        ws.accept(req);
+        beast::flat_buffer buffer;
+        beast::error_code ec;
+        ws.read(buffer, ec);
+        if (ec) return;
+        ws.text(true);
+        ws.write_some(false, asio::buffer(std::string_view("part one, ")), ec);
+        second_part.wait();
+        ws.write_some(true, asio::buffer(std::string_view("part two")), ec);
+        buffer.consume(buffer.size());
+        ws.read(buffer, ec);
+        if (ec == websocket::error::closed) close_code = ws.reason().code;
+        ex.keep_alive = false;
+    };
+}
+
+}  // namespace
+
+TEST(Drain, AWebSocketGetsCloseGoingAwayAfterTheMessageInFlight) {
+    Gate second_part;
+    std::atomic<int> upstream_heard{0};
+    TestOrigin o(fragmenting_origin(second_part, upstream_heard));
+    RunningProxy p(one_route(o.address(), "timeouts: {drain_delay: 0s, drain: 100ms}"));
+    WsClient c(p.port());
+    c.send("go");
+    // The drain reaches the tunnel while the message is half sent; it waits for its end.
+    p.server->drain();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    second_part.open();
+    EXPECT_EQ(c.receive(), "part one, part two");
+    try {
+        c.receive();
+        ADD_FAILURE() << "a message after the drain";
+    } catch (const boost::system::system_error& e) {
+        EXPECT_EQ(e.code(), websocket::error::closed) << e.what();
+    }
+    EXPECT_EQ(c.stream().reason().code, websocket::close_code::going_away);
+    EXPECT_TRUE(eventually([&] { return upstream_heard.load() == 1001; })) << upstream_heard.load();
+    EXPECT_EQ(p.server->wait(), 0);
+    second_part.open();
+}
+
+TEST(Drain, AWssTunnelEndsWithCloseGoingAwayThenCloseNotify) {
+    TestCa ca;
+    const std::string dir = make_temp_dir("sluice-drain-tls-");
+    const auto leaf = ca.issue({"localhost"});
+    write_file(dir, "tls.crt", leaf.cert);
+    write_file(dir, "tls.key", leaf.key);
+    TestOrigin o(websocket_echo_handler());
+    RunningProxy p(fill(R"(
+listeners: [{name: public, address: 127.0.0.1, port: 0, tls: {cert: "{d}/tls.crt", key: "{d}/tls.key"}}]
+clusters: [{name: o, endpoints: ["{o}"]}]
+routes: [{name: all, match: {path_prefix: /}, cluster: o}]
+timeouts: {drain_delay: 0s, drain: 100ms}
+)",
+                        {{"d", dir}, {"o", o.address()}}));
+    // A hand-made handshake, so every byte after the 101 can be seen.
+    TlsClient c(p.port(), ca.cert_pem());
+    c.send("GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    ASSERT_EQ(c.read_head().status, 101u);
+    p.server->drain();
+    std::string got;
+    boost::system::error_code end;
+    for (;;) {
+        char buf[256];
+        auto [ec, n] = c.run([&](auto h) { c.stream().async_read_some(asio::buffer(buf), h); });
+        got.append(buf, n);
+        if (ec) {
+            end = ec;
+            break;
+        }
+    }
+    EXPECT_EQ(got, std::string("\x88\x02\x03\xe9", 4));  // Close, 1001, unmasked from a server
+    EXPECT_EQ(end, asio::error::eof) << end.message();   // close_notify, not a truncated stream
+    EXPECT_EQ(p.server->wait(), 0);
+    std::filesystem::remove_all(dir);
 }
