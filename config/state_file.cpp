@@ -127,7 +127,10 @@ Resumed resume_layers(const StateFile& state, const Config& file_cfg) {
     const nlohmann::json composed = compose_layers(file, overlay);
     auto loaded = load_document(composed);
     if (loaded.config) {
-        const bool same = *loaded.config == state.config;
+        // admin is a start-up setting (and --admin overrides it): not a change of the config served.
+        Config compared = *loaded.config;
+        compared.admin = state.config.admin;
+        const bool same = compared == state.config;
         nlohmann::json applied = to_json(*loaded.config);
         return Resumed{std::move(*loaded.config), file, overlay_between(file, applied),
                        same ? state.version : state.version + 1, {}};

@@ -120,7 +120,11 @@ asio::awaitable<void> TlsTunnel::copy(Side& from, Side& to, std::string pending)
 }
 
 void TlsTunnel::abort(CloseReason reason) {
-    if (closed_ || closing_) return;
+    if (closed_) return;
+    if (closing_) {  // saying goodbye already; only a harder stop cuts it short
+        if (reason != CloseReason::drain) finish(reason);
+        return;
+    }
     if (reason != CloseReason::drain || !client_.running || !upstream_.running || client_.frames.lost() ||
         upstream_.frames.lost())
         return finish(reason);

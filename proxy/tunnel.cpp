@@ -313,7 +313,11 @@ bool Tunnel::read_some(Flow& f) {
 }
 
 void Tunnel::abort(CloseReason reason) {
-    if (closed_ || closing_) return;
+    if (closed_) return;
+    if (closing_) {  // saying goodbye already; only a harder stop cuts it short
+        if (reason != CloseReason::drain) finish(reason);
+        return;
+    }
     if (reason != CloseReason::drain || up_.frames.lost() || down_.frames.lost() || up_.eof || down_.eof)
         return finish(reason);
     closing_ = true;

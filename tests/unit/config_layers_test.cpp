@@ -4,6 +4,7 @@
 #include "config/layers.h"
 #include "config/load.h"
 #include "config/serialize.h"
+#include "config/state_file.h"
 
 #include <gtest/gtest.h>
 
@@ -175,4 +176,54 @@ listeners:
     auto back = load_document(doc);
     ASSERT_TRUE(back.config) << back.errors.at(0).pointer << ": " << back.errors.at(0).message;
     EXPECT_EQ(back.config->listeners[0].tls->certificates[0].cert, "new.crt");
+}
+
+// --resume: the stored overlay on top of the file read again.
+TEST(ConfigLayers, ResumePutsTheStoredOverlayOnTheFileReadAgain) {
+    auto file = load_text(kFile, Format::yaml).config.value();
+    json hi = normalized(R"(
+clusters: [{name: ai, endpoints: ["127.0.0.1:11434"]}]
+routes: [{name: hi, match: {path: /hi}, cluster: ai}])")["routes"][0];
+    json overlay = {{"routes", json::array({hi})}};
+    auto stored = load_document(compose_layers(to_json(file), overlay)).config.value();
+    stored.admin.port = 0;  // as --admin 127.0.0.1:0 ran it: a start-up setting, not a change
+    StateFile state{7, stored, overlay, to_json(file)};
+
+    auto same = resume_layers(state, file);
+    EXPECT_TRUE(same.refused.empty());
+    EXPECT_EQ(same.version, 7u);
+    EXPECT_EQ(same.overlay, overlay);
+    EXPECT_EQ(same.config.routes.back().name, "hi");
+
+    // The file changed while sluice was down: applied with the overlay on top, one more version.
+    auto changed_file = load_text(std::string(kFile) + "limits: {request_line: 16KiB}\n", Format::yaml).config.value();
+    auto changed = resume_layers(state, changed_file);
+    EXPECT_TRUE(changed.refused.empty());
+    EXPECT_EQ(changed.version, 8u);
+    EXPECT_EQ(changed.config.limits.request_line, 16u * 1024);
+    EXPECT_EQ(changed.config.routes.back().name, "hi");
+
+    // A file without cluster "ai": the overlay's route no longer fits, so the stored config serves.
+    auto no_ai = load_text(R"(
+listeners: [{name: public, address: 127.0.0.1, port: 8080}]
+clusters: [{name: app, endpoints: ["127.0.0.1:3000"]}]
+routes: [{name: one, match: {path_prefix: /one/}, cluster: app}]
+)",
+                           Format::yaml)
+                     .config.value();
+    auto refused = resume_layers(state, no_ai);
+    ASSERT_FALSE(refused.refused.empty());
+    EXPECT_EQ(refused.refused[0].pointer, "/routes/1/cluster");
+    EXPECT_NE(refused.refused[0].message.find("(this comes from the API overlay: route \"hi\")"), std::string::npos)
+        << refused.refused[0].message;
+    EXPECT_EQ(refused.version, 7u);
+    EXPECT_EQ(refused.config, stored);
+    EXPECT_EQ(refused.file_layer, to_json(file));  // the layer the stored config was composed from
+
+    // A state file from before layers: the overlay is what the stored config changed.
+    StateFile old{7, stored, std::nullopt, std::nullopt};
+    auto upgraded = resume_layers(old, file);
+    EXPECT_TRUE(upgraded.refused.empty());
+    EXPECT_EQ(upgraded.overlay, overlay);
+    EXPECT_EQ(upgraded.version, 7u);
 }
