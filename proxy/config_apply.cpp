@@ -16,7 +16,6 @@
 #include <malloc.h>
 
 #include <fstream>
-#include <future>
 #include <sstream>
 
 namespace sluice::proxy {
@@ -247,12 +246,6 @@ void Server::swap_listeners(const config::Config& next, std::vector<std::shared_
         l->closing = true;
         for (auto& w : workers_) w->remove_listener(l, next.timeouts.drain);
     }
-}
-
-bool Server::reload() {
-    std::promise<bool> done;
-    boost::asio::post(control_, [&] { done.set_value(reload_from_file("reload requested")); });
-    return done.get_future().get();
 }
 
 bool Server::reload_from_file(const char* why) {

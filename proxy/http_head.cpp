@@ -24,12 +24,6 @@ std::string_view MessageHead::find(http::field f) const {
     return {};
 }
 
-bool MessageHead::has(http::field f) const {
-    for (const auto& h : fields)
-        if (h.id == f) return true;
-    return false;
-}
-
 bool MessageHead::connection_has(std::string_view token) const {
     for (const auto& h : fields) {
         if (h.id != http::field::connection) continue;

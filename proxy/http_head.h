@@ -41,7 +41,6 @@ struct MessageHead {
     void clear();
     // The first value of a field, or an empty view.
     std::string_view find(http::field f) const;
-    bool has(http::field f) const;
     // Whether any Connection field lists `token` (case-insensitive).
     bool connection_has(std::string_view token) const;
 };

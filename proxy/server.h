@@ -82,14 +82,10 @@ public:
     // Tunnel counters by route, summed over workers (any thread, blocking).
     std::map<std::string, TunnelCounters> tunnel_stats();
     TunnelPaths tunnel_paths();
-    AccessLog& access_log() { return *access_log_; }
     std::size_t pipes_in_use();
 
     // Any thread.
-    std::shared_ptr<const Snapshot> snapshot() const { return store_.current(); }
     ChangeCounts change_counts() const;
-    // Reloads --config now (what SIGHUP does); false when it was invalid or refused.
-    bool reload();
 
     // admin::Backend (control thread).
     std::uint64_t config_version() const override;

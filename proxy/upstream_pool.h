@@ -27,7 +27,6 @@ public:
 
     Stream stream;                 // TCP, or TLS over it for a cluster with tls
     IoBuffer in;                   // bytes read from the upstream, not yet parsed
-    std::uint64_t requests = 0;    // exchanges served, for "was this a reused connection"
     std::chrono::steady_clock::time_point idle_since{};
     std::uint64_t generation = 0;  // bumped when it leaves the idle list: stale waits ignore it
     char idle_probe = 0;           // where a byte an idle connection receives (so: drop it) lands
