@@ -39,6 +39,7 @@ void TlsTunnel::start() {
     dog_.set_idle(s_.idle);
     dog_.set_hard(s_.hard_deadline);
     dog_.arm(self());
+    worker_.join_drain(weak_from_this());
     // The client gets whole messages; the upstream may get a Close between frames.
     upstream_.frames.want_message_boundary(true);
     client_.frames.want_message_boundary(false);

@@ -115,6 +115,7 @@ void Tunnel::start() {
     dog_.set_idle(s_.idle);
     dog_.set_hard(s_.hard_deadline);
     dog_.arm(self());
+    worker_.join_drain(weak_from_this());
     // Bytes read past the handshake go first (pump flushes `pending` before reading).
     pump(up_);
     pump(down_);

@@ -167,6 +167,7 @@ void Worker::drain_connections(const ListenerInfo* listener, std::chrono::millis
         boost::system::error_code ec;
         a->acceptor.close(ec);
     }
+    if (!listener) drain_ends_ = std::chrono::steady_clock::now() + window;
     std::vector<std::weak_ptr<Downstream>> open;
     for (auto* d : downstreams_) {
         if (listener && d->listener() != listener) continue;
@@ -184,6 +185,16 @@ void Worker::drain_connections(const ListenerInfo* listener, std::chrono::millis
             if (auto d = connection.lock()) d->abort(CloseReason::drain);
         });
     }
+}
+
+void Worker::join_drain(std::weak_ptr<Downstream> d) {
+    if (!drain_ends_) return;
+    const auto left = *drain_ends_ - std::chrono::steady_clock::now();
+    auto timer = std::make_shared<asio::steady_timer>(io_, left > left.zero() ? left / 2 : left.zero());
+    timer->async_wait([timer, connection = std::move(d)](const boost::system::error_code& ec) {
+        if (ec) return;
+        if (auto c = connection.lock()) c->abort(CloseReason::drain);
+    });
 }
 
 ConnectionList Worker::connections(const ConnectionQuery& q) const {

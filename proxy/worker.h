@@ -17,6 +17,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
+#include <optional>
 #include <random>
 #include <future>
 #include <span>
@@ -112,6 +113,9 @@ public:
         if (last_of_old) stats_.sweep(view_->snapshot->config.listeners);
     }
     void add_downstream(Downstream* d);
+    // A tunnel that opened after the drain planned its instants (its upgrade
+    // was in flight then) gets an instant of its own in what is left of the window.
+    void join_drain(std::weak_ptr<Downstream> d);
     void remove_downstream(Downstream* d);
     // Upstream connections opened to `key` by this worker (tests count reuse with it).
     std::uint64_t upstream_connects(const std::string& key) const;
@@ -153,6 +157,7 @@ private:
     std::vector<std::unique_ptr<Acceptor>> acceptors_;
     boost::asio::steady_timer sweep_timer_{io_};
     bool draining_ = false;
+    std::optional<std::chrono::steady_clock::time_point> drain_ends_;  // set when a drain planned its instants
     std::minstd_rand rng_{static_cast<unsigned>(index_ * 7919 + 17)};
     std::atomic<bool> running_{false};
     std::thread thread_;

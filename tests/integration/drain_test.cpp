@@ -175,3 +175,35 @@ timeouts: {drain_delay: 0s, drain: 100ms}
     EXPECT_EQ(p.server->wait(), 0);
     std::filesystem::remove_all(dir);
 }
+
+// An upgrade still on its way when the drain planned its instants (its head
+// was half sent) becomes a tunnel after that: it gets an instant of its own
+// and its Close 1001, instead of a bare close when the process gives up.
+TEST(Drain, ATunnelOpenedAfterTheDrainPlannedStillGetsItsGoodbye) {
+    TestOrigin o(websocket_echo_handler());
+    RunningProxy p(one_route(o.address(), "timeouts: {drain_delay: 0s, drain: 1s}"));
+    RawClient c(p.port());
+    c.send("GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
+    p.server->drain();
+    // The listener closes when the drain plans its instants: wait for that.
+    EXPECT_TRUE(eventually([&] {
+        try {
+            RawClient late(p.port(), 200);
+            late.get("/late");
+            return false;
+        } catch (const std::exception&) {
+            return true;
+        }
+    }));
+    c.send("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    ASSERT_EQ(c.read_head().status, 101u);
+    std::string got;
+    for (;;) {
+        char buf[64];
+        auto [ec, n] = c.run([&](auto h) { c.socket().async_read_some(asio::buffer(buf), h); });
+        got.append(buf, n);
+        if (ec) break;
+    }
+    EXPECT_EQ(got, std::string("\x88\x02\x03\xe9", 4));
+    EXPECT_EQ(p.server->wait(), 0);
+}
