@@ -176,14 +176,23 @@ timeouts: {drain_delay: 0s, drain: 100ms}
     std::filesystem::remove_all(dir);
 }
 
-// An upgrade still on its way when the drain planned its instants (its head
-// was half sent) becomes a tunnel after that: it gets an instant of its own
-// and its Close 1001, instead of a bare close when the process gives up.
+// An upgrade still on its way when the drain planned its instants (the
+// origin had not answered yet) becomes a tunnel after that: it gets an instant
+// of its own and its Close 1001, instead of a bare close when the process
+// gives up.
 TEST(Drain, ATunnelOpenedAfterTheDrainPlannedStillGetsItsGoodbye) {
-    TestOrigin o(websocket_echo_handler());
+    Gate arrived, answer;
+    auto echo = websocket_echo_handler();
+    TestOrigin o([&](OriginExchange& ex) {
+        arrived.open();
+        answer.wait();
+        echo(ex);
+    });
     RunningProxy p(one_route(o.address(), "timeouts: {drain_delay: 0s, drain: 1s}"));
     RawClient c(p.port());
-    c.send("GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
+    c.send("GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    ASSERT_TRUE(arrived.wait());  // the exchange is at the origin: not idle
     p.server->drain();
     // The listener closes when the drain plans its instants: wait for that.
     EXPECT_TRUE(eventually([&] {
@@ -195,7 +204,7 @@ TEST(Drain, ATunnelOpenedAfterTheDrainPlannedStillGetsItsGoodbye) {
             return true;
         }
     }));
-    c.send("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    answer.open();
     ASSERT_EQ(c.read_head().status, 101u);
     std::string got;
     for (;;) {
