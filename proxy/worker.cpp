@@ -1,6 +1,6 @@
 #include "proxy/worker.h"
 
-#include "proxy/http_session.h"
+#include "proxy/http_connection.h"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
@@ -10,6 +10,10 @@
 #include <random>
 
 namespace sluice::proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
 namespace {
 
 constexpr std::size_t kMaxIdlePerEndpoint = 1024;
@@ -77,7 +81,7 @@ void Worker::accept_next(Acceptor* a) {
             });
             return;
         }
-        std::make_shared<Session>(*this, a->info, std::move(socket))->start();
+        std::make_shared<HttpConnection>(*this, a->info, std::move(socket))->start();
         accept_next(a);
     });
 }

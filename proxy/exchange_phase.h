@@ -1,0 +1,14 @@
+// Where an HTTP/1.1 connection is in its current exchange, and which of its
+// deadlines passed. The phase decides what a passed phase deadline means: the
+// same timer is the idle timeout between requests, the head timeout while a
+// request head arrives, the connect timeout while an upstream connects.
+#pragma once
+
+namespace sluice::proxy {
+
+enum class Phase { idle, head, connect, request, response, closing };
+
+// The deadline that passed (none: all I/O may go on).
+enum class Deadline { none, http_idle, request_headers, connect, upstream_response, stream_idle, max_duration };
+
+}  // namespace sluice::proxy
