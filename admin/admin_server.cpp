@@ -77,7 +77,7 @@ bool out_of_descriptors(const boost::system::error_code& ec) {
 struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
     Impl(asio::io_context& io, Backend& b, Mode m, bool probes_metrics)
         : io(io), mode(m), acceptor(io),
-          handlers(b, m == Mode::admin ? Handlers::Mode::admin : Handlers::Mode::probes, probes_metrics) {
+          handlers(b, m, probes_metrics) {
         if (auto path = b.running_config().admin.token_file; path && m == Mode::admin) token.emplace(*path);
     }
 

@@ -3,6 +3,7 @@
 // never touch a worker directly: they read snapshots and post to workers.
 #pragma once
 #include "admin/backend.h"
+#include "admin/handlers.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -16,7 +17,7 @@ namespace sluice::admin {
 
 class AdminServer {
 public:
-    enum class Mode { admin, probes };
+    using Mode = Handlers::Mode;  // the full API, or only the kubelet's probes
 
     AdminServer(boost::asio::io_context& io, Backend& backend, Mode mode, bool probes_metrics = false);
     ~AdminServer();

@@ -1,6 +1,7 @@
 // What the admin API reads from and asks of the running proxy. Every call is
 // made on the control thread, one at a time, so changes never interleave.
 #pragma once
+#include "admin/connections_query.h"
 #include "config/spec.h"
 
 #include <nlohmann/json.hpp>
@@ -25,13 +26,6 @@ struct ChangeResult {
     std::uint64_t version = 0;  // the version in force afterwards
     config::ConfigErrors errors;
     std::string message;
-};
-
-// GET /connections?kind=websocket&route=chat&limit=100
-struct ConnectionsQuery {
-    std::string kind;   // "", "websocket" or "stream"
-    std::string route;  // "" for all
-    std::size_t limit = 100;
 };
 
 class Backend {

@@ -65,7 +65,7 @@ asio::awaitable<void> Exchange::pump_request_body(std::shared_ptr<UpstreamConn> 
         req_parser_->body().clear();
         if (!pump_gather_.empty()) {
             auto [ec, n] = conn_.deadline_passed() ? HttpConnection::cancelled_io()
-                                                   : co_await conn->stream.write(pump_gather_);
+                                                   : co_await conn->transport.write(pump_gather_);
             if (ec) {
                 end = stop_pump_ ? Pump::stopped : Pump::upstream_failed;
                 break;
@@ -90,7 +90,7 @@ asio::awaitable<void> Exchange::pump_request_body(std::shared_ptr<UpstreamConn> 
     pump_ = end;
     if (end == Pump::client_left || end == Pump::client_stalled || end == Pump::client_bad_body) {
         // A request cut short must not look complete to the app: drop the upstream connection.
-        conn->stream.close();
+        conn->transport.close();
     } else if (end == Pump::done && conn_.phase() == Phase::request) {
         conn_.set_phase(Phase::request, deadline_after(view_->snapshot->routes[route_].timeouts.upstream_response));
     }
@@ -106,13 +106,13 @@ asio::awaitable<void> Exchange::finish_pump(UpstreamConn& conn) {
     // The exchange is over before the request body: stop sending it.
     stop_pump_ = true;
     boost::system::error_code ec;
-    conn.stream.close();
+    conn.transport.close();
     conn_.client().socket().cancel(ec);
     co_await wait_pump();
 }
 
 asio::awaitable<Exchange::AttemptEnd> Exchange::abandon(UpstreamConn& conn) {
-    conn.stream.close();
+    conn.transport.close();
     co_await finish_pump(conn);
     co_return AttemptEnd{ExchangeEnd::close, {}};
 }
@@ -135,7 +135,7 @@ asio::awaitable<std::optional<Exchange::AttemptEnd>> Exchange::read_response_hea
                 co_return AttemptEnd{std::nullopt,
                                      bad_response(place(), "upstream response headers are larger than 64KiB")};
             auto [ec, n] = conn_.deadline_passed() ? HttpConnection::cancelled_io()
-                                                   : co_await conn.stream.read_some(conn.in.prepare());
+                                                   : co_await conn.transport.read_some(conn.in.prepare());
             if (ec) {
                 // Closed or reset before a byte of the answer: the upstream may or may not have acted on it.
                 co_return co_await upstream_io_failed(
@@ -233,7 +233,7 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::relay_response(const std::shared
         conn->in.consume(used);
         if (last) break;
         auto [ec, n] = conn_.deadline_passed() ? HttpConnection::cancelled_io()
-                                               : co_await conn->stream.read_some(conn->in.prepare());
+                                               : co_await conn->transport.read_some(conn->in.prepare());
         if (ec == asio::error::eof && parser->need_eof()) {
             boost::beast::error_code eof_ec;
             parser->put_eof(eof_ec);
@@ -254,7 +254,7 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::relay_response(const std::shared
     if (reusable && (pump_ == Pump::idle || pump_ == Pump::done))
         view_->clusters[cluster_].pools[endpoint_]->give(conn);
     else
-        conn->stream.close();
+        conn->transport.close();
     upstream_.reset();
     co_return AttemptEnd{down.close || pump_ == Pump::stopped ? ExchangeEnd::close : ExchangeEnd::keep_alive, {}};
 }

@@ -1,5 +1,5 @@
 // What a worker knows of each client connection it owns, whether it is an HTTP
-// session or an upgraded tunnel: enough to drain it and to close it.
+// connection or an upgraded tunnel: enough to drain it and to close it.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -33,7 +33,7 @@ public:
     virtual void abort(CloseReason reason) = 0;
     // The listener that accepted the connection.
     virtual const ListenerInfo* listener() const = 0;
-    // A tunnel, or a session relaying a streaming response, fills `out`.
+    // A tunnel, or a connection relaying a streaming response, fills `out`.
     virtual bool describe(ConnectionInfo& out) const = 0;
 };
 

@@ -127,7 +127,7 @@ void Exchange::cancel_upstream() {
 }
 
 void Exchange::close_upstream() {
-    if (upstream_) upstream_->stream.close();
+    if (upstream_) upstream_->transport.close();
 }
 
 AttemptPlace Exchange::place() const { return {*view_->snapshot, route_, cluster_, endpoint_}; }

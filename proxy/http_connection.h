@@ -12,7 +12,7 @@
 #include "proxy/exchange_phase.h"
 #include "proxy/io_buffer.h"
 #include "proxy/listener.h"
-#include "proxy/stream.h"
+#include "proxy/transport.h"
 #include "proxy/watchdog.h"
 
 #include <boost/asio/awaitable.hpp>
@@ -49,7 +49,7 @@ public:
     // What the exchange running on this connection reads, writes and sets.
     Worker& worker() const { return worker_; }
     const std::shared_ptr<ListenerInfo>& listener_info() const { return listener_; }
-    Stream& client() { return client_; }
+    Transport& client() { return client_; }
     IoBuffer& in() { return in_; }
     const std::string& peer_ip() const { return peer_ip_; }
     std::string client_address() const;  // 10.0.0.1:51234, [::1]:51234
@@ -87,7 +87,7 @@ private:
 
     Worker& worker_;
     std::shared_ptr<ListenerInfo> listener_;
-    Stream client_;
+    Transport client_;
     std::shared_ptr<ServerTls> tls_;  // held during the handshake (its SNI callback points to it)
     std::string peer_ip_;
     std::uint16_t peer_port_ = 0;

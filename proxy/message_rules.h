@@ -3,7 +3,7 @@
 // response splitting, path and Host confusion), and framing that would make
 // sluice buffer without bound. docs/security.md lists each rule and why.
 //
-// Pure functions over a head and its parser: the session calls them on its
+// Pure functions over a head and its parser: the exchange calls them on its
 // worker thread, and the fuzz targets call them directly.
 #pragma once
 #include "config/spec.h"

@@ -273,10 +273,9 @@ std::string Server::metrics_text() {
 }
 
 nlohmann::json Server::connections_json(const admin::ConnectionsQuery& q) {
-    ConnectionQuery wq{q.kind, q.route, q.limit};
     ConnectionList all;
     for (auto& w : workers_) {
-        ConnectionList mine = w->call([&] { return w->connections(wq); });
+        ConnectionList mine = w->call([&] { return w->connections(q); });
         all.total += mine.total;
         all.websockets += mine.websockets;
         all.streams += mine.streams;

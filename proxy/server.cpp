@@ -249,7 +249,7 @@ std::size_t Server::pipes_in_use() {
 
 std::size_t Server::live_connections() const {
     std::size_t n = 0;
-    for (const auto& w : workers_) n += w->live_sessions();
+    for (const auto& w : workers_) n += w->live_connections();
     return n;
 }
 

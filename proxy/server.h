@@ -7,7 +7,7 @@
 #include "proxy/access_log.h"
 #include "proxy/health_checker.h"
 #include "proxy/listener.h"
-#include "proxy/snapshot.h"
+#include "proxy/snapshot_store.h"
 #include "proxy/worker.h"
 
 #include <boost/asio/io_context.hpp>
@@ -137,7 +137,7 @@ private:
     ServerOptions options_;
     std::unique_ptr<AccessLog> access_log_;  // before workers_, which write to it
     EndpointRegistry registry_;  // control thread; before store_, which is built from it
-    ConfigStore store_;
+    SnapshotStore store_;
     boost::asio::io_context control_{1};
     HealthChecker health_{control_};
     std::vector<std::unique_ptr<Worker>> workers_;

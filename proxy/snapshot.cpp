@@ -86,19 +86,4 @@ std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t
     return snap;
 }
 
-ConfigStore::ConfigStore(std::shared_ptr<const Snapshot> initial) : snapshot_(std::move(initial)) {}
-
-std::shared_ptr<const Snapshot> ConfigStore::current() const {
-    std::lock_guard lock(mu_);
-    return snapshot_;
-}
-
-void ConfigStore::publish(std::shared_ptr<const Snapshot> next) {
-    {
-        std::lock_guard lock(mu_);
-        snapshot_ = std::move(next);
-    }
-    generation_.fetch_add(1, std::memory_order_release);
-}
-
 }  // namespace sluice::proxy

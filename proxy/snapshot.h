@@ -1,7 +1,7 @@
-// The immutable runtime form of one config version, and the store that
-// publishes it. Workers read the store without locks on the request path: a
-// worker compares one atomic counter per request and reloads the pointer only
-// when it moved. Each request holds the snapshot it started with.
+// The immutable runtime form of one config version: routes compiled into a
+// router, clusters with resolved endpoints, each route's effective timeouts,
+// the TLS material. Each exchange and tunnel holds the snapshot it started
+// with; snapshot_store.h is where the current one is published.
 #pragma once
 #include "config/spec.h"
 #include "proxy/endpoint_state.h"
@@ -12,7 +12,6 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -83,22 +82,5 @@ std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t
 
 // A stable 64-bit hash (FNV-1a) for hash policies and endpoint ids.
 std::uint64_t hash64(std::string_view data, std::uint64_t seed = 14695981039346656037ull);
-
-class ConfigStore {
-public:
-    explicit ConfigStore(std::shared_ptr<const Snapshot> initial);
-
-    // Any thread. Takes a short lock; workers call it only when generation() moved.
-    std::shared_ptr<const Snapshot> current() const;
-    // Lock-free: bumps on every publish.
-    std::uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
-    // Control thread: new requests see `next` once this returns.
-    void publish(std::shared_ptr<const Snapshot> next);
-
-private:
-    mutable std::mutex mu_;
-    std::shared_ptr<const Snapshot> snapshot_;
-    std::atomic<std::uint64_t> generation_{1};
-};
 
 }  // namespace sluice::proxy

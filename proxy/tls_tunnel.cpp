@@ -18,12 +18,12 @@ constexpr auto kCloseGrace = std::chrono::seconds(1);
 constexpr std::uint16_t kGoingAway = 1001;
 }
 
-TlsTunnel::TlsTunnel(Worker& worker, Tunnel::Setup meta, Stream client, Stream upstream)
+TlsTunnel::TlsTunnel(Worker& worker, Tunnel::Setup meta, Transport client, Transport upstream)
     : worker_(worker),
       s_(std::move(meta)),
       client_(std::move(client), true),
       upstream_(std::move(upstream), false),
-      dog_(client_.stream.socket().get_executor()),
+      dog_(client_.transport.socket().get_executor()),
       counters_(s_.stats->tunnels) {
     tunnel_opened(worker_, this, s_, counters_);
 }
@@ -31,7 +31,7 @@ TlsTunnel::TlsTunnel(Worker& worker, Tunnel::Setup meta, Stream client, Stream u
 TlsTunnel::~TlsTunnel() { tunnel_gone(worker_, this, s_); }
 
 void TlsTunnel::start() {
-    // Both sockets already have TCP_NODELAY (the session and connect_upstream set it).
+    // Both sockets already have TCP_NODELAY (HttpConnection and connect_upstream set it).
     for (Side* s : {&client_, &upstream_}) {
         s->loop_stopped.expires_at(asio::steady_timer::time_point::max());
         s->running = true;
@@ -46,7 +46,7 @@ void TlsTunnel::start() {
     client_.frames.feed(s_.to_upstream.data(), s_.to_upstream.size());
     upstream_.frames.feed(s_.to_client.data(), s_.to_client.size());
     // Bytes read past the handshakes go first.
-    auto ex = client_.stream.socket().get_executor();
+    auto ex = client_.transport.socket().get_executor();
     asio::co_spawn(ex, [self = self(), p = std::move(s_.to_upstream)]() mutable {
         return self->copy(self->client_, self->upstream_, std::move(p));
     }, asio::detached);
@@ -65,7 +65,7 @@ asio::awaitable<void> TlsTunnel::copy(Side& from, Side& to, std::string pending)
     } stopped{from};
     std::uint64_t& route_bytes = from.client ? counters_.bytes_upstream : counters_.bytes_downstream;
     if (!pending.empty()) {
-        auto [ec, n] = co_await to.stream.write(asio::buffer(pending));
+        auto [ec, n] = co_await to.transport.write(asio::buffer(pending));
         if (closed_) co_return;
         if (ec) co_return finish(closed_by(to));
         from.moved += n;
@@ -79,7 +79,7 @@ asio::awaitable<void> TlsTunnel::copy(Side& from, Side& to, std::string pending)
             continue;
         }
         from.reading = true;
-        auto [ec, n] = co_await from.stream.read_some(asio::buffer(from.buf.get(), kBuffer));
+        auto [ec, n] = co_await from.transport.read_some(asio::buffer(from.buf.get(), kBuffer));
         from.reading = false;
         if (closed_ || from.stop_reading) co_return;
         if (from.goodbye) {  // closing: what it still sends (its own Close) is dropped
@@ -107,7 +107,7 @@ asio::awaitable<void> TlsTunnel::copy(Side& from, Side& to, std::string pending)
             from.frames.feed(from.buf.get(), n);
         }
         if (n > 0) {
-            auto [wec, m] = co_await to.stream.write(asio::buffer(from.buf.get(), n));
+            auto [wec, m] = co_await to.transport.write(asio::buffer(from.buf.get(), n));
             if (closed_) co_return;
             if (wec) co_return finish(closed_by(to));
             from.moved += n;
@@ -135,7 +135,7 @@ void TlsTunnel::abort(CloseReason reason) {
     dog_.arm(self());
     // A direction waiting for bytes between messages says goodbye now; a busy
     // one does when its write is done, or when its message ends.
-    auto ex = client_.stream.socket().get_executor();
+    auto ex = client_.transport.socket().get_executor();
     for (auto [from, to] : {std::pair{&client_, &upstream_}, std::pair{&upstream_, &client_}}) {
         if (!from->reading || from->goodbye || !from->frames.at_chosen_boundary()) continue;
         from->goodbye = true;
@@ -147,11 +147,11 @@ asio::awaitable<void> TlsTunnel::send_goodbye(Side& from, Side& to) {
     // Toward the upstream sluice speaks as a client, so the frame is masked.
     const std::string frame =
         WebSocketFrames::close_frame(kGoingAway, from.client, static_cast<std::uint32_t>(worker_.rng()()));
-    auto [ec, n] = co_await to.stream.write(asio::buffer(frame));
+    auto [ec, n] = co_await to.transport.write(asio::buffer(frame));
     if (closed_) co_return;
     if (ec) co_return finish(CloseReason::drain);
     if (++goodbyes_sent_ == 2)
-        asio::co_spawn(client_.stream.socket().get_executor(),
+        asio::co_spawn(client_.transport.socket().get_executor(),
                        [self = self()]() { return self->end_after_goodbye(); }, asio::detached);
 }
 
@@ -160,20 +160,20 @@ asio::awaitable<void> TlsTunnel::end_after_goodbye() {
     boost::system::error_code ignored;
     for (Side* s : {&client_, &upstream_}) {
         s->stop_reading = true;
-        if (s->reading) s->stream.socket().cancel(ignored);
+        if (s->reading) s->transport.socket().cancel(ignored);
     }
     for (Side* s : {&client_, &upstream_})
         while (s->running && !closed_) co_await s->loop_stopped.async_wait(nothrow);
     for (Side* s : {&client_, &upstream_}) {
         if (closed_) co_return;
-        co_await s->stream.close_notify();
+        co_await s->transport.close_notify();
         if (closed_) co_return;
-        s->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+        s->transport.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
     }
     // The peers answer (their Close, close_notify, FIN); the grace deadline cuts a slow one.
     for (Side* s : {&client_, &upstream_}) {
         for (;;) {
-            auto [ec, n] = co_await s->stream.socket().async_read_some(asio::buffer(s->buf.get(), kBuffer), nothrow);
+            auto [ec, n] = co_await s->transport.socket().async_read_some(asio::buffer(s->buf.get(), kBuffer), nothrow);
             if (closed_) co_return;
             if (ec) break;
         }
@@ -184,25 +184,25 @@ asio::awaitable<void> TlsTunnel::end_after_goodbye() {
 asio::awaitable<void> TlsTunnel::pass_end(Side& from, Side& to) {
     if (!first_end_) first_end_ = closed_by(from);
     boost::system::error_code ignored;
-    if (!to.stream.tls()) {
+    if (!to.transport.tls()) {
         // Half-close: `to` hears FIN and may go on answering.
-        to.stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+        to.transport.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
         if (to.ended) finish(*first_end_);
         co_return;
     }
     // The tunnel ends. close_notify cannot go out beside a pending read or
     // write on the same TLS stream: stop the other direction first.
     to.stop_reading = true;
-    if (to.reading) to.stream.socket().cancel(ignored);
+    if (to.reading) to.transport.socket().cancel(ignored);
     while (to.running) co_await to.loop_stopped.async_wait(nothrow);
     if (closed_) co_return;
-    co_await to.stream.close_notify();
+    co_await to.transport.close_notify();
     if (closed_) co_return;
-    to.stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    to.transport.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
     // `from` said goodbye; a TLS `from` hears ours too, not a bare FIN (a truncation).
-    co_await from.stream.close_notify();
+    co_await from.transport.close_notify();
     if (closed_) co_return;
-    from.stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    from.transport.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
     if (to.ended) co_return finish(*first_end_);
     // Let the peer finish its side (its own close_notify) for a moment:
     // closing at once would answer those bytes with a reset.
@@ -211,7 +211,7 @@ asio::awaitable<void> TlsTunnel::pass_end(Side& from, Side& to) {
     dog_.set_phase(Watchdog::Clock::now() + std::chrono::seconds(2));
     dog_.arm(self());
     for (;;) {
-        auto [ec, n] = co_await to.stream.socket().async_read_some(asio::buffer(to.buf.get(), kBuffer), nothrow);
+        auto [ec, n] = co_await to.transport.socket().async_read_some(asio::buffer(to.buf.get(), kBuffer), nothrow);
         if (closed_) co_return;
         if (ec) break;
     }
@@ -235,7 +235,7 @@ void TlsTunnel::finish(CloseReason reason) {
     closed_ = true;
     dog_.stop();
     for (Side* s : {&client_, &upstream_}) {
-        s->stream.close();
+        s->transport.close();
         s->loop_stopped.cancel();
     }
     tunnel_ended(worker_, s_, counters_, reason, client_.moved, upstream_.moved);

@@ -19,7 +19,7 @@
 //
 // Runs on its worker's thread only.
 #pragma once
-#include "proxy/stream.h"
+#include "proxy/transport.h"
 #include "proxy/tunnel.h"
 #include "proxy/websocket_frames.h"
 
@@ -33,7 +33,7 @@ namespace sluice::proxy {
 
 class TlsTunnel final : public Downstream {
 public:
-    TlsTunnel(Worker& worker, Tunnel::Setup meta, Stream client, Stream upstream);
+    TlsTunnel(Worker& worker, Tunnel::Setup meta, Transport client, Transport upstream);
     ~TlsTunnel() override;
 
     void start();
@@ -50,8 +50,8 @@ private:
     static constexpr std::size_t kBuffer = 16 * 1024;
 
     struct Side {
-        Side(Stream s, bool c) : stream(std::move(s)), client(c), loop_stopped(stream.socket().get_executor()) {}
-        Stream stream;
+        Side(Transport s, bool c) : transport(std::move(s)), client(c), loop_stopped(transport.socket().get_executor()) {}
+        Transport transport;
         bool client;                    // the client side, else the upstream
         std::unique_ptr<char[]> buf{new char[kBuffer]};  // bytes read from this side
         bool running = false;           // the copy loop reading from this side is alive

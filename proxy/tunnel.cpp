@@ -101,7 +101,7 @@ void Tunnel::start() {
         finish(CloseReason::error);
         return;
     }
-    // Both already have TCP_NODELAY (the session and connect_upstream set it).
+    // Both already have TCP_NODELAY (HttpConnection and connect_upstream set it).
     // splice(2) and send(2) must never block the worker, whatever mode Asio left.
     for (Side* side : {&client_, &upstream_})
         ::fcntl(side->fd, F_SETFL, ::fcntl(side->fd, F_GETFL) | O_NONBLOCK);

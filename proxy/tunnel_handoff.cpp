@@ -18,7 +18,7 @@ asio::awaitable<ExchangeEnd> Exchange::start_tunnel(std::shared_ptr<UpstreamConn
     auto [ec, n] = co_await conn_.client().write(asio::buffer(out_head_));
     rec_.status = 101;
     if (ec) {
-        conn->stream.close();
+        conn->transport.close();
         co_return ExchangeEnd::close;
     }
     count_response(101);
@@ -49,8 +49,8 @@ asio::awaitable<ExchangeEnd> Exchange::start_tunnel(std::shared_ptr<UpstreamConn
     upstream_.reset();
     Worker& worker = conn_.worker();
     // splice(2) for plain TCP on both sides; TLS on either side needs a copying tunnel.
-    if (conn_.client().tls() || conn->stream.tls())
-        std::make_shared<TlsTunnel>(worker, std::move(setup), std::move(conn_.client()), std::move(conn->stream))->start();
+    if (conn_.client().tls() || conn->transport.tls())
+        std::make_shared<TlsTunnel>(worker, std::move(setup), std::move(conn_.client()), std::move(conn->transport))->start();
     else
         std::make_shared<Tunnel>(worker, std::move(setup), std::move(conn_.client().socket()), std::move(conn->socket()))
             ->start();

@@ -178,7 +178,7 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::attempt(bool fresh_connection) {
     } else {
         conn_.set_phase(Phase::request, deadline_after(route.timeouts.upstream_response));
         auto [ec, n] = conn_.deadline_passed() ? HttpConnection::cancelled_io()
-                                               : co_await conn->stream.write(asio::buffer(up_head_));
+                                               : co_await conn->transport.write(asio::buffer(up_head_));
         rec_.sent = Watchdog::Clock::now();
         if (ec) {
             // A head that failed to go out was never read by the upstream: any method may be sent again.
@@ -195,7 +195,7 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::attempt(bool fresh_connection) {
 
 asio::awaitable<ExchangeEnd> Exchange::fail(const UpstreamFailure& failure) {
     if (upstream_) {
-        upstream_->stream.close();
+        upstream_->transport.close();
         co_await finish_pump(*upstream_);
     }
     if (conn_.aborted() || pump_ == Pump::client_left) co_return ExchangeEnd::close;

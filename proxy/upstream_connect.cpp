@@ -60,11 +60,11 @@ asio::awaitable<std::shared_ptr<UpstreamConn>> Exchange::connect_upstream(Upstre
     // TLS: the handshake runs within the same timeouts.connect.
     std::string tls_failure;
     if (!ec && !conn_.deadline_passed() && !conn_.aborted() && cluster.tls) {
-        conn->stream.use_tls(cluster.tls->context());
-        cluster.tls->prepare(conn->stream.ssl(), ep.host);
-        ec = co_await conn->stream.handshake(asio::ssl::stream_base::client);
+        conn->transport.use_tls(cluster.tls->context());
+        cluster.tls->prepare(conn->transport.ssl(), ep.host);
+        ec = co_await conn->transport.handshake(asio::ssl::stream_base::client);
         if (ec && !conn_.deadline_passed() && !conn_.aborted())
-            tls_failure = cluster.tls->describe_failure(conn->stream.ssl(), ec, ep.host);
+            tls_failure = cluster.tls->describe_failure(conn->transport.ssl(), ec, ep.host);
     }
     if (ec || conn_.deadline_passed() || conn_.aborted()) {
         failure = connect_failure(place(), conn_.timed_out(), ec, resolve_error, tls_failure);

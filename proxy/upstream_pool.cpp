@@ -7,7 +7,7 @@ namespace sluice::proxy {
 EndpointPool::~EndpointPool() {
     for (auto& c : idle_) {
         ++c->generation;
-        c->stream.close();
+        c->transport.close();
     }
 }
 
@@ -23,7 +23,7 @@ std::shared_ptr<UpstreamConn> EndpointPool::take() {
 
 void EndpointPool::give(std::shared_ptr<UpstreamConn> conn) {
     if (idle_.size() >= max_idle_ || !conn->in.empty()) {
-        conn->stream.close();
+        conn->transport.close();
         return;
     }
     conn->in.release_if_empty();
@@ -34,12 +34,12 @@ void EndpointPool::give(std::shared_ptr<UpstreamConn> conn) {
     auto on_readable = [this, conn, gen](const boost::system::error_code& ec, std::size_t = 0) {
         if (gen != conn->generation || ec == boost::asio::error::operation_aborted) return;
         remove(conn);
-        conn->stream.close();
+        conn->transport.close();
     };
     // Plain: a 1-byte read, because a readiness wait costs an epoll_ctl per
     // request. TLS: a wait, which never takes a byte of a record the next
     // request may still need.
-    if (conn->stream.tls()) conn->socket().async_wait(boost::asio::socket_base::wait_read, on_readable);
+    if (conn->transport.tls()) conn->socket().async_wait(boost::asio::socket_base::wait_read, on_readable);
     else conn->socket().async_read_some(boost::asio::buffer(&conn->idle_probe, 1), on_readable);
     idle_.push_back(std::move(conn));
 }
@@ -56,7 +56,7 @@ void EndpointPool::sweep(std::chrono::steady_clock::time_point now, std::chrono:
     auto old = std::remove_if(idle_.begin(), idle_.end(), [&](const std::shared_ptr<UpstreamConn>& c) {
         if (now - c->idle_since < max_idle) return false;
         ++c->generation;
-        c->stream.close();
+        c->transport.close();
         return true;
     });
     idle_.erase(old, idle_.end());

@@ -6,7 +6,7 @@
 // nobody asked for) it leaves the pool at once instead of failing a request later.
 #pragma once
 #include "proxy/io_buffer.h"
-#include "proxy/stream.h"
+#include "proxy/transport.h"
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -21,11 +21,11 @@ namespace sluice::proxy {
 class UpstreamConn {
 public:
     UpstreamConn(const boost::asio::any_io_executor& ex, BufferPool& buffers)
-        : stream(boost::asio::ip::tcp::socket(ex)), in(buffers) {}
+        : transport(boost::asio::ip::tcp::socket(ex)), in(buffers) {}
 
-    boost::asio::ip::tcp::socket& socket() { return stream.socket(); }
+    boost::asio::ip::tcp::socket& socket() { return transport.socket(); }
 
-    Stream stream;                 // TCP, or TLS over it for a cluster with tls
+    Transport transport;           // TCP, or TLS over it for a cluster with tls
     IoBuffer in;                   // bytes read from the upstream, not yet parsed
     std::chrono::steady_clock::time_point idle_since{};
     std::uint64_t generation = 0;  // bumped when it leaves the idle list: stale waits ignore it

@@ -1,7 +1,7 @@
 // The deadlines of one connection on one lazily re-armed timer.
 //
 // Moving a deadline later costs nothing (the timer fires, sees it is early and
-// re-arms); only an earlier deadline re-arms at once. Stream activity is a plain
+// re-arms); only an earlier deadline re-arms at once. Streaming activity is a plain
 // timestamp store, so a chunk relayed does not touch the timer queue.
 #pragma once
 #include <boost/asio/steady_timer.hpp>

@@ -32,7 +32,7 @@ struct Worker::Acceptor {
     std::chrono::steady_clock::time_point logged{};  // the last "cannot accept" warning
 };
 
-Worker::Worker(std::size_t index, ConfigStore& store, AccessLog& access_log, bool splice)
+Worker::Worker(std::size_t index, SnapshotStore& store, AccessLog& access_log, bool splice)
     : index_(index), store_(store), access_log_(access_log), splice_(splice) {}
 
 Worker::~Worker() { stop(); }
@@ -201,7 +201,7 @@ void Worker::join_drain(std::weak_ptr<Downstream> d) {
     });
 }
 
-ConnectionList Worker::connections(const ConnectionQuery& q) const {
+ConnectionList Worker::connections(const admin::ConnectionsQuery& q) const {
     ConnectionList out;
     ConnectionInfo info;
     for (const auto* d : downstreams_) {

@@ -1,7 +1,8 @@
-// A worker: one thread, one io_context, its own acceptors, sessions, buffers
+// A worker: one thread, one io_context, its own acceptors, connections, buffers
 // and upstream pools. Nothing here is shared with other workers; the control
 // thread talks to a worker only by posting to its io_context.
 #pragma once
+#include "admin/connections_query.h"
 #include "proxy/access_log.h"
 #include "proxy/downstream.h"
 #include "proxy/io_buffer.h"
@@ -9,7 +10,7 @@
 #include "proxy/pipe_pool.h"
 #include "proxy/readiness.h"
 #include "proxy/worker_stats.h"
-#include "proxy/snapshot.h"
+#include "proxy/snapshot_store.h"
 #include "proxy/upstream_pool.h"
 
 #include <boost/asio/io_context.hpp>
@@ -45,12 +46,6 @@ struct WorkerView {
     std::vector<std::shared_ptr<ClusterStats>> cluster_stats;  // parallel to Snapshot::clusters
 };
 
-// What GET /connections asks each worker for.
-struct ConnectionQuery {
-    std::string kind;   // "", "websocket" or "stream"
-    std::string route;  // "" for all
-    std::size_t limit = 100;
-};
 struct ConnectionList {
     std::size_t total = 0, websockets = 0, streams = 0;  // everything that matched
     std::vector<ConnectionInfo> oldest;                  // at most `limit`, oldest first
@@ -58,7 +53,7 @@ struct ConnectionList {
 
 class Worker {
 public:
-    Worker(std::size_t index, ConfigStore& store, AccessLog& access_log, bool splice = true);
+    Worker(std::size_t index, SnapshotStore& store, AccessLog& access_log, bool splice = true);
     ~Worker();
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
@@ -81,7 +76,7 @@ public:
     void refresh();
     // Closes every connection now and stops the thread.
     void stop();
-    std::size_t live_sessions() const { return live_.load(std::memory_order_acquire); }
+    std::size_t live_connections() const { return live_.load(std::memory_order_acquire); }
 
     // Worker thread.
     boost::asio::io_context& io() { return io_; }
@@ -95,7 +90,7 @@ public:
     }
     bool access_log_enabled() const { return access_log_.enabled(); }
     // Live tunnels and streams that match `q` (runs on the worker thread).
-    ConnectionList connections(const ConnectionQuery& q) const;
+    ConnectionList connections(const admin::ConnectionsQuery& q) const;
     bool splice_enabled() const { return splice_; }
     // A buffer for bytes that pass straight through (read, then written at once).
     std::span<char> scratch() { return {scratch_.get(), kScratchSize}; }
@@ -138,7 +133,7 @@ private:
     void drain_connections(const ListenerInfo* listener, std::chrono::milliseconds window);
 
     std::size_t index_;
-    ConfigStore& store_;
+    SnapshotStore& store_;
     AccessLog& access_log_;
     bool splice_;
     // Outlive io_: handlers destroyed with io_ may still give buffers and pipes back.

@@ -1,22 +1,22 @@
-#include "proxy/stream.h"
+#include "proxy/transport.h"
 
 #include <openssl/ssl.h>
 
 namespace sluice::proxy {
 
-boost::asio::awaitable<boost::system::error_code> Stream::handshake(
+boost::asio::awaitable<boost::system::error_code> Transport::handshake(
     boost::asio::ssl::stream_base::handshake_type type) {
     if (!tls_) co_return boost::system::error_code{};
     auto [ec] = co_await tls_->async_handshake(type, nothrow);
     co_return ec;
 }
 
-boost::asio::awaitable<Stream::Result> Stream::read_some(boost::asio::mutable_buffer b) {
+boost::asio::awaitable<Transport::Result> Transport::read_some(boost::asio::mutable_buffer b) {
     if (tls_) co_return co_await tls_->async_read_some(b, nothrow);
     co_return co_await plain_.async_read_some(b, nothrow);
 }
 
-boost::asio::awaitable<void> Stream::close_notify() {
+boost::asio::awaitable<void> Transport::close_notify() {
     if (!tls_) co_return;
     // As if the peer's close_notify had arrived: SSL_shutdown sends ours and
     // completes, instead of waiting for an answer that may never come.

@@ -1,5 +1,5 @@
-// One side of a proxied connection: a plain TCP socket, or TLS over it. The
-// session's client and every upstream connection read and write through here,
+// The bytes of one side of a proxied connection: a plain TCP socket, or TLS
+// over it. A client connection and every upstream connection read and write through here,
 // so the code above is the same for both; the TCP socket underneath stays
 // reachable for options, readiness waits, cancellation and closing.
 #pragma once
@@ -18,12 +18,12 @@
 
 namespace sluice::proxy {
 
-class Stream {
+class Transport {
 public:
     using tcp = boost::asio::ip::tcp;
     using Result = std::tuple<boost::system::error_code, std::size_t>;
 
-    explicit Stream(tcp::socket socket) : plain_(std::move(socket)) {}
+    explicit Transport(tcp::socket socket) : plain_(std::move(socket)) {}
 
     // The TCP socket, whether or not TLS runs over it.
     tcp::socket& socket() { return tls_ ? tls_->next_layer() : plain_; }
@@ -62,7 +62,7 @@ private:
 };
 
 template <class Buffers>
-boost::asio::awaitable<Stream::Result> Stream::write(Buffers b) {
+boost::asio::awaitable<Transport::Result> Transport::write(Buffers b) {
     if (!tls_) co_return co_await boost::asio::async_write(plain_, b, nothrow);
     // Asio's TLS stream writes one buffer of a sequence at a time: a head, a
     // chunk-size line and a body would go out as three records and three
