@@ -4,7 +4,7 @@
 #pragma once
 #include "proxy/http_head.h"
 #include "proxy/snapshot.h"
-#include "proxy/worker.h"
+#include "proxy/worker_view.h"
 
 #include <cstdint>
 #include <random>

@@ -5,7 +5,7 @@
 #include "proxy/balancer.h"
 #include "proxy/exchange.h"
 #include "proxy/http_connection.h"
-#include "proxy/worker.h"
+#include "proxy/worker_context.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

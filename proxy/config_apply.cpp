@@ -320,9 +320,9 @@ ChangeCounts Server::change_counts() const {
 
 json Server::clusters_json() {
     auto snap = store_.current();
-    std::unordered_map<std::string, Worker::EndpointLoad> loads;
+    std::unordered_map<std::string, WorkerContext::EndpointLoad> loads;
     for (auto& w : workers_)
-        for (const auto& [key, load] : w->call([&] { return w->endpoint_loads(); })) {
+        for (const auto& [key, load] : w->call([&] { return w->context().endpoint_loads(); })) {
             loads[key].active_requests += load.active_requests;
             loads[key].active_tunnels += load.active_tunnels;
         }

@@ -3,7 +3,7 @@
 #include "proxy/balancer.h"
 #include "proxy/http_connection.h"
 #include "proxy/log.h"
-#include "proxy/worker.h"
+#include "proxy/worker_context.h"
 
 #include <boost/beast/core/string.hpp>
 
@@ -158,7 +158,7 @@ void Exchange::account() {
         rec_.streaming = false;
     }
     if (rec_.status) count_response(rec_.status);
-    Worker& worker = conn_.worker();
+    WorkerContext& worker = conn_.worker();
     if (!worker.access_log_enabled()) return;
     const auto now = Watchdog::Clock::now();
     const auto& snap = view_ ? *view_->snapshot : *worker.view()->snapshot;

@@ -2,7 +2,7 @@
 
 #include "config/duration.h"
 #include "proxy/log.h"
-#include "proxy/worker.h"
+#include "proxy/worker_context.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -22,7 +22,7 @@ constexpr auto kLinger = std::chrono::seconds(2);
 
 }  // namespace
 
-HttpConnection::HttpConnection(Worker& worker, std::shared_ptr<ListenerInfo> listener, tcp::socket socket)
+HttpConnection::HttpConnection(WorkerContext& worker, std::shared_ptr<ListenerInfo> listener, tcp::socket socket)
     : worker_(worker),
       listener_(std::move(listener)),
       client_(std::move(socket)),

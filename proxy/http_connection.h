@@ -24,14 +24,14 @@
 
 namespace sluice::proxy {
 
-class Worker;
+class WorkerContext;
 class ServerTls;
 
 class HttpConnection final : public Downstream {
 public:
     using tcp = boost::asio::ip::tcp;
 
-    HttpConnection(Worker& worker, std::shared_ptr<ListenerInfo> listener, tcp::socket socket);
+    HttpConnection(WorkerContext& worker, std::shared_ptr<ListenerInfo> listener, tcp::socket socket);
     ~HttpConnection();
 
     void start();
@@ -47,7 +47,7 @@ public:
     void on_deadline(Watchdog::Which which);
 
     // What the exchange running on this connection reads, writes and sets.
-    Worker& worker() const { return worker_; }
+    WorkerContext& worker() const { return worker_; }
     const std::shared_ptr<ListenerInfo>& listener_info() const { return listener_; }
     Transport& client() { return client_; }
     IoBuffer& in() { return in_; }
@@ -85,7 +85,7 @@ private:
     boost::asio::awaitable<bool> read_request_head();
     boost::asio::awaitable<void> close_gracefully();
 
-    Worker& worker_;
+    WorkerContext& worker_;
     std::shared_ptr<ListenerInfo> listener_;
     Transport client_;
     std::shared_ptr<ServerTls> tls_;  // held during the handshake (its SNI callback points to it)

@@ -275,7 +275,7 @@ std::string Server::metrics_text() {
 nlohmann::json Server::connections_json(const admin::ConnectionsQuery& q) {
     ConnectionList all;
     for (auto& w : workers_) {
-        ConnectionList mine = w->call([&] { return w->connections(q); });
+        ConnectionList mine = w->call([&] { return w->context().connections(q); });
         all.total += mine.total;
         all.websockets += mine.websockets;
         all.streams += mine.streams;

@@ -222,13 +222,13 @@ std::optional<asio::ip::tcp::endpoint> Server::probes_endpoint() const {
 
 std::uint64_t Server::upstream_connects(const std::string& endpoint) {
     std::uint64_t total = 0;
-    for (auto& w : workers_) total += w->call([&] { return w->upstream_connects(endpoint); });
+    for (auto& w : workers_) total += w->call([&] { return w->context().upstream_connects(endpoint); });
     return total;
 }
 
 StatsTotals Server::collect_stats() {
     StatsTotals out;
-    for (auto& w : workers_) out.add(w->call([&] { return w->stats().copy(); }));
+    for (auto& w : workers_) out.add(w->call([&] { return w->context().stats().copy(); }));
     return out;
 }
 
@@ -243,7 +243,7 @@ TunnelPaths Server::tunnel_paths() { return collect_stats().paths; }
 
 std::size_t Server::pipes_in_use() {
     std::size_t n = 0;
-    for (auto& w : workers_) n += w->call([&] { return w->pipes().in_use(); });
+    for (auto& w : workers_) n += w->call([&] { return w->context().pipes().in_use(); });
     return n;
 }
 

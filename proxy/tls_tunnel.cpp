@@ -1,6 +1,6 @@
 #include "proxy/tls_tunnel.h"
 
-#include "proxy/worker.h"
+#include "proxy/worker_context.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -18,7 +18,7 @@ constexpr auto kCloseGrace = std::chrono::seconds(1);
 constexpr std::uint16_t kGoingAway = 1001;
 }
 
-TlsTunnel::TlsTunnel(Worker& worker, Tunnel::Setup meta, Transport client, Transport upstream)
+TlsTunnel::TlsTunnel(WorkerContext& worker, Tunnel::Setup meta, Transport client, Transport upstream)
     : worker_(worker),
       s_(std::move(meta)),
       client_(std::move(client), true),

@@ -33,7 +33,7 @@ namespace sluice::proxy {
 
 class TlsTunnel final : public Downstream {
 public:
-    TlsTunnel(Worker& worker, Tunnel::Setup meta, Transport client, Transport upstream);
+    TlsTunnel(WorkerContext& worker, Tunnel::Setup meta, Transport client, Transport upstream);
     ~TlsTunnel() override;
 
     void start();
@@ -77,7 +77,7 @@ private:
     boost::asio::awaitable<void> end_after_goodbye();
     void finish(CloseReason reason);
 
-    Worker& worker_;
+    WorkerContext& worker_;
     Tunnel::Setup s_;
     Side client_, upstream_;
     Watchdog dog_;

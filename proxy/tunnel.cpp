@@ -1,6 +1,6 @@
 #include "proxy/tunnel.h"
 
-#include "proxy/worker.h"
+#include "proxy/worker_context.h"
 
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
@@ -41,7 +41,7 @@ int take_fd(Tunnel::tcp::socket& s) {
 
 }  // namespace
 
-Tunnel::Tunnel(Worker& worker, Setup setup, tcp::socket client, tcp::socket upstream)
+Tunnel::Tunnel(WorkerContext& worker, Setup setup, tcp::socket client, tcp::socket upstream)
     : worker_(worker),
       s_(std::move(setup)),
       client_{take_fd(client)},
@@ -67,7 +67,7 @@ Tunnel::~Tunnel() {
     tunnel_gone(worker_, this, s_);
 }
 
-void tunnel_opened(Worker& worker, Downstream* tunnel, const Tunnel::Setup& s, TunnelCounters& counters) {
+void tunnel_opened(WorkerContext& worker, Downstream* tunnel, const Tunnel::Setup& s, TunnelCounters& counters) {
     s.listener->connections.fetch_add(1, std::memory_order_relaxed);
     worker.add_downstream(tunnel);
     ++counters.active;
@@ -75,7 +75,7 @@ void tunnel_opened(Worker& worker, Downstream* tunnel, const Tunnel::Setup& s, T
     if (s.endpoint) ++s.endpoint->active_tunnels;
 }
 
-void tunnel_gone(Worker& worker, Downstream* tunnel, const Tunnel::Setup& s) {
+void tunnel_gone(WorkerContext& worker, Downstream* tunnel, const Tunnel::Setup& s) {
     if (s.endpoint) --s.endpoint->active_tunnels;
     s.listener->connections.fetch_sub(1, std::memory_order_relaxed);
     worker.remove_downstream(tunnel);
@@ -349,7 +349,7 @@ void Tunnel::fail(Flow& f, int err, bool on_destination) {
     finish(gone ? (client_side ? CloseReason::client_closed : CloseReason::upstream_closed) : CloseReason::error);
 }
 
-void tunnel_ended(Worker& worker, const Tunnel::Setup& s, TunnelCounters& counters, CloseReason reason,
+void tunnel_ended(WorkerContext& worker, const Tunnel::Setup& s, TunnelCounters& counters, CloseReason reason,
                   std::uint64_t bytes_from_client, std::uint64_t bytes_to_client) {
     --counters.active;
     ++counters.closes[static_cast<std::size_t>(reason)];

@@ -46,7 +46,7 @@
 
 namespace sluice::proxy {
 
-class Worker;
+class WorkerContext;
 class Tunnel;
 
 class Tunnel final : public Downstream, public Readiness::Handler {
@@ -69,7 +69,7 @@ public:
         std::optional<Watchdog::Clock::duration> connect, first_byte;
     };
 
-    Tunnel(Worker& worker, Setup setup, tcp::socket client, tcp::socket upstream);
+    Tunnel(WorkerContext& worker, Setup setup, tcp::socket client, tcp::socket upstream);
     ~Tunnel() override;
 
     void start();
@@ -120,7 +120,7 @@ private:
     void queue_close(Flow& f);
     void finish(CloseReason reason);
 
-    Worker& worker_;
+    WorkerContext& worker_;
     Setup s_;
     Side client_, upstream_;
     std::uint64_t readiness_key_ = 0;
@@ -136,13 +136,13 @@ private:
 // What every tunnel (plain or TLS) does when it opens and when it is gone:
 // counted on its listener, its worker's connection set, its route and its
 // endpoint; and how it shows in GET /connections.
-void tunnel_opened(Worker& worker, Downstream* tunnel, const Tunnel::Setup& s, TunnelCounters& counters);
-void tunnel_gone(Worker& worker, Downstream* tunnel, const Tunnel::Setup& s);
+void tunnel_opened(WorkerContext& worker, Downstream* tunnel, const Tunnel::Setup& s, TunnelCounters& counters);
+void tunnel_gone(WorkerContext& worker, Downstream* tunnel, const Tunnel::Setup& s);
 void describe_tunnel(const Tunnel::Setup& s, std::uint64_t bytes_from_client, std::uint64_t bytes_to_client,
                      ConnectionInfo& out);
 
 // The end of any tunnel: its route's counters, and its access log line.
-void tunnel_ended(Worker& worker, const Tunnel::Setup& s, TunnelCounters& counters, CloseReason reason,
+void tunnel_ended(WorkerContext& worker, const Tunnel::Setup& s, TunnelCounters& counters, CloseReason reason,
                   std::uint64_t bytes_from_client, std::uint64_t bytes_to_client);
 
 }  // namespace sluice::proxy

@@ -5,7 +5,7 @@
 #include "proxy/http_connection.h"
 #include "proxy/tls_tunnel.h"
 #include "proxy/tunnel.h"
-#include "proxy/worker.h"
+#include "proxy/worker_context.h"
 
 namespace sluice::proxy {
 
@@ -47,7 +47,7 @@ asio::awaitable<ExchangeEnd> Exchange::start_tunnel(std::shared_ptr<UpstreamConn
     setup.connect = rec_.connect;
     setup.first_byte = rec_.first_byte;
     upstream_.reset();
-    Worker& worker = conn_.worker();
+    WorkerContext& worker = conn_.worker();
     // splice(2) for plain TCP on both sides; TLS on either side needs a copying tunnel.
     if (conn_.client().tls() || conn->transport.tls())
         std::make_shared<TlsTunnel>(worker, std::move(setup), std::move(conn_.client()), std::move(conn->transport))->start();

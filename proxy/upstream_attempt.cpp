@@ -6,7 +6,7 @@
 #include "proxy/exchange.h"
 #include "proxy/http_connection.h"
 #include "proxy/request_path.h"
-#include "proxy/worker.h"
+#include "proxy/worker_context.h"
 
 #include <boost/asio/write.hpp>
 

@@ -2,7 +2,7 @@
 // name, TCP, then TLS for a cluster with tls, all within timeouts.connect.
 #include "proxy/exchange.h"
 #include "proxy/http_connection.h"
-#include "proxy/worker.h"
+#include "proxy/worker_context.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
