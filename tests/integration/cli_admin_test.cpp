@@ -136,7 +136,8 @@ TEST(CliAdmin, WatchReloadsOnChangeAndIgnoresAnInvalidFile) {
     // A broken file is logged and changes nothing.
     write_file(dir.path / "c.tmp", "listeners: [{name: public, port: nope}]\n");
     fs::rename(dir.path / "c.tmp", cfg);
-    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    // The watcher read it when it logs why it refused it.
+    EXPECT_TRUE(eventually([&] { return s.p.stderr_text().find("/listeners/0/port") != std::string::npos; }));
     EXPECT_EQ(json::parse(http_get(s.admin, "/config").body)["version"].get<int>(), 2);
     EXPECT_EQ(http_get(s.port, "/new").body, "p2 GET /new");
     s.p.signal(SIGTERM);
@@ -200,6 +201,8 @@ TEST(CliAdmin, SighupReloadsWithoutWatch) {
     write_file(cfg, config_yaml(o.address()));
     Sluice s({"run", "--config", cfg.string(), "--admin", "127.0.0.1:0"});
     write_file(cfg, config_yaml(p2.address()));
+    // Proving that nothing happens takes time: longer than the watch interval
+    // (1 s) a --watch run would have needed to pick the file up.
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     EXPECT_EQ(http_get(s.port, "/x").body, "o GET /x");  // not watched: nothing yet
     s.p.signal(SIGHUP);

@@ -30,7 +30,7 @@ public:
     void signal(int sig);
     // Exit status (or 128+signal); waits up to `timeout_ms`, then kills.
     int wait(int timeout_ms = 20000);
-    std::string stderr_text();  // after wait()
+    std::string stderr_text();  // what it wrote so far; all of it after wait()
     std::string stdout_rest();  // after wait()
     // From /proc/PID/status, in KiB.
     std::uint64_t status_kib(const std::string& field) const;

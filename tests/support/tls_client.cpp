@@ -22,63 +22,21 @@ std::string common_name(SSL* ssl) {
 
 }  // namespace
 
+TrustingContext::TrustingContext(const std::string& ca_pem) { trust(ctx, ca_pem); }
+
 TlsClient::TlsClient(std::uint16_t port, const std::string& ca_pem, const std::string& server_name, int timeout_ms)
-    : timeout_(timeout_ms), stream_(io_, (trust(ctx_, ca_pem), ctx_)) {
-    SSL_set_tlsext_host_name(stream_.native_handle(), server_name.c_str());
-    stream_.set_verify_callback(ssl::host_name_verification(server_name));
+    : TrustingContext(ca_pem), HttpClient("localhost", timeout_ms, ctx) {
+    SSL_set_tlsext_host_name(stream().native_handle(), server_name.c_str());
+    stream().set_verify_callback(ssl::host_name_verification(server_name));
+    connect(port);
     auto [ec, n] = run([&](auto handler) {
-        stream_.next_layer().async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
-                                           [handler](boost::system::error_code e) mutable { handler(e, 0); });
-    });
-    if (ec) throw boost::system::system_error(ec);
-    std::tie(ec, n) = run([&](auto handler) {
-        stream_.async_handshake(ssl::stream_base::client, [handler](boost::system::error_code e) mutable { handler(e, 0); });
+        stream().async_handshake(ssl::stream_base::client,
+                                 [handler](boost::system::error_code e) mutable { handler(e, 0); });
     });
     if (ec) throw boost::system::system_error(ec);
 }
 
-std::string TlsClient::peer_common_name() { return common_name(stream_.native_handle()); }
-
-void TlsClient::send(std::string_view bytes) {
-    auto [ec, n] = run([&](auto handler) { asio::async_write(stream_, asio::buffer(bytes), handler); });
-    if (ec) throw boost::system::system_error(ec);
-}
-
-Response TlsClient::read_head() {
-    parser_.emplace();
-    parser_->body_limit(boost::none);
-    auto [ec, n] = run([&](auto handler) { http::async_read_header(stream_, buffer_, *parser_, handler); });
-    if (ec) throw boost::system::system_error(ec);
-    Response r;
-    r.status = parser_->get().result_int();
-    r.headers = parser_->get().base();
-    r.keep_alive = parser_->get().keep_alive();
-    return r;
-}
-
-std::string TlsClient::read_body_some() {
-    char buf[64 * 1024];
-    while (!parser_->is_done()) {
-        parser_->get().body().data = buf;
-        parser_->get().body().size = sizeof buf;
-        auto [ec, n] = run([&](auto handler) { http::async_read_some(stream_, buffer_, *parser_, handler); });
-        if (ec && ec != http::error::need_buffer) throw boost::system::system_error(ec);
-        std::size_t got = sizeof buf - parser_->get().body().size;
-        if (got) return std::string(buf, got);
-    }
-    return {};
-}
-
-Response TlsClient::read_response() {
-    Response r = read_head();
-    for (std::string piece; !(piece = read_body_some()).empty();) r.body += piece;
-    return r;
-}
-
-Response TlsClient::get(const std::string& target) {
-    send("GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    return read_response();
-}
+std::string TlsClient::peer_common_name() { return common_name(stream().native_handle()); }
 
 template <class Start>
 std::size_t WssClient::run(Start start) {

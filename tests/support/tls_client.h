@@ -10,35 +10,19 @@ namespace sluice::test {
 
 namespace ssl = asio::ssl;
 
-class TlsClient {
+// A client TLS context that trusts the test CA `ca_pem` only.
+struct TrustingContext {
+    explicit TrustingContext(const std::string& ca_pem);
+    ssl::context ctx{ssl::context::tls_client};
+};
+
+// HTTPS: http_client.h over TLS to 127.0.0.1:port.
+class TlsClient : private TrustingContext, public HttpClient<ssl::stream<tcp::socket>> {
 public:
-    // Connects and handshakes with SNI `server_name`, trusting `ca_pem` only.
+    // Connects and handshakes with SNI `server_name`, verifying the name.
     TlsClient(std::uint16_t port, const std::string& ca_pem, const std::string& server_name = "localhost",
               int timeout_ms = 10000);
     std::string peer_common_name();
-    void send(std::string_view bytes);
-    Response read_head();
-    std::string read_body_some();
-    bool body_done() const { return parser_ && parser_->is_done(); }
-    Response read_response();
-    Response get(const std::string& target);
-    ssl::stream<tcp::socket>& stream() { return stream_; }
-
-    template <class Start>
-    std::pair<boost::system::error_code, std::size_t> run(Start start) {
-        return run_with_deadline(io_, timeout_, start, [this] {
-            boost::system::error_code ignored;
-            stream_.next_layer().cancel(ignored);
-        });
-    }
-
-private:
-    std::chrono::milliseconds timeout_;
-    asio::io_context io_;
-    ssl::context ctx_{ssl::context::tls_client};
-    ssl::stream<tcp::socket> stream_;
-    beast::flat_buffer buffer_;
-    std::optional<http::response_parser<http::buffer_body>> parser_;
 };
 
 class WssClient {
