@@ -5,6 +5,7 @@
 // broken proxy fails a test instead of hanging it. RawClient (client.h) and
 // TlsClient (tls_client.h) are this on their stream.
 #pragma once
+#include "tests/support/asio_names.h"
 #include "tests/support/deadline.h"
 
 #include <boost/asio/io_context.hpp>
@@ -21,11 +22,6 @@
 #include <utility>
 
 namespace sluice::test {
-
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
 
 struct Response {
     unsigned status = 0;

@@ -2,6 +2,7 @@
 // connection, and hands each request to a handler that can answer normally,
 // stream, stall, or write raw bytes. Stopped and joined in the destructor.
 #pragma once
+#include "tests/support/asio_names.h"
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -19,11 +20,6 @@
 #include <vector>
 
 namespace sluice::test {
-
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
 
 // One request as the origin sees it; the body is read only on demand.
 class OriginExchange {
