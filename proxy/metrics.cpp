@@ -3,20 +3,14 @@
 // plane counts in plain per-worker counters (no atomics or locks shared between
 // workers on the request path), which a scrape copies and adds up here into
 // prometheus-cpp metric families.
+#include "proxy/process_stats.h"
 #include "proxy/server.h"
 
 #include <prometheus/text_serializer.h>
 
-#include <sys/resource.h>
-#include <unistd.h>
-
-#include <dirent.h>
-
 #include <cmath>
 #include <deque>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 namespace sluice::proxy {
 namespace {
@@ -52,55 +46,6 @@ void add_histogram(MetricFamily& f, Labels labels, const Histogram& h) {
         m.histogram.bucket.push_back({cumulative, bound});
     }
     f.metric.push_back(std::move(m));
-}
-
-// What /proc says about this process (the standard process_* metrics).
-struct ProcessInfo {
-    double cpu_seconds = 0, start_time = 0, resident = 0, virtual_bytes = 0, open_fds = 0, max_fds = 0;
-};
-
-ProcessInfo read_process() {
-    ProcessInfo p;
-    const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
-    const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
-    {
-        std::ifstream in("/proc/self/stat");
-        std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        // Fields after the command name, which may hold spaces: "(...) S ppid ...".
-        auto close = stat.rfind(')');
-        if (close != std::string::npos) {
-            std::istringstream rest(stat.substr(close + 2));
-            std::vector<std::string> f;
-            for (std::string x; rest >> x;) f.push_back(x);
-            // f[0] is field 3 (state): utime is field 14, stime 15, starttime 22.
-            if (f.size() > 19) {
-                p.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / tick;
-                double boot = 0;
-                std::ifstream s("/proc/stat");
-                for (std::string line; std::getline(s, line);)
-                    if (line.rfind("btime ", 0) == 0) boot = std::stod(line.substr(6));
-                p.start_time = boot + std::stod(f[19]) / tick;
-            }
-        }
-    }
-    {
-        std::ifstream in("/proc/self/statm");
-        double size = 0, resident = 0;
-        if (in >> size >> resident) {
-            p.virtual_bytes = size * page;
-            p.resident = resident * page;
-        }
-    }
-    if (DIR* d = opendir("/proc/self/fd")) {
-        int n = 0;
-        while (dirent* e = readdir(d))
-            if (e->d_name[0] != '.') ++n;
-        closedir(d);
-        p.open_fds = n - 1;  // not counting the directory we just read
-    }
-    rlimit rl{};
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) p.max_fds = static_cast<double>(rl.rlim_cur);
-    return p;
 }
 
 }  // namespace
@@ -252,7 +197,7 @@ std::string Server::metrics_text() {
                      "Access log lines dropped because the output could not keep up", MetricType::Counter),
               {}, static_cast<double>(access_log_->dropped()));
 
-    const ProcessInfo p = read_process();
+    const ProcessStats p = read_process_stats();
     add_value(family(out, "process_cpu_seconds_total", "User and system CPU time spent, in seconds",
                      MetricType::Counter),
               {}, p.cpu_seconds);
