@@ -67,6 +67,16 @@ bool served(std::uint16_t port, const std::string& target, const std::string& bo
     }
 }
 
+// How many descriptors the process holds now.
+std::size_t open_descriptors(pid_t pid) {
+    std::error_code ec;
+    std::size_t n = 0;
+    for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end; !ec && it != end;
+         it.increment(ec))
+        ++n;
+    return n;
+}
+
 std::size_t count_of(const std::string& text, const std::string& needle) {
     std::size_t n = 0;
     for (auto p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
@@ -88,6 +98,10 @@ TEST(Limits, AcceptLoopsPauseWhenDescriptorsRunOutAndRecover) {
     std::vector<int> held;
     for (int i = 0; i < 80; ++i)
         if (int fd = connect_to(s.port); fd >= 0) held.push_back(fd);
+    // Only once the workers have taken every descriptor is the admin API's
+    // accept sure to fail; on a busy machine the workers take a while.
+    ASSERT_TRUE(eventually([&] { return open_descriptors(s.p.pid()) >= 48; }, 10000))
+        << "sluice holds " << open_descriptors(s.p.pid()) << " descriptors";
     for (int i = 0; i < 5; ++i)
         if (int fd = connect_to(s.admin); fd >= 0) held.push_back(fd);
     // Hold the exhaustion for a while: a spinning loop fails accept() hundreds

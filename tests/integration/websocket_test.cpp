@@ -294,13 +294,16 @@ TEST(WebSocket, LargeTransfersSpliceSmallMessagesCopy) {
     // tunnel splices within a frame's payload and copies frame headers, so
     // small frames take the copy path, large ones the splice path.
     ws.stream().auto_fragment(false);
+    // A client masks into its write buffer and sends it whole: 4 KiB by
+    // default, which a slow client (TSan on a busy machine) trickles out so
+    // that no read of sluice's fills a buffer. One 8 MiB send fills the
+    // socket buffers at once, the way a bulk sender does.
+    ws.stream().write_buffer_bytes(big.size());
     ws.send(big, true);
     EXPECT_EQ(ws.receive(), big);
     auto after = proxy.server->tunnel_paths();
-    // How much splices depends on how fast bytes arrive (a read must fill the
-    // buffer to switch; under TSan about 0.5 MiB of the 8 did, in the normal
-    // build most of it), and the echo comes back in Beast's 4 KiB frames, which
-    // copy: the large frame must take the splice path for more than a buffer.
+    // The echo comes back in Beast's 4 KiB frames, which copy: the large frame
+    // must take the splice path for more than a pipe's worth.
     EXPECT_GT(after.spliced_bytes, 64u * 1024);
     // Once the burst is over the tunnel holds no pipe.
     ws.send("small again");
