@@ -46,14 +46,14 @@ void Exchange::begin() {
     req_.clear();
 }
 
-asio::awaitable<bool> Exchange::take_head(std::size_t end) {
+asio::awaitable<bool> Exchange::take_head(std::size_t end, const config::Paths& paths) {
     IoBuffer& in = conn_.in();
     // The head is parsed from a copy so its views stay valid through the exchange.
     req_.clear();
     req_.raw.assign(in.data().data(), end);
     in.consume(end);
     req_parser_.emplace(req_);
-    if (auto refusal = parse_request_head(req_, *req_parser_, conn_.worker().view()->snapshot->config.paths)) {
+    if (auto refusal = parse_request_head(req_, *req_parser_, paths)) {
         client_keep_alive_ = false;
         co_await send_error(refusal->kind, refusal->message, true);
         co_return false;

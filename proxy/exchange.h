@@ -46,9 +46,10 @@ public:
 
     // A new request starts on the connection: forget the last one, keep the storage.
     void begin();
-    // Parses the head that is the first `end` bytes of the connection's buffer.
+    // Parses the head that is the first `end` bytes of the connection's buffer,
+    // under the path rules of the snapshot the connection read it with.
     // False after refusing it with an answer (400, 501).
-    boost::asio::awaitable<bool> take_head(std::size_t end);
+    boost::asio::awaitable<bool> take_head(std::size_t end, const config::Paths& paths);
     // Routes the request and forwards it; the response has been relayed or answered.
     boost::asio::awaitable<ExchangeEnd> run();
     // Answers with an error made by sluice; closes afterwards unless the request

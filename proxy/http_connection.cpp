@@ -213,7 +213,7 @@ asio::awaitable<bool> HttpConnection::read_request_head() {
                                           true);
             co_return false;
         }
-        if (end) co_return co_await exchange_.take_head(end);
+        if (end) co_return co_await exchange_.take_head(end, snapshot->config.paths);
         auto [ec, n] = deadline_passed() ? cancelled_io() : co_await client_.read_some(in_.prepare());
         if (ec) {
             if (timed_out_ == Deadline::request_headers && !in_.empty())

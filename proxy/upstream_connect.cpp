@@ -9,8 +9,6 @@
 #include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include <cctype>
-
 namespace sluice::proxy {
 
 namespace asio = boost::asio;
@@ -19,11 +17,6 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-
-std::string lower_first(std::string s) {
-    if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
-    return s;
-}
 
 }  // namespace
 
@@ -37,7 +30,7 @@ asio::awaitable<std::shared_ptr<UpstreamConn>> Exchange::connect_upstream(Upstre
     conn_.set_phase(Phase::connect, deadline_after(t.connect));
     const auto began = Watchdog::Clock::now();
     boost::system::error_code ec;
-    std::string resolve_error;
+    bool resolve_failed = false;
     if (ep.ip) {
         std::tie(ec) = co_await conn->socket().async_connect(tcp::endpoint(*ep.ip, ep.port), nothrow);
     } else {
@@ -46,7 +39,7 @@ asio::awaitable<std::shared_ptr<UpstreamConn>> Exchange::connect_upstream(Upstre
         resolver_.reset();
         if (rec) {
             ec = rec;
-            resolve_error = "cannot resolve \"" + ep.host + "\": " + lower_first(rec.message());
+            resolve_failed = true;
         } else {
             tcp::endpoint chosen;
             std::tie(ec, chosen) = co_await asio::async_connect(conn->socket(), results, nothrow);
@@ -67,7 +60,7 @@ asio::awaitable<std::shared_ptr<UpstreamConn>> Exchange::connect_upstream(Upstre
             tls_failure = cluster.tls->describe_failure(conn->transport.ssl(), ec, ep.host);
     }
     if (ec || conn_.deadline_passed() || conn_.aborted()) {
-        failure = connect_failure(place(), conn_.timed_out(), ec, resolve_error, tls_failure);
+        failure = connect_failure(place(), conn_.timed_out(), ec, resolve_failed, tls_failure);
         if (!conn_.aborted() && conn_.timed_out() != Deadline::max_duration)
             ++view_->cluster_stats[cluster_]->connect_failures;
         upstream_.reset();

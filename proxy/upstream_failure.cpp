@@ -37,7 +37,7 @@ std::string AttemptPlace::upstream_label() const {
 std::string AttemptPlace::route_label() const { return "route \"" + snapshot.routes[route].spec->name + "\""; }
 
 UpstreamFailure connect_failure(const AttemptPlace& at, Deadline passed, const boost::system::error_code& ec,
-                                std::string_view resolve_error, std::string_view tls_failure) {
+                                bool resolve_failed, std::string_view tls_failure) {
     using Retry = UpstreamFailure::Retry;
     const bool tls = at.snapshot.clusters[at.cluster].tls != nullptr;
     // Nothing reached the upstream: any method may go to another endpoint.
@@ -51,9 +51,10 @@ UpstreamFailure connect_failure(const AttemptPlace& at, Deadline passed, const b
         return {ErrorKind::upstream_tls_failed,
                 "upstream TLS handshake failed: " + at.upstream_label() + ": " + std::string(tls_failure), Retry::unsent,
                 true};
-    return {ErrorKind::upstream_connect_failed,
-            "upstream connect failed: " + at.upstream_label() + ": " +
-                (resolve_error.empty() ? lower_first(ec.message()) : std::string(resolve_error)),
+    std::string cause = lower_first(ec.message());
+    if (resolve_failed)
+        cause = "cannot resolve \"" + at.snapshot.clusters[at.cluster].endpoints[at.endpoint].host + "\": " + cause;
+    return {ErrorKind::upstream_connect_failed, "upstream connect failed: " + at.upstream_label() + ": " + cause,
             Retry::unsent, true};
 }
 

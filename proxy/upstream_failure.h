@@ -40,9 +40,10 @@ struct AttemptPlace {
 };
 
 // The connection (its DNS lookup, TCP connect, TLS handshake) was not made.
-// `resolve_error` and `tls_failure` are empty unless that step failed.
+// `resolve_failed`: `ec` is the resolver's; `tls_failure` is empty unless
+// the handshake failed.
 UpstreamFailure connect_failure(const AttemptPlace& at, Deadline passed, const boost::system::error_code& ec,
-                                std::string_view resolve_error, std::string_view tls_failure);
+                                bool resolve_failed, std::string_view tls_failure);
 
 // A read from or write to the upstream failed while `step` ("before sending
 // response headers"). `client_stalled`: the request body pump was waiting for
