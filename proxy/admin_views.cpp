@@ -1,10 +1,14 @@
-// GET /metrics: the Prometheus text format, written by prometheus-cpp's text
+// GET /metrics is the Prometheus text format, written by prometheus-cpp's text
 // serializer. Control-plane metrics live in prometheus-cpp's registry; the data
 // plane counts in plain per-worker counters (no atomics or locks shared between
 // workers on the request path), which a scrape copies and adds up here into
 // prometheus-cpp metric families.
+#include "proxy/admin_views.h"
+
+#include "config/serialize.h"
 #include "proxy/process_stats.h"
-#include "proxy/server.h"
+
+#include <prometheus/gauge.h>
 
 #include <prometheus/text_serializer.h>
 
@@ -50,21 +54,18 @@ void add_histogram(MetricFamily& f, Labels labels, const Histogram& h) {
 
 }  // namespace
 
-void Server::init_metrics() {
-    changes_family_ = &prometheus::BuildCounter()
-                           .Name("sluice_config_changes_total")
-                           .Help("Config changes by result: applied, rejected (invalid, refused or failed), unchanged")
-                           .Register(*metrics_);
-    for (const char* r : {"applied", "rejected", "unchanged"}) changes_family_->Add({{"result", r}});
+AdminViews::AdminViews(ListenerSet::Workers& workers, const SnapshotStore& store, const ListenerSet& listeners,
+                       const AccessLog& access_log, prometheus::Registry& metrics)
+    : workers_(workers), store_(store), listeners_(listeners), access_log_(access_log), metrics_(metrics) {
     prometheus::BuildGauge()
         .Name("sluice_build_info")
         .Help("sluice's version; always 1")
-        .Register(*metrics_)
+        .Register(metrics_)
         .Add({{"version", SLUICE_VERSION}, {"compiler", __VERSION__}})
         .Set(1);
 }
 
-std::string Server::metrics_text() {
+std::string AdminViews::metrics_text(const admin::AdminServer* admin, const admin::AdminServer* probes) {
     std::deque<MetricFamily> out;
     const auto snap = store_.current();
     const StatsTotals t = collect_stats();
@@ -157,12 +158,9 @@ std::string Server::metrics_text() {
 
     auto& downstream = family(out, "sluice_downstream_connections_active",
                               "Open client connections, tunnels included, by listener", MetricType::Gauge);
-    {
-        std::lock_guard lock(listeners_mu_);
-        for (const auto& l : listeners_)
-            add_value(downstream, {{"listener", l->spec.name}},
-                      static_cast<double>(l->connections.load(std::memory_order_relaxed)));
-    }
+    for (const auto& l : listeners_.list())
+        add_value(downstream, {{"listener", l->spec.name}},
+                  static_cast<double>(l->connections.load(std::memory_order_relaxed)));
     auto& expiry = family(out, "sluice_tls_certificate_expiry_timestamp_seconds",
                           "When each listener certificate in force expires (its notAfter), Unix seconds; alert on "
                           "this minus time() falling below your renewal margin",
@@ -189,13 +187,13 @@ std::string Server::metrics_text() {
                                        "Accepts that failed on the admin API or the probes server (out of file "
                                        "descriptors or memory); each pauses it for 100ms",
                                        MetricType::Counter);
-    if (admin_) add_value(admin_accept_errors, {{"server", "admin"}}, static_cast<double>(admin_->accept_errors()));
-    if (probes_) add_value(admin_accept_errors, {{"server", "probes"}}, static_cast<double>(probes_->accept_errors()));
+    if (admin) add_value(admin_accept_errors, {{"server", "admin"}}, static_cast<double>(admin->accept_errors()));
+    if (probes) add_value(admin_accept_errors, {{"server", "probes"}}, static_cast<double>(probes->accept_errors()));
     add_value(family(out, "sluice_access_log_lines_total", "Access log lines queued for writing", MetricType::Counter),
-              {}, static_cast<double>(access_log_->lines()));
+              {}, static_cast<double>(access_log_.lines()));
     add_value(family(out, "sluice_access_log_dropped_total",
                      "Access log lines dropped because the output could not keep up", MetricType::Counter),
-              {}, static_cast<double>(access_log_->dropped()));
+              {}, static_cast<double>(access_log_.dropped()));
 
     const ProcessStats p = read_process_stats();
     add_value(family(out, "process_cpu_seconds_total", "User and system CPU time spent, in seconds",
@@ -212,12 +210,12 @@ std::string Server::metrics_text() {
     add_value(family(out, "process_max_fds", "Limit on open file descriptors", MetricType::Gauge), {}, p.max_fds);
 
     // Families with no series (no traffic yet) still say what they are.
-    std::vector<MetricFamily> all = metrics_->Collect();
+    std::vector<MetricFamily> all = metrics_.Collect();
     for (auto& f : out) all.push_back(std::move(f));
     return prometheus::TextSerializer().Serialize(all);
 }
 
-nlohmann::json Server::connections_json(const admin::ConnectionsQuery& q) {
+nlohmann::json AdminViews::connections_json(const admin::ConnectionsQuery& q) {
     ConnectionList all;
     for (auto& w : workers_) {
         ConnectionList mine = w->call([&] { return w->context().connections(q); });
@@ -246,6 +244,39 @@ nlohmann::json Server::connections_json(const admin::ConnectionsQuery& q) {
     return {{"total", all.total},         {"websockets", all.websockets}, {"streams", all.streams},
             {"returned", list.size()},    {"limit", q.limit},             {"truncated", list.size() < all.total},
             {"connections", list}};
+}
+
+StatsTotals AdminViews::collect_stats() {
+    StatsTotals out;
+    for (auto& w : workers_) out.add(w->call([&] { return w->context().stats().copy(); }));
+    return out;
+}
+
+nlohmann::json AdminViews::clusters_json() {
+    auto snap = store_.current();
+    std::unordered_map<std::string, WorkerContext::EndpointLoad> loads;
+    for (auto& w : workers_)
+        for (const auto& [key, load] : w->call([&] { return w->context().endpoint_loads(); })) {
+            loads[key].active_requests += load.active_requests;
+            loads[key].active_tunnels += load.active_tunnels;
+        }
+    auto clusters = nlohmann::json::array();
+    const auto now = steady_now_ns();
+    for (const auto& c : snap->clusters) {
+        auto endpoints = nlohmann::json::array();
+        for (const auto& e : c.endpoints) {
+            auto it = loads.find(e.pool_key);
+            endpoints.push_back({{"address", e.key},
+                                 {"id", e.id},
+                                 {"healthy", e.state->healthy.load(std::memory_order_relaxed)},
+                                 {"ejected", e.state->ejected(now)},
+                                 {"ejections", e.state->ejections.load(std::memory_order_relaxed)},
+                                 {"active_requests", it == loads.end() ? 0 : it->second.active_requests},
+                                 {"active_tunnels", it == loads.end() ? 0 : it->second.active_tunnels}});
+        }
+        clusters.push_back({{"name", c.name}, {"lb_policy", config::lb_policy_name(c.policy)}, {"endpoints", endpoints}});
+    }
+    return {{"clusters", clusters}};
 }
 
 }  // namespace sluice::proxy

@@ -1,14 +1,11 @@
-// Config changes on the running server (control thread): validate a whole new
-// config, bind new listeners first, write the state file, publish the snapshot,
-// then retire removed listeners. Anything that fails before the publish leaves
-// everything as it was.
+#include "proxy/config_changes.h"
+
 #include "config/duration.h"
 #include "config/layers.h"
 #include "config/load.h"
 #include "config/serialize.h"
 #include "config/state_file.h"
 #include "proxy/log.h"
-#include "proxy/server.h"
 
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
@@ -47,20 +44,40 @@ std::optional<std::string> read_whole_file(const std::string& path) {
 
 }  // namespace
 
-ChangeResult Server::change_config(const json& doc, std::optional<std::uint64_t> if_match, std::string_view source,
+ConfigChanges::ConfigChanges(Parts parts)
+    : p_(parts),
+      file_layer_(p_.options.file_layer ? *p_.options.file_layer : config::to_json(p_.options.config)),
+      watch_timer_(p_.control),
+      family_(&prometheus::BuildCounter()
+                   .Name("sluice_config_changes_total")
+                   .Help("Config changes by result: applied, rejected (invalid, refused or failed), unchanged")
+                   .Register(p_.metrics)) {
+    if (p_.options.overlay) overlay_ = *p_.options.overlay;
+    for (const char* r : {"applied", "rejected", "unchanged"}) family_->Add({{"result", r}});
+}
+
+bool ConfigChanges::save_initial_state(std::string& error) {
+    if (!p_.options.state_dir) return true;
+    return config::write_state_file(*p_.options.state_dir, p_.options.initial_version, p_.options.config, overlay_,
+                                    file_layer_, error);
+}
+
+ChangeResult ConfigChanges::change(const json& doc, std::optional<std::uint64_t> if_match, std::string_view source,
                                    bool dry_run, bool whole_document) {
-    return run_change({&doc, nullptr, if_match, source, dry_run, whole_document});
+    return run({&doc, nullptr, if_match, source, dry_run, whole_document});
 }
 
-ChangeResult Server::drop_overlay(std::optional<std::uint64_t> if_match) {
+ChangeResult ConfigChanges::drop_overlay(std::optional<std::uint64_t> if_match) {
     const json file = file_layer_;  // the change replaces file_layer_ with an equal copy
-    return run_change({&file, nullptr, if_match, "DELETE /config/overlay", false, true});
+    return run({&file, nullptr, if_match, "DELETE /config/overlay", false, true});
 }
 
-json Server::config_sources() const { return config::layer_sources(config_json(), overlay_); }
+json ConfigChanges::sources() const {
+    return config::layer_sources(config::to_json(p_.store.current()->config), overlay_);
+}
 
-ChangeResult Server::run_change(const Change& c) {
-    ChangeResult r = apply_change(c);
+ChangeResult ConfigChanges::run(const Change& c) {
+    ChangeResult r = apply(c);
     // An applied change leaves the old snapshot and the parse's temporaries
     // free in glibc's arenas; without this a 10,000-route table's resident
     // memory climbs to about three times its size and stays there.
@@ -68,9 +85,9 @@ ChangeResult Server::run_change(const Change& c) {
     return r;
 }
 
-ChangeResult Server::apply_change(const Change& c) {
+ChangeResult ConfigChanges::apply(const Change& c) {
     ChangeResult r;
-    auto current = store_.current();
+    auto current = p_.store.current();
     r.version = current->version;
     const json& file = c.file ? *c.file : file_layer_;
     // The document the change asks for: the API's, or the new file with the overlay on top.
@@ -79,7 +96,7 @@ ChangeResult Server::apply_change(const Change& c) {
         r.outcome = outcome;
         if (c.file)  // a reload: say which layer each problem comes from
             for (auto& e : r.errors) e.message += " (this comes from " + config::layer_of(next_doc, overlay_, e.pointer) + ")";
-        if (!c.dry_run) count_change("rejected");
+        if (!c.dry_run) count("rejected");
         return r;
     };
     if (c.if_match && *c.if_match != current->version && !c.dry_run) {
@@ -93,7 +110,7 @@ ChangeResult Server::apply_change(const Change& c) {
     // start-up. probes.ready_clusters is a rule, not a socket: it may change.
     if (next_doc.is_object()) {
         const auto& cur = current->config;
-        if (!next_doc.contains("admin") || options_.admin_address || options_.admin_port)
+        if (!next_doc.contains("admin") || p_.options.admin_address || p_.options.admin_port)
             next_doc["admin"] = config::admin_json(cur.admin);
         if (!next_doc.contains("probes") && cur.probes) {
             next_doc["probes"] = address_json(cur.probes->address, cur.probes->port);
@@ -155,46 +172,46 @@ ChangeResult Server::apply_change(const Change& c) {
         // a file that now says what the overlay said takes those entries over.
         if (file != file_layer_ || overlay != overlay_) {
             std::string error;
-            if (options_.state_dir &&
-                !config::write_state_file(*options_.state_dir, current->version, next, overlay, file, error))
+            if (p_.options.state_dir &&
+                !config::write_state_file(*p_.options.state_dir, current->version, next, overlay, file, error))
                 spdlog::error("config layers changed ({}) but could not be saved: {}", c.source, error);
             file_layer_ = file;
             overlay_ = std::move(overlay);
         }
-        count_change("unchanged");
+        count("unchanged");
         r.outcome = ChangeResult::Outcome::unchanged;
         return r;
     }
 
-    std::vector<std::shared_ptr<ListenerInfo>> added;
+    ListenerSet::List added;
     std::string error;
-    if (!bind_new_listeners(next, added, error)) {
+    if (!p_.listeners.bind_new(next, added, error)) {
         r.message = error + "; nothing was changed";
         spdlog::warn("config change ({}) refused: {}", c.source, r.message);
         return reject(ChangeResult::Outcome::conflict);
     }
     AccessLog::Target log_target;
-    if (!access_log_->prepare(next.access_log, log_target, error)) {
+    if (!p_.access_log.prepare(next.access_log, log_target, error)) {
         r.errors.push_back({"/access_log/path", error});
         spdlog::warn("config change ({}) refused: {}", c.source, error);
         return reject(ChangeResult::Outcome::invalid);  // `added` closes its sockets
     }
     const std::uint64_t version = current->version + 1;
-    if (options_.state_dir && !config::write_state_file(*options_.state_dir, version, next, overlay, file, error)) {
+    if (p_.options.state_dir && !config::write_state_file(*p_.options.state_dir, version, next, overlay, file, error)) {
         r.message = "the new config could not be saved, so it was not applied: " + error;
         spdlog::error("config change ({}) refused: {}", c.source, r.message);
         return reject(ChangeResult::Outcome::failed);  // `added` closes its sockets
     }
-    auto snapshot = build_snapshot(next, version, registry_, false, std::move(tls));
-    store_.publish(snapshot);
-    access_log_->apply(next.access_log, std::move(log_target));
-    for (auto& w : workers_) w->refresh();
-    registry_.retain(next);
-    health_.update(*snapshot);
-    swap_listeners(next, std::move(added));
+    auto snapshot = build_snapshot(next, version, p_.registry, false, std::move(tls));
+    p_.store.publish(snapshot);
+    p_.access_log.apply(next.access_log, std::move(log_target));
+    for (auto& w : p_.workers) w->refresh();
+    p_.registry.retain(next);
+    p_.health.update(*snapshot);
+    p_.listeners.swap(next, std::move(added));
     if (c.file) file_layer_ = file;  // `file` may be file_layer_ itself: copied before overlay_ moves
     overlay_ = std::move(overlay);
-    count_change("applied");
+    count("applied");
     spdlog::info("config version {} applied ({}): {} listener(s), {} cluster(s), {} route(s), {} of these set through "
                  "the API",
                  version, c.source, next.listeners.size(), next.clusters.size(), next.routes.size(),
@@ -204,68 +221,24 @@ ChangeResult Server::apply_change(const Change& c) {
     return r;
 }
 
-bool Server::bind_new_listeners(const config::Config& next, std::vector<std::shared_ptr<ListenerInfo>>& added,
-                                std::string& error) {
-    std::lock_guard lock(listeners_mu_);
-    for (const auto& spec : next.listeners) {
-        bool kept = false;
-        for (const auto& l : listeners_) kept = kept || l->spec.same_socket(spec);  // new certificates keep the socket
-        if (kept) continue;
-        auto info = bind_listener(spec, workers_.size(), error);
-        if (!info) return false;
-        added.push_back(std::move(info));
-    }
-    return true;
-}
-
-void Server::swap_listeners(const config::Config& next, std::vector<std::shared_ptr<ListenerInfo>> added) {
-    std::vector<std::shared_ptr<ListenerInfo>> removed;
-    {
-        std::lock_guard lock(listeners_mu_);
-        std::vector<std::shared_ptr<ListenerInfo>> list;
-        for (const auto& spec : next.listeners) {
-            for (const auto& l : listeners_)
-                if (l->spec.same_socket(spec)) list.push_back(l);
-            for (const auto& l : added)
-                if (l->spec.same_socket(spec)) list.push_back(l);
-        }
-        for (const auto& l : listeners_)
-            if (std::find(list.begin(), list.end(), l) == list.end()) removed.push_back(l);
-        listeners_ = std::move(list);
-    }
-    for (auto& l : added) {
-        for (std::size_t i = 0; i < workers_.size(); ++i) {
-            workers_[i]->adopt_listener(l, l->fds[i]);
-            l->fds[i] = -1;
-        }
-        if (options_.print_addresses) print_line("listening name=" + l->spec.name + " address=" + l->bound_text());
-    }
-    for (auto& l : removed) {
-        spdlog::info("listener \"{}\" on {} removed: no new connections; open ones get up to {} (timeouts.drain)",
-                     l->spec.name, l->bound_text(), config::describe_duration(next.timeouts.drain));
-        l->closing = true;
-        for (auto& w : workers_) w->remove_listener(l, next.timeouts.drain);
-    }
-}
-
-bool Server::reload_from_file(const char* why) {
-    if (!options_.config_path) {
+bool ConfigChanges::reload_from_file(const char* why) {
+    if (!p_.options.config_path) {
         spdlog::warn("{}: sluice was started without --config, so there is nothing to reload", why);
         return false;
     }
-    const std::string& path = *options_.config_path;
+    const std::string& path = *p_.options.config_path;
     auto loaded = config::load_file(path);
     if (!loaded.config) {
         for (const auto& e : loaded.errors)
             spdlog::error("{}: {}: {}: {}", why, path, e.pointer.empty() ? "/" : e.pointer, e.message);
         spdlog::error("{}: {} has {} error(s); the running config (version {}) stays", why, path, loaded.errors.size(),
-                      config_version());
-        count_change("rejected");
+                      p_.store.current()->version);
+        count("rejected");
         return false;
     }
     const json file = config::to_json(*loaded.config);
     const std::string source = std::string(why) + ": " + path;
-    auto r = run_change({nullptr, &file, std::nullopt, source, false, false});
+    auto r = run({nullptr, &file, std::nullopt, source, false, false});
     switch (r.outcome) {
     case ChangeResult::Outcome::applied:
     case ChangeResult::Outcome::unchanged: return true;
@@ -282,67 +255,46 @@ bool Server::reload_from_file(const char* why) {
     }
 }
 
-void Server::watch_config() {
-    watch_timer_.expires_after(options_.watch_interval);
+void ConfigChanges::start_watch() {
+    if (!p_.options.watch || !p_.options.config_path) return;
+    watched_content_ = read_whole_file(*p_.options.config_path).value_or("");
+    watch();
+}
+
+void ConfigChanges::stop() { watch_timer_.cancel(); }
+
+void ConfigChanges::watch() {
+    watch_timer_.expires_after(p_.options.watch_interval);
     watch_timer_.async_wait([this](const boost::system::error_code& ec) {
         if (ec) return;
         // Reading the file follows symlinks, so a Kubernetes ConfigMap update
         // (an atomic swap of the ..data link) shows up as new content.
-        auto content = read_whole_file(*options_.config_path);
+        auto content = read_whole_file(*p_.options.config_path);
         if (content && *content != watched_content_) {
             watched_content_ = *content;
             reload_from_file("--watch: the config file changed");
-        } else if (auto fp = tls_files_fingerprint(store_.current()->config);
-                   fp != store_.current()->tls.fingerprint && fp != watched_tls_) {
+        } else if (auto fp = tls_files_fingerprint(p_.store.current()->config);
+                   fp != p_.store.current()->tls.fingerprint && fp != watched_tls_) {
             watched_tls_ = fp;  // tried once per new content: a bad renewal is not retried every poll
             reload_from_file("--watch: a certificate file changed");
         }
-        watch_config();
+        watch();
     });
 }
 
-config::Config Server::running_config() const { return store_.current()->config; }
-
-void Server::count_change(const char* result) {
+void ConfigChanges::count(const char* result) {
     {
-        std::lock_guard lock(listeners_mu_);
-        if (std::string_view(result) == "applied") ++changes_.applied;
-        else if (std::string_view(result) == "rejected") ++changes_.rejected;
-        else ++changes_.unchanged;
+        std::lock_guard lock(counts_mu_);
+        if (std::string_view(result) == "applied") ++counts_.applied;
+        else if (std::string_view(result) == "rejected") ++counts_.rejected;
+        else ++counts_.unchanged;
     }
-    changes_family_->Add({{"result", result}}).Increment();
+    family_->Add({{"result", result}}).Increment();
 }
 
-ChangeCounts Server::change_counts() const {
-    std::lock_guard lock(listeners_mu_);
-    return changes_;
-}
-
-json Server::clusters_json() {
-    auto snap = store_.current();
-    std::unordered_map<std::string, WorkerContext::EndpointLoad> loads;
-    for (auto& w : workers_)
-        for (const auto& [key, load] : w->call([&] { return w->context().endpoint_loads(); })) {
-            loads[key].active_requests += load.active_requests;
-            loads[key].active_tunnels += load.active_tunnels;
-        }
-    json clusters = json::array();
-    const auto now = steady_now_ns();
-    for (const auto& c : snap->clusters) {
-        json endpoints = json::array();
-        for (const auto& e : c.endpoints) {
-            auto it = loads.find(e.pool_key);
-            endpoints.push_back({{"address", e.key},
-                                 {"id", e.id},
-                                 {"healthy", e.state->healthy.load(std::memory_order_relaxed)},
-                                 {"ejected", e.state->ejected(now)},
-                                 {"ejections", e.state->ejections.load(std::memory_order_relaxed)},
-                                 {"active_requests", it == loads.end() ? 0 : it->second.active_requests},
-                                 {"active_tunnels", it == loads.end() ? 0 : it->second.active_tunnels}});
-        }
-        clusters.push_back({{"name", c.name}, {"lb_policy", config::lb_policy_name(c.policy)}, {"endpoints", endpoints}});
-    }
-    return {{"clusters", clusters}};
+ChangeCounts ConfigChanges::counts() const {
+    std::lock_guard lock(counts_mu_);
+    return counts_;
 }
 
 }  // namespace sluice::proxy

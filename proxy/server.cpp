@@ -1,7 +1,6 @@
 #include "proxy/server.h"
 
 #include "config/duration.h"
-#include "config/state_file.h"
 #include "config/serialize.h"
 #include "proxy/cpu_budget.h"
 #include "proxy/log.h"
@@ -11,8 +10,6 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
-#include <fstream>
-#include <sstream>
 
 namespace sluice::proxy {
 
@@ -40,8 +37,6 @@ std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error)
     // thread can race another to it.
     spdlog::default_logger_raw();
     std::unique_ptr<Server> s(new Server(std::move(options)));
-    s->file_layer_ = s->options_.file_layer ? *s->options_.file_layer : config::to_json(s->options_.config);
-    if (s->options_.overlay) s->overlay_ = *s->options_.overlay;
     {
         // Certificates are checked before anything binds.
         config::ConfigErrors tls_errors;
@@ -55,24 +50,19 @@ std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error)
     }
     s->access_log_ = std::make_unique<AccessLog>(n);
     if (!s->access_log_->configure(s->options_.config.access_log, error)) return nullptr;
-    s->init_metrics();
     for (std::size_t i = 0; i < n; ++i)
         s->workers_.push_back(std::make_unique<Worker>(i, s->store_, *s->access_log_, s->options_.splice));
-    if (!s->bind_all(error)) return nullptr;  // nothing runs yet; descriptors close with s
-    if (s->options_.state_dir) {
-        // The running config is on disk from the start, so --resume always has one.
-        if (!config::write_state_file(*s->options_.state_dir, s->options_.initial_version, s->options_.config,
-                                      s->overlay_, s->file_layer_, error))
-            return nullptr;
-    }
+    s->changes_ = std::make_unique<ConfigChanges>(ConfigChanges::Parts{
+        s->options_, s->store_, s->registry_, s->health_, *s->access_log_, s->workers_, s->listeners_, s->control_,
+        *s->metrics_});
+    s->views_ = std::make_unique<AdminViews>(s->workers_, s->store_, s->listeners_, *s->access_log_, *s->metrics_);
+    // Nothing runs yet: on failure every descriptor closes with s.
+    if (!s->listeners_.bind_all(s->store_.current()->config, error) || !s->bind_admin(error) ||
+        !s->changes_->save_initial_state(error))
+        return nullptr;
 
     for (auto& w : s->workers_) w->start();
-    for (auto& l : s->listeners_) {
-        for (std::size_t i = 0; i < s->workers_.size(); ++i) {
-            s->workers_[i]->adopt_listener(l, l->fds[i]);
-            l->fds[i] = -1;  // the worker's acceptor owns it now
-        }
-    }
+    s->listeners_.hand_to_workers();
     if (s->options_.handle_signals) {
         s->signals_.emplace(s->control_, SIGINT, SIGTERM);
         s->signals_->async_wait([srv = s.get()](const boost::system::error_code& ec, int sig) {
@@ -90,15 +80,9 @@ std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error)
         s->hup_.emplace(s->control_, SIGHUP);
         s->on_hup();
     }
-    if (s->options_.watch && s->options_.config_path) {
-        std::ifstream in(*s->options_.config_path, std::ios::binary);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        s->watched_content_ = ss.str();
-        s->watch_config();
-    }
+    s->changes_->start_watch();
+    s->listeners_.print_all();
     if (s->options_.print_addresses) {
-        for (auto& l : s->listeners_) print_line("listening name=" + l->spec.name + " address=" + l->bound_text());
         print_line("admin listening address=" + endpoint_text(s->admin_->local_endpoint()));
         if (s->probes_) print_line("probes listening address=" + endpoint_text(s->probes_->local_endpoint()));
     }
@@ -110,13 +94,8 @@ std::unique_ptr<Server> Server::start(ServerOptions options, std::string& error)
     return s;
 }
 
-bool Server::bind_all(std::string& error) {
+bool Server::bind_admin(std::string& error) {
     const auto& cfg = store_.current()->config;
-    for (const auto& spec : cfg.listeners) {
-        auto info = bind_listener(spec, workers_.size(), error);
-        if (!info) return false;
-        listeners_.push_back(std::move(info));
-    }
     admin_ = std::make_unique<admin::AdminServer>(control_, *this, admin::AdminServer::Mode::admin);
     if (!admin_->listen(cfg.admin.address, cfg.admin.port, error)) return false;
     if (cfg.probes) {
@@ -150,7 +129,7 @@ void Server::stop() {
 void Server::on_hup() {
     hup_->async_wait([this](const boost::system::error_code& ec, int) {
         if (ec) return;
-        reload_from_file("SIGHUP");
+        changes_->reload_from_file("SIGHUP");
         on_hup();
     });
 }
@@ -198,7 +177,7 @@ void Server::finish() {
     if (probes_) probes_->stop();
     if (signals_) signals_->cancel();
     if (hup_) hup_->cancel();
-    watch_timer_.cancel();
+    if (changes_) changes_->stop();
     drain_timer_.cancel();
     control_.stop();
     std::lock_guard lock(done_mu_);
@@ -206,12 +185,7 @@ void Server::finish() {
     done_cv_.notify_all();
 }
 
-std::uint16_t Server::listener_port(const std::string& name) const {
-    std::lock_guard lock(listeners_mu_);
-    for (const auto& l : listeners_)
-        if (l->spec.name == name) return l->bound.port();
-    return 0;
-}
+std::uint16_t Server::listener_port(const std::string& name) const { return listeners_.port(name); }
 
 asio::ip::tcp::endpoint Server::admin_endpoint() const { return admin_->local_endpoint(); }
 
@@ -224,12 +198,6 @@ std::uint64_t Server::upstream_connects(const std::string& endpoint) {
     std::uint64_t total = 0;
     for (auto& w : workers_) total += w->call([&] { return w->context().upstream_connects(endpoint); });
     return total;
-}
-
-StatsTotals Server::collect_stats() {
-    StatsTotals out;
-    for (auto& w : workers_) out.add(w->call([&] { return w->context().stats().copy(); }));
-    return out;
 }
 
 std::map<std::string, TunnelCounters> Server::tunnel_stats() {
@@ -283,12 +251,6 @@ std::uint64_t Server::config_version() const { return store_.current()->version;
 
 nlohmann::json Server::config_json() const { return config::to_json(store_.current()->config); }
 
-nlohmann::json Server::listeners_json() const {
-    std::lock_guard lock(listeners_mu_);
-    auto out = nlohmann::json::array();
-    for (const auto& l : listeners_)
-        out.push_back({{"name", l->spec.name}, {"address", l->bound_text()}, {"connections", l->connections.load()}});
-    return out;
-}
+config::Config Server::running_config() const { return store_.current()->config; }
 
 }  // namespace sluice::proxy
