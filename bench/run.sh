@@ -15,6 +15,8 @@
 # Each figure is the median of three runs, and the last column is sluice / nginx.
 #   bench/run.sh [SECONDS] [IDLE_COUNT]     (defaults 5 and 5000)
 #   bench/run.sh --smoke                    (1 s, one run, 200 idle tunnels: checks the harness works)
+#   SLUICE_BIN=/path/to/old/sluice bench/run.sh ...   (another sluice binary in the sluice column,
+#                                                     e.g. a commit before a change; default build/sluice)
 # Not a pass/fail test: it reports figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +24,7 @@ secs=5 reps=3 idle=5000
 if [ "${1:-}" = --smoke ]; then secs=1 reps=1 idle=200
 else secs="${1:-5}" idle="${2:-5000}"; fi
 ulimit -n 20000
+sluice_bin=$(realpath -m "${SLUICE_BIN:-build/sluice}")
 
 . bench/lib.sh
 prepare "nginx haproxy wrk curl" sluice ws_echo_origin ws_pingpong ws_idle_clients
@@ -54,7 +57,7 @@ routes:
   - {name: http, match: {path_prefix: /}, cluster: http}
 access_log: {enabled: false}
 YAML
-      taskset -c 0 ./build/sluice run --config "$work/sluice.yaml" --admin 127.0.0.1:0 --workers 1 --log-level error \
+      taskset -c 0 "$sluice_bin" run --config "$work/sluice.yaml" --admin 127.0.0.1:0 --workers 1 --log-level error \
         >/dev/null 2>&1 &
       KILL=$! PID=$! ;;
     nginx)

@@ -5,6 +5,7 @@
 #include "tests/support/client.h"
 #include "tests/support/origin.h"
 #include "tests/support/proxy_fixture.h"
+#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
@@ -83,7 +84,8 @@ TEST_F(AdminSecurity, AWriteWhoseBodyIsNotJsonTypedIs415) {
 }
 
 TEST_F(AdminSecurity, ATokenFileGuardsEveryCallButHealthReadyAndMetrics) {
-    std::string dir = make_temp_dir("sluice-token-");
+    const TempDir tmp("sluice-token-");
+    const std::string& dir = tmp.path;
     std::string token = "0123456789abcdef0123456789abcdef";
     std::string path = write_file(dir, "token", token + "\n");
     start(fill("admin: {token_file: {p}}\n", {{"p", path}}));

@@ -3,6 +3,7 @@
 #include "tests/support/client.h"
 #include "tests/support/origin.h"
 #include "tests/support/proxy_fixture.h"
+#include "tests/support/deadline.h"
 
 #include <gtest/gtest.h>
 
@@ -102,11 +103,10 @@ TEST_F(Admin, ClustersCannotBeDeletedWhileUsed) {
     // The client may read the response a moment before the worker has finished
     // the exchange (and stopped counting it as active).
     json clusters;
-    for (int i = 0; i < 500; ++i) {
+    EXPECT_TRUE(eventually([&] {
         clusters = body(call("GET", "/clusters"));
-        if (clusters["clusters"][1]["endpoints"][0]["active_requests"] == 0) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+        return clusters["clusters"][1]["endpoints"][0]["active_requests"] == 0;
+    }));
     ASSERT_EQ(clusters["clusters"].size(), 2u);
     EXPECT_EQ(clusters["clusters"][1]["name"], "c");
     auto ep = clusters["clusters"][1]["endpoints"][0];

@@ -9,6 +9,7 @@
 #include "tests/support/origin.h"
 #include "tests/support/process.h"
 #include "tests/support/proxy_fixture.h"
+#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
@@ -26,21 +27,7 @@ using json = nlohmann::json;
 
 namespace {
 
-class TempDir {
-public:
-    TempDir() {
-        path = fs::temp_directory_path() / ("sluice-admin-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    fs::path path;
-    static inline int n = 0;
-};
-
-void write_file(const fs::path& p, const std::string& text) { std::ofstream(p) << text; }
-
-using Sluice = RunningSluice;
+void write_text(const fs::path& p, const std::string& text) { std::ofstream(p) << text; }
 
 std::string config_yaml(const std::string& origin, const std::string& extra_route = "",
                         const std::string& second_origin = "") {
@@ -60,12 +47,12 @@ timeouts: {drain_delay: 0s, drain: 1s}
 
 TEST(CliAdmin, StateFileIsAlwaysWholeWhenKilledMidChange) {
     TestOrigin o(echo_handler("o"));
-    TempDir dir;
-    write_file(dir.path / "c.yaml", config_yaml(o.address()));
+    TempDir dir("sluice-admin-");
+    write_text(dir / "c.yaml", config_yaml(o.address()));
     std::mt19937 rng(42);
     for (int round = 0; round < 12; ++round) {
-        Sluice s({"run", "--config", (dir.path / "c.yaml").string(), "--admin", "127.0.0.1:0", "--state-dir",
-                  dir.path.string(), "--resume", "--workers", "1"});
+        RunningSluice s({"run", "--config", dir / "c.yaml", "--admin", "127.0.0.1:0", "--state-dir",
+                  dir.path, "--resume", "--workers", "1"});
         std::atomic<bool> stop{false};
         std::atomic<std::uint64_t> acknowledged{0};  // the last version the API answered with
         std::thread writer([&] {
@@ -85,17 +72,17 @@ TEST(CliAdmin, StateFileIsAlwaysWholeWhenKilledMidChange) {
         writer.join();
         s.p.wait();
         std::string error;
-        auto state = sluice::config::read_state_file(dir.path.string(), error);
+        auto state = sluice::config::read_state_file(dir.path, error);
         ASSERT_TRUE(state) << "round " << round << ": " << error;
         // Every answered change was on disk before its answer.
         EXPECT_GE(state->version, acknowledged.load()) << "round " << round;
     }
     // --resume picks up the last saved version.
     std::string error;
-    auto saved = sluice::config::read_state_file(dir.path.string(), error);
+    auto saved = sluice::config::read_state_file(dir.path, error);
     ASSERT_TRUE(saved);
-    Sluice s({"run", "--config", (dir.path / "c.yaml").string(), "--admin", "127.0.0.1:0", "--state-dir",
-              dir.path.string(), "--resume"});
+    RunningSluice s({"run", "--config", dir / "c.yaml", "--admin", "127.0.0.1:0", "--state-dir",
+              dir.path, "--resume"});
     auto doc = json::parse(http_get(s.admin, "/config").body);
     EXPECT_EQ(doc["version"].get<std::uint64_t>(), saved->version);
     EXPECT_EQ(doc["config"]["routes"].size(), saved->config.routes.size());
@@ -104,14 +91,14 @@ TEST(CliAdmin, StateFileIsAlwaysWholeWhenKilledMidChange) {
 
 TEST(CliAdmin, AppliedChangeIsOnDiskBeforeTheAnswer) {
     TestOrigin o(echo_handler("o"));
-    TempDir dir;
-    write_file(dir.path / "c.yaml", config_yaml(o.address()));
-    Sluice s({"run", "--config", (dir.path / "c.yaml").string(), "--admin", "127.0.0.1:0", "--state-dir",
-              dir.path.string()});
+    TempDir dir("sluice-admin-");
+    write_text(dir / "c.yaml", config_yaml(o.address()));
+    RunningSluice s({"run", "--config", dir / "c.yaml", "--admin", "127.0.0.1:0", "--state-dir",
+              dir.path});
     auto r = http_request(s.admin, "POST", "/routes", R"({"name": "x", "match": {"path": "/x"}, "cluster": "o"})");
     ASSERT_EQ(r.status, 201u);
     std::string error;
-    auto state = sluice::config::read_state_file(dir.path.string(), error);
+    auto state = sluice::config::read_state_file(dir.path, error);
     ASSERT_TRUE(state) << error;
     EXPECT_EQ(state->version, 2u);
     EXPECT_EQ(state->config.routes.back().name, "x");
@@ -121,21 +108,21 @@ TEST(CliAdmin, AppliedChangeIsOnDiskBeforeTheAnswer) {
 
 TEST(CliAdmin, WatchReloadsOnChangeAndIgnoresAnInvalidFile) {
     TestOrigin o(echo_handler("o")), p2(echo_handler("p2"));
-    TempDir dir;
-    auto cfg = dir.path / "c.yaml";
-    write_file(cfg, config_yaml(o.address()));
-    Sluice s({"run", "--config", cfg.string(), "--admin", "127.0.0.1:0", "--watch"});
+    TempDir dir("sluice-admin-");
+    auto cfg = dir / "c.yaml";
+    write_text(cfg, config_yaml(o.address()));
+    RunningSluice s({"run", "--config", cfg, "--admin", "127.0.0.1:0", "--watch"});
     EXPECT_EQ(http_get(s.port, "/new").body, "o GET /new");
     // An atomic replace, as editors and config tools do.
-    write_file(dir.path / "c.tmp",
+    write_text(dir / "c.tmp",
                config_yaml(o.address(), "  - {name: new, match: {path: /new}, cluster: p2}", p2.address()));
-    fs::rename(dir.path / "c.tmp", cfg);
+    fs::rename(dir / "c.tmp", cfg);
     EXPECT_TRUE(eventually([&] { return http_get(s.port, "/new").body == "p2 GET /new"; }));
     auto version = json::parse(http_get(s.admin, "/config").body)["version"].get<int>();
     EXPECT_EQ(version, 2);
     // A broken file is logged and changes nothing.
-    write_file(dir.path / "c.tmp", "listeners: [{name: public, port: nope}]\n");
-    fs::rename(dir.path / "c.tmp", cfg);
+    write_text(dir / "c.tmp", "listeners: [{name: public, port: nope}]\n");
+    fs::rename(dir / "c.tmp", cfg);
     // The watcher read it when it logs why it refused it.
     EXPECT_TRUE(eventually([&] { return s.p.stderr_text().find("/listeners/0/port") != std::string::npos; }));
     EXPECT_EQ(json::parse(http_get(s.admin, "/config").body)["version"].get<int>(), 2);
@@ -149,44 +136,44 @@ TEST(CliAdmin, WatchFollowsAConfigMapSymlinkSwap) {
     // A ConfigMap volume: config.yaml -> ..data/config.yaml, ..data -> ..v1;
     // an update writes ..v2 and renames a new ..data link over the old one.
     TestOrigin o(echo_handler("o")), p2(echo_handler("p2"));
-    TempDir dir;
-    fs::create_directories(dir.path / "..v1");
-    write_file(dir.path / "..v1" / "config.yaml", config_yaml(o.address()));
-    fs::create_directory_symlink("..v1", dir.path / "..data");
-    fs::create_symlink("..data/config.yaml", dir.path / "config.yaml");
-    Sluice s({"run", "--config", (dir.path / "config.yaml").string(), "--admin", "127.0.0.1:0", "--watch"});
+    TempDir dir("sluice-admin-");
+    fs::create_directories(dir / "..v1");
+    write_text(fs::path(dir.path) / "..v1" / "config.yaml", config_yaml(o.address()));
+    fs::create_directory_symlink("..v1", dir / "..data");
+    fs::create_symlink("..data/config.yaml", dir / "config.yaml");
+    RunningSluice s({"run", "--config", dir / "config.yaml", "--admin", "127.0.0.1:0", "--watch"});
     EXPECT_EQ(http_get(s.port, "/x").body, "o GET /x");
-    fs::create_directories(dir.path / "..v2");
-    write_file(dir.path / "..v2" / "config.yaml", config_yaml(p2.address()));
-    fs::create_directory_symlink("..v2", dir.path / "..data_tmp");
-    fs::rename(dir.path / "..data_tmp", dir.path / "..data");
+    fs::create_directories(dir / "..v2");
+    write_text(fs::path(dir.path) / "..v2" / "config.yaml", config_yaml(p2.address()));
+    fs::create_directory_symlink("..v2", dir / "..data_tmp");
+    fs::rename(dir / "..data_tmp", dir / "..data");
     EXPECT_TRUE(eventually([&] { return http_get(s.port, "/x").body == "p2 GET /x"; }));
     s.p.signal(SIGKILL);
 }
 
 TEST(CliAdmin, WatchPicksUpCertificatesRenewedUnderTheSamePaths) {
     TestOrigin o(echo_handler("o"));
-    TempDir dir;
+    TempDir dir("sluice-admin-");
     TestCa ca;
     auto first = ca.issue({"localhost"});
-    write_file(dir.path / "tls.crt", first.cert);
-    write_file(dir.path / "tls.key", first.key);
-    auto cfg = dir.path / "c.yaml";
-    write_file(cfg, fill(R"(
+    write_text(dir / "tls.crt", first.cert);
+    write_text(dir / "tls.key", first.key);
+    auto cfg = dir / "c.yaml";
+    write_text(cfg, fill(R"(
 listeners: [{name: public, address: 127.0.0.1, port: 0, tls: {cert: "{d}/tls.crt", key: "{d}/tls.key"}}]
 clusters: [{name: o, endpoints: ["{o}"]}]
 routes: [{name: all, match: {path_prefix: /}, cluster: o}]
 timeouts: {drain_delay: 0s, drain: 1s}
 )",
-                         {{"d", dir.path.string()}, {"o", o.address()}}));
-    Sluice s({"run", "--config", cfg.string(), "--admin", "127.0.0.1:0", "--watch"});
+                         {{"d", dir.path}, {"o", o.address()}}));
+    RunningSluice s({"run", "--config", cfg, "--admin", "127.0.0.1:0", "--watch"});
     EXPECT_EQ(TlsClient(s.port, ca.cert_pem()).peer_common_name(), "localhost");
     // What cert-manager and the kubelet do: new files, same paths, config untouched.
     auto renewed = ca.issue({"renewed.localhost", "localhost"});
-    write_file(dir.path / "tls.key.tmp", renewed.key);
-    write_file(dir.path / "tls.crt.tmp", renewed.cert);
-    fs::rename(dir.path / "tls.key.tmp", dir.path / "tls.key");
-    fs::rename(dir.path / "tls.crt.tmp", dir.path / "tls.crt");
+    write_text(dir / "tls.key.tmp", renewed.key);
+    write_text(dir / "tls.crt.tmp", renewed.cert);
+    fs::rename(dir / "tls.key.tmp", dir / "tls.key");
+    fs::rename(dir / "tls.crt.tmp", dir / "tls.crt");
     EXPECT_TRUE(eventually([&] { return TlsClient(s.port, ca.cert_pem()).peer_common_name() == "renewed.localhost"; }));
     EXPECT_EQ(json::parse(http_get(s.admin, "/config").body)["version"].get<int>(), 2);
     EXPECT_EQ(TlsClient(s.port, ca.cert_pem()).get("/x").body, "o GET /x");
@@ -196,11 +183,11 @@ timeouts: {drain_delay: 0s, drain: 1s}
 
 TEST(CliAdmin, SighupReloadsWithoutWatch) {
     TestOrigin o(echo_handler("o")), p2(echo_handler("p2"));
-    TempDir dir;
-    auto cfg = dir.path / "c.yaml";
-    write_file(cfg, config_yaml(o.address()));
-    Sluice s({"run", "--config", cfg.string(), "--admin", "127.0.0.1:0"});
-    write_file(cfg, config_yaml(p2.address()));
+    TempDir dir("sluice-admin-");
+    auto cfg = dir / "c.yaml";
+    write_text(cfg, config_yaml(o.address()));
+    RunningSluice s({"run", "--config", cfg, "--admin", "127.0.0.1:0"});
+    write_text(cfg, config_yaml(p2.address()));
     // Proving that nothing happens takes time: longer than the watch interval
     // (1 s) a --watch run would have needed to pick the file up.
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
@@ -217,13 +204,13 @@ TEST(CliAdmin, MemoryStaysFlatOverAThousandChanges) {
                     "LeakSanitizer checks this build for leaks instead";
 #endif
     TestOrigin o(echo_handler("o"));
-    TempDir dir;
+    TempDir dir("sluice-admin-");
     // A config of some size, so a leaked snapshot per change would show.
     std::string routes;
     for (int i = 0; i < 200; ++i)
         routes += "  - {name: r" + std::to_string(i) + ", match: {path_prefix: /p" + std::to_string(i) + "/}, cluster: o}\n";
-    write_file(dir.path / "c.yaml", config_yaml(o.address(), routes));
-    Sluice s({"run", "--config", (dir.path / "c.yaml").string(), "--admin", "127.0.0.1:0", "--workers", "2"});
+    write_text(dir / "c.yaml", config_yaml(o.address(), routes));
+    RunningSluice s({"run", "--config", dir / "c.yaml", "--admin", "127.0.0.1:0", "--workers", "2"});
     auto doc = json::parse(http_get(s.admin, "/config").body)["config"];
     auto change = [&](int i) {
         doc["routes"][0]["match"]["path_prefix"] = "/v" + std::to_string(i) + "/";

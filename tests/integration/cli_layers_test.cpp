@@ -7,6 +7,7 @@
 #include "tests/support/deadline.h"
 #include "tests/support/origin.h"
 #include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/proxy_fixture.h"
 
 #include <gtest/gtest.h>
@@ -28,8 +29,6 @@ namespace {
 // ..data link over the old one, as the kubelet does.
 class ConfigMapDir {
 public:
-    ConfigMapDir() : path(make_temp_dir("sluice-layers-")) {}
-    ~ConfigMapDir() { fs::remove_all(path); }
     void publish(const std::string& yaml) {
         const std::string version = "..v" + std::to_string(++n_);
         fs::create_directories(fs::path(path) / version);
@@ -41,7 +40,8 @@ public:
     }
     std::string config() const { return path + "/config.yaml"; }
     std::string state() const { return path + "/state"; }
-    std::string path;
+    const TempDir dir{"sluice-layers-"};
+    const std::string& path = dir.path;
 
 private:
     int n_ = 0;

@@ -6,8 +6,10 @@
 #include "tests/support/client.h"
 #include "tests/support/origin.h"
 #include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/prometheus_text.h"
 #include "tests/support/proxy_fixture.h"
+#include "tests/support/deadline.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -25,13 +27,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-
-struct Dir {
-    Dir() : path(make_temp_dir("sluice-lifecycle")) {}
-    ~Dir() { fs::remove_all(path); }
-    std::string file(const std::string& name, const std::string& text) const { return write_file(path, name, text); }
-    std::string path;
-};
 
 std::string config_yaml(const std::string& origin, const std::string& extra = "",
                         const std::string& timeouts = "{drain_delay: 0s, drain: 1s}") {
@@ -60,11 +55,7 @@ timeouts: {drain_delay: 0s, drain: 1s}
 
 // Polls the child's standard error (the log is asynchronous) for `text`.
 bool stderr_shows(Process& p, const std::string& text) {
-    for (int i = 0; i < 200; ++i) {
-        if (p.stderr_text().find(text) != std::string::npos) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    return false;
+    return eventually([&] { return p.stderr_text().find(text) != std::string::npos; }, 5000);
 }
 
 std::string admin_address(const RunningSluice& s) { return "127.0.0.1:" + std::to_string(s.admin); }
@@ -73,7 +64,7 @@ std::string admin_address(const RunningSluice& s) { return "127.0.0.1:" + std::t
 
 TEST(CliLifecycle, WorkersFollowTheAffinitySet) {
     TestOrigin o(echo_handler("o"));
-    Dir d;
+    TempDir d("sluice-lifecycle-");
     RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address())), "--admin", "127.0.0.1:0"},
                     {"/usr/bin/taskset", "-c", "0"});
     EXPECT_TRUE(stderr_shows(s.p, "workers: 1, from 1 CPU(s) in the affinity set")) << s.p.stderr_text();
@@ -95,7 +86,7 @@ TEST(CliLifecycle, WorkersFollowACgroupCpuQuota) {
     std::ofstream(cg + "/cpu.cfs_quota_us") << "50000";  // half a CPU: a "500m" limit
     {
         TestOrigin o(echo_handler("o"));
-        Dir d;
+        TempDir d("sluice-lifecycle-");
         // The shell moves itself into the cgroup, then becomes sluice.
         RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address())), "--admin", "127.0.0.1:0"},
                         {"/bin/sh", "-c", "echo $$ > " + cg + "/cgroup.procs && exec \"$0\" \"$@\""});
@@ -109,7 +100,7 @@ TEST(CliLifecycle, WorkersFollowACgroupCpuQuota) {
 
 TEST(CliLifecycle, WorkersAsAskedOverrideTheBudget) {
     TestOrigin o(echo_handler("o"));
-    Dir d;
+    TempDir d("sluice-lifecycle-");
     RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address())), "--admin", "127.0.0.1:0",
                      "--workers", "3"},
                     {"/usr/bin/taskset", "-c", "0"});
@@ -119,7 +110,7 @@ TEST(CliLifecycle, WorkersAsAskedOverrideTheBudget) {
 
 TEST(CliLifecycle, DrainCommandStartsTheDrainAndWaitsForTheExit) {
     TestOrigin o(echo_handler("o"));
-    Dir d;
+    TempDir d("sluice-lifecycle-");
     RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address())), "--admin", "127.0.0.1:0"});
     EXPECT_EQ(http_get(s.admin, "/ready").status, 200u);
     auto drained = run_sluice({"drain", "--admin", admin_address(s), "--wait"});
@@ -135,7 +126,7 @@ TEST(CliLifecycle, SigtermDuringADrainTheApiStartedLetsItFinish) {
     // A native sidecar: its preStop starts the drain, the kubelet's SIGTERM
     // comes later and must not cut the drain short as a second signal would.
     TestOrigin o(echo_handler("o"));
-    Dir d;
+    TempDir d("sluice-lifecycle-");
     RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address(), "", "{drain_delay: 1s, drain: 1s}")), "--admin",
                      "127.0.0.1:0"});
     EXPECT_EQ(run_sluice({"drain", "--admin", admin_address(s)}).status, 0);
@@ -150,7 +141,7 @@ TEST(CliLifecycle, SigtermDuringADrainTheApiStartedLetsItFinish) {
 
 TEST(CliLifecycle, ReadyTurns503WhileDraining) {
     TestOrigin o(echo_handler("o"));
-    Dir d;
+    TempDir d("sluice-lifecycle-");
     RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address(), "", "{drain_delay: 30s, drain: 1s}")), "--admin",
                      "127.0.0.1:0"});
     auto drained = run_sluice({"drain", "--admin", admin_address(s)});
@@ -181,7 +172,7 @@ TEST(CliLifecycle, DrainCommandSaysWhatIsWrong) {
 
     // An admin API with a token: without it, 401 and what to pass; with it, drained.
     TestOrigin o(echo_handler("o"));
-    Dir d;
+    TempDir d("sluice-lifecycle-");
     std::string token = d.file("token", "0123456789abcdef0123\n");
     RunningSluice s({"run", "--config",
                      d.file("c.yaml", config_yaml(o.address(), "admin: {address: 127.0.0.1, port: 0, token_file: " +
@@ -198,7 +189,7 @@ TEST(CliLifecycle, DrainCommandSaysWhatIsWrong) {
 TEST(CliLifecycle, WaitReadyWaitsForTheClustersReadinessNames) {
     auto healthy = std::make_shared<std::atomic<bool>>(false);
     TestOrigin o(checked_echo_handler("o", healthy));
-    Dir d;
+    TempDir d("sluice-lifecycle-");
     RunningSluice s({"run", "--config",
                      d.file("c.yaml", ready_clusters_yaml(o.address())),
                      "--admin", "127.0.0.1:0"});
@@ -242,7 +233,7 @@ TEST(CliLifecycle, WaitReadyGivesUpOnNothingListening) {
 
 TEST(CliLifecycle, JsonLogIsOneObjectPerLine) {
     TestOrigin o(echo_handler("o"));
-    Dir d;
+    TempDir d("sluice-lifecycle-");
     RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address())), "--admin", "127.0.0.1:0",
                      "--log-format", "json"});
     EXPECT_EQ(http_get(s.port, "/x").status, 200u);
@@ -272,7 +263,7 @@ TEST(CliLifecycle, JsonLogIsOneObjectPerLine) {
 TEST(CliLifecycle, JsonLogStaysJsonWhenAMessageQuotesInvalidUtf8) {
     // A config error quotes the bytes it choked on; the log line must still parse.
     TestOrigin o(echo_handler("o"));
-    Dir d;
+    TempDir d("sluice-lifecycle-");
     std::string path = d.file("c.json", R"({"listeners": [{"name": "public", "address": "127.0.0.1", "port": 0}]})");
     RunningSluice s({"run", "--config", path, "--admin", "127.0.0.1:0", "--watch", "--log-format", "json"});
     d.file("c.json", "{\"listeners\": \"\xff\xfe\"}");
@@ -292,7 +283,7 @@ TEST(CliLifecycle, JsonLogStaysJsonWhenAMessageQuotesInvalidUtf8) {
 
 TEST(CliLifecycle, StateDirIsCreatedWhenMissing) {
     TestOrigin o(echo_handler("o"));
-    Dir d;
+    TempDir d("sluice-lifecycle-");
     const std::string state = d.path + "/not/yet/here";
     RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address())), "--admin", "127.0.0.1:0",
                      "--state-dir", state});
@@ -308,7 +299,7 @@ TEST(CliLifecycle, StateDirIsCreatedWhenMissing) {
 
 TEST(CliLifecycle, ConfigHashIsTheSameForTheSameConfigWhateverItsSpelling) {
     TestOrigin o(echo_handler("o"));
-    Dir d;
+    TempDir d("sluice-lifecycle-");
     RunningSluice a({"run", "--config", d.file("a.yaml", config_yaml(o.address())), "--admin", "127.0.0.1:0"});
     // The same config as JSON, keys in another order, defaults written out.
     std::string as_json = fill(R"({"timeouts": {"drain": "1s", "drain_delay": "0s", "connect": "5s"},
@@ -337,7 +328,7 @@ TEST(CliLifecycle, ConfigHashIsTheSameForTheSameConfigWhateverItsSpelling) {
 
 TEST(CliLifecycle, CertificateExpiryIsAMetric) {
     TestCa ca;
-    Dir d;
+    TempDir d("sluice-lifecycle-");
     auto pem = ca.issue({"localhost"}, 0, 30);
     std::string cert = d.file("tls.crt", pem.cert), key = d.file("tls.key", pem.key);
     TestOrigin o(echo_handler("o"));
@@ -362,7 +353,7 @@ routes: [{name: all, match: {path_prefix: /}, cluster: app}]
 TEST(CliLifecycle, ReadyClustersChangeWithoutARestartAndStayWhenLeftOut) {
     auto healthy = std::make_shared<std::atomic<bool>>(false);
     TestOrigin o(checked_echo_handler("o", healthy));
-    Dir d;
+    TempDir d("sluice-lifecycle-");
     RunningSluice s({"run", "--config",
                      d.file("c.yaml", ready_clusters_yaml(o.address())),
                      "--admin", "127.0.0.1:0"});

@@ -8,6 +8,7 @@
 #include "tests/support/process.h"
 #include "tests/support/prometheus_text.h"
 #include "tests/support/proxy_fixture.h"
+#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
@@ -42,10 +43,8 @@ int connect_to(std::uint16_t port) {
     return fd;
 }
 
-std::string config_file(const std::string& origin) {
-    auto path = std::filesystem::temp_directory_path() / ("sluice-limits-" + std::to_string(::getpid()) + ".yaml");
-    std::ofstream(path) << one_route(origin) << "timeouts: {drain_delay: 0s, drain: 1s}\n";
-    return path.string();
+std::string config_file(const TempDir& dir, const std::string& origin) {
+    return dir.file("c.yaml", one_route(origin) + "timeouts: {drain_delay: 0s, drain: 1s}\n");
 }
 
 double metric(std::uint16_t admin, const std::string& name, const PromLabels& labels) {
@@ -92,7 +91,8 @@ TEST(Limits, AcceptLoopsPauseWhenDescriptorsRunOutAndRecover) {
         GTEST_SKIP() << "UBSan's vptr check opens a pipe to test memory (IsAccessibleMemoryRange), so with no "
                         "descriptor left it reports valid objects as invalid and exits; the normal build runs this";
     TestOrigin origin(echo_handler("o"));
-    auto cfg = config_file(origin.address());
+    const TempDir dir("sluice-limits-");
+    auto cfg = config_file(dir, origin.address());
     RunningSluice s({"run", "--config", cfg, "--admin", "127.0.0.1:0", "--workers", "2"},
                     {"/usr/bin/prlimit", "--nofile=48:48", "--"});
     std::vector<int> held;
@@ -138,9 +138,9 @@ TEST(Limits, FiveThousandSlowClientsNeitherStarveNewOnesNorGrowMemoryWithoutBoun
     setrlimit(RLIMIT_NOFILE, &rl);
 
     TestOrigin origin(echo_handler("o"));
-    auto path = std::filesystem::temp_directory_path() / ("sluice-slow-" + std::to_string(::getpid()) + ".yaml");
-    std::ofstream(path) << one_route(origin.address()) << "timeouts: {request_headers: 5s, drain_delay: 0s, drain: 1s}\n";
-    RunningSluice s({"run", "--config", path.string(), "--admin", "127.0.0.1:0", "--workers", "2"});
+    const TempDir dir("sluice-slow-");
+    auto path = dir.file("c.yaml", one_route(origin.address()) + "timeouts: {request_headers: 5s, drain_delay: 0s, drain: 1s}\n");
+    RunningSluice s({"run", "--config", path, "--admin", "127.0.0.1:0", "--workers", "2"});
     ASSERT_EQ(http_get(s.port, "/warm").status, 200u);
     const auto before = s.p.status_kib("VmRSS");
 
@@ -179,5 +179,4 @@ TEST(Limits, FiveThousandSlowClientsNeitherStarveNewOnesNorGrowMemoryWithoutBoun
     for (int fd : slow) ::close(fd);
     s.p.signal(SIGTERM);
     EXPECT_EQ(s.p.wait(), 0);
-    std::filesystem::remove(path);
 }

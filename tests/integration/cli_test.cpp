@@ -4,6 +4,8 @@
 #include "tests/support/origin.h"
 #include "tests/support/process.h"
 #include "tests/support/proxy_fixture.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/deadline.h"
 
 #include <gtest/gtest.h>
 
@@ -16,17 +18,11 @@ using namespace sluice::test;
 
 namespace {
 
-class TempFile {
-public:
-    TempFile(const std::string& ext, const std::string& text) {
-        path = (std::filesystem::temp_directory_path() /
-                ("sluice-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ext))
-                   .string();
-        std::ofstream(path) << text;
-    }
-    ~TempFile() { std::filesystem::remove(path); }
-    std::string path;
-    static inline int counter = 0;
+// One file, alone in its own directory.
+struct TempFile {
+    TempFile(const std::string& ext, const std::string& text) : path(dir.file("config" + ext, text)) {}
+    const TempDir dir{"sluice-cli-"};
+    const std::string path;
 };
 
 
@@ -154,8 +150,7 @@ TEST(Cli, DefaultConfigListensOn8080WhenFree) {
     EXPECT_EQ(r.status, 404u);
     EXPECT_NE(r.body.find("built-in default config"), std::string::npos);
     p.signal(SIGINT);
-    for (int i = 0; i < 500 && p.stderr_text().find("draining") == std::string::npos; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_TRUE(eventually([&] { return p.stderr_text().find("draining") != std::string::npos; }, 5000));
     p.signal(SIGINT);  // a second signal stops at once, without the 5s drain_delay
     EXPECT_EQ(p.wait(3000), 0);
 }

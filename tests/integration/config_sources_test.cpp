@@ -9,6 +9,7 @@
 #include "tests/support/proxy_fixture.h"
 #include "tests/support/tls_client.h"
 #include "tests/support/websocket.h"
+#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
@@ -126,7 +127,8 @@ TEST_F(ConfigSources, AFileRouteDeletedThenPostedAgainTakesItsPlaceInTheFile) {
 // this machine (port 0, test certificates and files) with its shapes kept.
 TEST(ConfigRoundTrip, EveryCorpusConfigGoesBackUnchanged) {
     TestCa ca;
-    const std::string dir = make_temp_dir("sluice-roundtrip-");
+    const TempDir tmp("sluice-roundtrip-");
+    const std::string& dir = tmp.path;
     const auto leaf = ca.issue({"localhost"});
     const std::string crt = write_file(dir, "tls.crt", leaf.cert), key = write_file(dir, "tls.key", leaf.key);
     const std::string ca_file = write_file(dir, "ca.crt", ca.cert_pem());
@@ -169,14 +171,14 @@ TEST(ConfigRoundTrip, EveryCorpusConfigGoesBackUnchanged) {
         EXPECT_EQ(json::parse(put.body), json({{"version", 1}, {"unchanged", true}}));
         EXPECT_EQ(json::parse(http_request(proxy.admin_port(), "GET", "/config", "", auth).body), doc);
     }
-    fs::remove_all(dir);
 }
 
 // The case from docs/admin-api.md: GET /config, change the certificate where
 // it stands ({cert, key}), PUT it back. A wss:// session open before lives on.
 TEST(ConfigRoundTrip, ACertificateEditedInGetConfigOutputGoesBackWhileWssLives) {
     TestCa ca;
-    const std::string dir = make_temp_dir("sluice-roundtrip-tls-");
+    const TempDir tmp("sluice-roundtrip-tls-");
+    const std::string& dir = tmp.path;
     const auto first = ca.issue({"localhost"});
     write_file(dir, "first.crt", first.cert);
     write_file(dir, "first.key", first.key);
@@ -206,5 +208,4 @@ routes: [{name: all, match: {path_prefix: /}, cluster: app}]
     ws.send("after");
     EXPECT_EQ(ws.receive(), "after");
     ws.close();
-    fs::remove_all(dir);
 }

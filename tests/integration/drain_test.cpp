@@ -8,6 +8,8 @@
 #include "tests/support/proxy_fixture.h"
 #include "tests/support/tls_client.h"
 #include "tests/support/websocket.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/deadline.h"
 
 #include <gtest/gtest.h>
 
@@ -39,26 +41,24 @@ TEST(Drain, ReadyFlipsListenersCloseStreamsFinishThenStop) {
 
     p.server->drain();
     // /ready answers 503 at once; new connections are still accepted during drain_delay.
-    for (int i = 0; i < 100 && http_get(p.admin_port(), "/ready").status != 503; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    EXPECT_EQ(http_get(p.admin_port(), "/ready").status, 503u);
+    EXPECT_TRUE(eventually([&] { return http_get(p.admin_port(), "/ready").status == 503; }, 500));
     auto during = http_get(port, "/during");
     EXPECT_EQ(during.status, 200u);
     EXPECT_FALSE(during.keep_alive);  // drained clients are told to go
 
     // After drain_delay: the idle keep-alive connection is closed, new ones are refused.
     EXPECT_TRUE(idle.closed_by_peer(5000));
-    bool refused = false;
-    for (int i = 0; i < 200 && !refused; ++i) {
-        try {
-            RawClient late(port, 200);
-            late.get("/late");
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        } catch (const std::exception&) {
-            refused = true;
-        }
-    }
-    EXPECT_TRUE(refused);
+    EXPECT_TRUE(eventually(
+        [&] {
+            try {
+                RawClient late(port, 200);
+                late.get("/late");
+                return false;
+            } catch (const std::exception&) {
+                return true;  // refused
+            }
+        },
+        2000));
 
     // The open stream still finishes normally.
     stream_release.open();
@@ -141,7 +141,8 @@ TEST(Drain, AWebSocketGetsCloseGoingAwayAfterTheMessageInFlight) {
 
 TEST(Drain, AWssTunnelEndsWithCloseGoingAwayThenCloseNotify) {
     TestCa ca;
-    const std::string dir = make_temp_dir("sluice-drain-tls-");
+    const TempDir tmp("sluice-drain-tls-");
+    const std::string& dir = tmp.path;
     const auto leaf = ca.issue({"localhost"});
     write_file(dir, "tls.crt", leaf.cert);
     write_file(dir, "tls.key", leaf.key);
@@ -173,7 +174,6 @@ timeouts: {drain_delay: 0s, drain: 100ms}
     EXPECT_EQ(got, std::string("\x88\x02\x03\xe9", 4));  // Close, 1001, unmasked from a server
     EXPECT_EQ(end, asio::error::eof) << end.message();   // close_notify, not a truncated stream
     EXPECT_EQ(p.server->wait(), 0);
-    std::filesystem::remove_all(dir);
 }
 
 // An upgrade still on its way when the drain planned its instants (the

@@ -7,6 +7,7 @@
 #include "tests/support/origin.h"
 #include "tests/support/proxy_fixture.h"
 #include "tests/support/websocket.h"
+#include "tests/support/deadline.h"
 
 #include <gtest/gtest.h>
 
@@ -163,7 +164,6 @@ routes: [{name: all, match: {path_prefix: /}, cluster: {c}}]
     EXPECT_GT(requests.load(), 100);
     EXPECT_EQ(proxy.server->config_version(), 1002u);
     // Every old snapshot was freed when its last request ended.
-    for (int i = 0; i < 200 && sluice::proxy::Snapshot::live_count() != 1; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_TRUE(eventually([] { return sluice::proxy::Snapshot::live_count() == 1; }));
     EXPECT_EQ(sluice::proxy::Snapshot::live_count(), 1);
 }

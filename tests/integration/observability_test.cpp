@@ -7,6 +7,7 @@
 #include "tests/support/prometheus_text.h"
 #include "tests/support/proxy_fixture.h"
 #include "tests/support/websocket.h"
+#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
@@ -321,9 +322,8 @@ TEST_F(Observability, ConnectionsStayCappedWithManyLiveTunnels) {
 }
 
 TEST_F(Observability, AccessLogWritesOneJsonLinePerRequestOrTunnelAndFollowsChanges) {
-    auto dir = fs::temp_directory_path() / ("sluice-obs-" + std::to_string(::getpid()));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
+    const TempDir tmp("sluice-obs-");
+    const fs::path dir = tmp.path;
     const auto a = dir / "a.log", b = dir / "b.log";
     start("access_log: {path: " + a.string() + "}");
 
@@ -387,5 +387,4 @@ TEST_F(Observability, AccessLogWritesOneJsonLinePerRequestOrTunnelAndFollowsChan
     EXPECT_EQ(read_json_lines(b)[0]["config_version"], 2);
     EXPECT_EQ(read_json_lines(a).size(), 4u);
     EXPECT_EQ(scrape().value("sluice_access_log_dropped_total"), 0);
-    fs::remove_all(dir);
 }

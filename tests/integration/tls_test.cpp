@@ -7,6 +7,8 @@
 #include "tests/support/proxy_fixture.h"
 #include "tests/support/tls_client.h"
 #include "tests/support/websocket.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/deadline.h"
 
 #include <gtest/gtest.h>
 
@@ -36,7 +38,6 @@ routes: [{name: all, match: {path_prefix: /}, cluster: app}]
 class Tls : public ::testing::Test {
 protected:
     void SetUp() override {
-        dir = make_temp_dir("sluice-tls-it-");
         write_pair("local", ca.issue({"localhost", "127.0.0.1"}));
         write_pair("a", ca.issue({"a.example.com"}));
         write_pair("w", ca.issue({"wild.b.example.com"}));
@@ -57,7 +58,6 @@ protected:
     void TearDown() override {
         gate.open();
         proxy.reset();
-        std::filesystem::remove_all(dir);
     }
     void write_pair(const std::string& name, const Pem& pem) {
         write_file(dir, name + ".crt", pem.cert);
@@ -68,7 +68,8 @@ protected:
     }
 
     TestCa ca;
-    std::string dir;
+    TempDir tmp{"sluice-tls-it-"};
+    const std::string dir = tmp.path;
     Gate gate;
     std::unique_ptr<TestOrigin> origin;
     std::unique_ptr<RunningProxy> proxy;
@@ -107,8 +108,7 @@ TEST_F(Tls, WssEchoesThroughATlsTunnel) {
     auto conns = json::parse(admin("GET", "/connections").body);
     EXPECT_EQ(conns["websockets"], 1);
     ws.close();
-    for (int i = 0; i < 500 && proxy->server->tunnel_stats()["all"].active != 0; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_TRUE(eventually([&] { return proxy->server->tunnel_stats()["all"].active == 0; }));
     auto stats = proxy->server->tunnel_stats()["all"];
     EXPECT_EQ(stats.active, 0);
     EXPECT_EQ(stats.opened, 1u);

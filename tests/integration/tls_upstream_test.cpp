@@ -11,6 +11,7 @@
 #include "tests/support/tls_client.h"
 #include "tests/support/tls_origin.h"
 #include "tests/support/websocket.h"
+#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
@@ -26,7 +27,6 @@ namespace {
 class TlsUpstream : public ::testing::Test {
 protected:
     void SetUp() override {
-        dir = make_temp_dir("sluice-tls-up-");
         write_file(dir, "ca.pem", ca.cert_pem());
         write_file(dir, "other-ca.pem", other_ca.cert_pem());
         const Pem client = client_ca.issue({"sluice-client"});
@@ -53,7 +53,6 @@ protected:
         proxy.reset();
         upstream.reset();
         origin.reset();
-        std::filesystem::remove_all(dir);
     }
 
     // A proxy with one route to cluster "ai" on `endpoint`, whose `tls` is the given YAML flow mapping.
@@ -76,7 +75,8 @@ routes: [{name: all, match: {path_prefix: /}, cluster: ai}]
     }
 
     TestCa ca{"upstream CA"}, other_ca{"some other CA"}, client_ca{"client CA"};
-    std::string dir;
+    TempDir tmp{"sluice-tls-up-"};
+    const std::string dir = tmp.path;
     Gate gate;
     std::unique_ptr<TestOrigin> origin;
     std::unique_ptr<TlsOrigin> upstream;

@@ -4,6 +4,7 @@
 #include "tests/support/origin.h"
 #include "tests/support/proxy_fixture.h"
 #include "tests/support/websocket.h"
+#include "tests/support/deadline.h"
 
 #include <gtest/gtest.h>
 
@@ -227,8 +228,7 @@ TEST(WebSocket, AResetOnOneSideClosesTheOther) {
     c.send(kUpgrade);
     EXPECT_EQ(c.read_head().status, 101u);
     EXPECT_TRUE(c.closed_by_peer());
-    for (int i = 0; i < 200 && proxy.server->tunnel_stats()["ws"].active != 0; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_TRUE(eventually([&] { return proxy.server->tunnel_stats()["ws"].active == 0; }));
     auto stats = proxy.server->tunnel_stats()["ws"];
     EXPECT_EQ(stats.active, 0u);
     EXPECT_EQ(stats.closes[static_cast<int>(sluice::proxy::CloseReason::upstream_closed)], 1u);
@@ -342,8 +342,7 @@ TEST(WebSocket, CountersPerRoute) {
         a.close();
         b.close();
     }
-    for (int i = 0; i < 200 && proxy.server->tunnel_stats()["ws"].active != 0; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_TRUE(eventually([&] { return proxy.server->tunnel_stats()["ws"].active == 0; }));
     auto s = proxy.server->tunnel_stats()["ws"];
     EXPECT_EQ(s.active, 0u);
     EXPECT_EQ(s.opened, 2u);

@@ -102,18 +102,4 @@ Pem TestCa::issue(const std::vector<std::string>& names, int from_days, int days
     return out;
 }
 
-std::string write_file(const std::string& dir, const std::string& name, const std::string& content) {
-    std::string path = dir + "/" + name;
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << content;
-    if (!out) throw std::runtime_error("cannot write " + path);
-    return path;
-}
-
-std::string make_temp_dir(const std::string& prefix) {
-    std::string tmpl = (std::filesystem::temp_directory_path() / (prefix + "XXXXXX")).string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    return tmpl;
-}
-
 }  // namespace sluice::test

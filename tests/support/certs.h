@@ -1,6 +1,7 @@
 // Certificates made at test time with the OpenSSL API (no private key is ever
 // committed): a test CA that issues leaf certificates for DNS names, valid,
-// expired or not yet valid, and writes PEM files where sluice can read them.
+// expired or not yet valid, as PEM text (TempDir::file writes it where sluice
+// can read it).
 #pragma once
 #include <memory>
 #include <string>
@@ -29,10 +30,5 @@ private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
-
-// Writes `content` to `dir`/`name` and returns the path.
-std::string write_file(const std::string& dir, const std::string& name, const std::string& content);
-// A fresh directory under the system temp dir, removed by the caller.
-std::string make_temp_dir(const std::string& prefix);
 
 }  // namespace sluice::test

@@ -3,6 +3,9 @@
 // applies to lines written after it.
 #include "proxy/access_log.h"
 
+#include "tests/support/deadline.h"
+#include "tests/support/temp_dir.h"
+
 #include <nlohmann/json.hpp>
 
 #include <gtest/gtest.h>
@@ -32,23 +35,10 @@ std::vector<json> read_lines(const fs::path& p) {
 
 // Waits for the writer thread (it wakes on every write, or every 100ms).
 std::vector<json> wait_for_lines(const fs::path& p, std::size_t n) {
-    for (int i = 0; i < 300; ++i) {
-        if (fs::exists(p)) {
-            auto lines = read_lines(p);
-            if (lines.size() >= n) return lines;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    sluice::test::eventually([&] { return fs::exists(p) && read_lines(p).size() >= n; }, 3000);
     return read_lines(p);
 }
 
-fs::path temp_dir() {
-    auto d = fs::temp_directory_path() / ("sluice-access-" + std::to_string(::getpid()) + "-" +
-                                          ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(d);
-    fs::create_directories(d);
-    return d;
-}
 
 }  // namespace
 
@@ -93,7 +83,8 @@ TEST(AccessLogFormat, EveryFieldAndValidJsonForHostileBytes) {
 }
 
 TEST(AccessLogWriter, WritesToFileSwitchesAndOffStopsIt) {
-    auto dir = temp_dir();
+    const sluice::test::TempDir tmp("sluice-access-");
+    const fs::path dir = tmp.path;
     AccessLog log(2);
     std::string error;
     ASSERT_TRUE(log.configure({true, (dir / "a.log").string()}, error)) << error;
@@ -118,11 +109,11 @@ TEST(AccessLogWriter, WritesToFileSwitchesAndOffStopsIt) {
     EXPECT_FALSE(log.enabled());
     EXPECT_EQ(log.lines(), 3u);
     EXPECT_EQ(log.dropped(), 0u);
-    fs::remove_all(dir);
 }
 
 TEST(AccessLogWriter, AFileThatCannotBeOpenedChangesNothing) {
-    auto dir = temp_dir();
+    const sluice::test::TempDir tmp("sluice-access-");
+    const fs::path dir = tmp.path;
     AccessLog log(1);
     std::string error;
     ASSERT_TRUE(log.configure({true, (dir / "a.log").string()}, error));
@@ -133,12 +124,12 @@ TEST(AccessLogWriter, AFileThatCannotBeOpenedChangesNothing) {
     AccessRecord r;
     log.write(0, r);
     EXPECT_EQ(wait_for_lines(dir / "a.log", 1).size(), 1u);
-    fs::remove_all(dir);
 }
 
 TEST(AccessLogWriter, AFullRingDropsAndCountsInsteadOfWaiting) {
     std::signal(SIGPIPE, SIG_IGN);  // as sluice itself does: the stuck pipe is closed at the end
-    auto dir = temp_dir();
+    const sluice::test::TempDir tmp("sluice-access-");
+    const fs::path dir = tmp.path;
     // A FIFO nobody reads: the writer thread blocks on it, the ring fills.
     auto fifo = dir / "stuck";
     ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
@@ -156,5 +147,4 @@ TEST(AccessLogWriter, AFullRingDropsAndCountsInsteadOfWaiting) {
         EXPECT_EQ(log.lines() + log.dropped(), 5000u);
     }  // the destructor gives up on the stuck pipe instead of hanging
     ::close(reader);
-    fs::remove_all(dir);
 }

@@ -3,6 +3,7 @@
 // handshakes over loopback.
 #include "proxy/tls_context.h"
 #include "tests/support/certs.h"
+#include "tests/support/temp_dir.h"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -22,8 +23,6 @@ namespace {
 
 class TlsContext : public ::testing::Test {
 protected:
-    void SetUp() override { dir = make_temp_dir("sluice-tls-"); }
-    void TearDown() override { std::filesystem::remove_all(dir); }
 
     sluice::config::TlsCertificate write(const std::string& name, const Pem& pem,
                                          std::vector<std::string> server_names = {}) {
@@ -70,7 +69,8 @@ protected:
         return cn;
     }
 
-    std::string dir;
+    TempDir tmp{"sluice-tls-"};
+    const std::string dir = tmp.path;
     TestCa ca;
 };
 
