@@ -39,6 +39,17 @@ int take_fd(Tunnel::tcp::socket& s) {
     return fd;
 }
 
+// What a tunnel's /connections entry and its access log line both say of it.
+template <class Record>
+void name_tunnel(const Tunnel::Setup& s, Record& out) {
+    out.kind = "websocket";
+    out.listener = s.listener->spec.name;
+    out.route = s.route;
+    out.cluster = s.cluster;
+    out.endpoint = s.endpoint_key;
+    out.client = s.client_address;
+}
+
 }  // namespace
 
 Tunnel::Tunnel(WorkerContext& worker, Setup setup, tcp::socket client, tcp::socket upstream)
@@ -83,12 +94,7 @@ void tunnel_gone(WorkerContext& worker, Downstream* tunnel, const Tunnel::Setup&
 
 void describe_tunnel(const Tunnel::Setup& s, std::uint64_t bytes_from_client, std::uint64_t bytes_to_client,
                      ConnectionInfo& out) {
-    out.kind = "websocket";
-    out.listener = s.listener->spec.name;
-    out.route = s.route;
-    out.cluster = s.cluster;
-    out.endpoint = s.endpoint_key;
-    out.client = s.client_address;
+    name_tunnel(s, out);
     out.started = s.started;
     out.bytes_from_client = bytes_from_client;
     out.bytes_to_client = bytes_to_client;
@@ -359,12 +365,7 @@ void tunnel_ended(WorkerContext& worker, const Tunnel::Setup& s, TunnelCounters&
     AccessRecord r;
     r.duration = std::chrono::duration<double>(took).count();
     r.start = std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(took);
-    r.kind = "websocket";
-    r.listener = s.listener->spec.name;
-    r.route = s.route;
-    r.cluster = s.cluster;
-    r.endpoint = s.endpoint_key;
-    r.client = s.client_address;
+    name_tunnel(s, r);
     r.method = s.method;
     r.path = s.path;
     r.status = 101;

@@ -28,7 +28,7 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string config_yaml(const std::string& origin, const std::string& extra = "",
+std::string lifecycle_yaml(const std::string& origin, const std::string& extra = "",
                         const std::string& timeouts = "{drain_delay: 0s, drain: 1s}") {
     return fill(R"(
 listeners: [{name: public, address: 127.0.0.1, port: 0}]
@@ -65,7 +65,7 @@ std::string admin_address(const RunningSluice& s) { return "127.0.0.1:" + std::t
 TEST(CliLifecycle, WorkersFollowTheAffinitySet) {
     TestOrigin o(echo_handler("o"));
     TempDir d("sluice-lifecycle-");
-    RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address())), "--admin", "127.0.0.1:0"},
+    RunningSluice s({"run", "--config", d.file("c.yaml", lifecycle_yaml(o.address())), "--admin", "127.0.0.1:0"},
                     {"/usr/bin/taskset", "-c", "0"});
     EXPECT_TRUE(stderr_shows(s.p, "workers: 1, from 1 CPU(s) in the affinity set")) << s.p.stderr_text();
     EXPECT_EQ(http_get(s.port, "/x").status, 200u);
@@ -88,7 +88,7 @@ TEST(CliLifecycle, WorkersFollowACgroupCpuQuota) {
         TestOrigin o(echo_handler("o"));
         TempDir d("sluice-lifecycle-");
         // The shell moves itself into the cgroup, then becomes sluice.
-        RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address())), "--admin", "127.0.0.1:0"},
+        RunningSluice s({"run", "--config", d.file("c.yaml", lifecycle_yaml(o.address())), "--admin", "127.0.0.1:0"},
                         {"/bin/sh", "-c", "echo $$ > " + cg + "/cgroup.procs && exec \"$0\" \"$@\""});
         EXPECT_TRUE(stderr_shows(s.p, "workers: 1, from CPU quota 0.50 rounded up (cgroup v1")) << s.p.stderr_text();
         EXPECT_EQ(http_get(s.port, "/x").status, 200u);
@@ -101,7 +101,7 @@ TEST(CliLifecycle, WorkersFollowACgroupCpuQuota) {
 TEST(CliLifecycle, WorkersAsAskedOverrideTheBudget) {
     TestOrigin o(echo_handler("o"));
     TempDir d("sluice-lifecycle-");
-    RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address())), "--admin", "127.0.0.1:0",
+    RunningSluice s({"run", "--config", d.file("c.yaml", lifecycle_yaml(o.address())), "--admin", "127.0.0.1:0",
                      "--workers", "3"},
                     {"/usr/bin/taskset", "-c", "0"});
     EXPECT_TRUE(stderr_shows(s.p, "workers: 3, as asked (--workers)")) << s.p.stderr_text();
@@ -111,7 +111,7 @@ TEST(CliLifecycle, WorkersAsAskedOverrideTheBudget) {
 TEST(CliLifecycle, DrainCommandStartsTheDrainAndWaitsForTheExit) {
     TestOrigin o(echo_handler("o"));
     TempDir d("sluice-lifecycle-");
-    RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address())), "--admin", "127.0.0.1:0"});
+    RunningSluice s({"run", "--config", d.file("c.yaml", lifecycle_yaml(o.address())), "--admin", "127.0.0.1:0"});
     EXPECT_EQ(http_get(s.admin, "/ready").status, 200u);
     auto drained = run_sluice({"drain", "--admin", admin_address(s), "--wait"});
     EXPECT_EQ(drained.status, 0) << drained.err;
@@ -127,7 +127,7 @@ TEST(CliLifecycle, SigtermDuringADrainTheApiStartedLetsItFinish) {
     // comes later and must not cut the drain short as a second signal would.
     TestOrigin o(echo_handler("o"));
     TempDir d("sluice-lifecycle-");
-    RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address(), "", "{drain_delay: 1s, drain: 1s}")), "--admin",
+    RunningSluice s({"run", "--config", d.file("c.yaml", lifecycle_yaml(o.address(), "", "{drain_delay: 1s, drain: 1s}")), "--admin",
                      "127.0.0.1:0"});
     EXPECT_EQ(run_sluice({"drain", "--admin", admin_address(s)}).status, 0);
     s.p.signal(SIGTERM);
@@ -142,7 +142,7 @@ TEST(CliLifecycle, SigtermDuringADrainTheApiStartedLetsItFinish) {
 TEST(CliLifecycle, ReadyTurns503WhileDraining) {
     TestOrigin o(echo_handler("o"));
     TempDir d("sluice-lifecycle-");
-    RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address(), "", "{drain_delay: 30s, drain: 1s}")), "--admin",
+    RunningSluice s({"run", "--config", d.file("c.yaml", lifecycle_yaml(o.address(), "", "{drain_delay: 30s, drain: 1s}")), "--admin",
                      "127.0.0.1:0"});
     auto drained = run_sluice({"drain", "--admin", admin_address(s)});
     EXPECT_EQ(drained.status, 0) << drained.err;
@@ -175,7 +175,7 @@ TEST(CliLifecycle, DrainCommandSaysWhatIsWrong) {
     TempDir d("sluice-lifecycle-");
     std::string token = d.file("token", "0123456789abcdef0123\n");
     RunningSluice s({"run", "--config",
-                     d.file("c.yaml", config_yaml(o.address(), "admin: {address: 127.0.0.1, port: 0, token_file: " +
+                     d.file("c.yaml", lifecycle_yaml(o.address(), "admin: {address: 127.0.0.1, port: 0, token_file: " +
                                                                    token + "}")),
                      "--admin", "127.0.0.1:0"});
     auto refused = run_sluice({"drain", "--admin", admin_address(s)});
@@ -234,7 +234,7 @@ TEST(CliLifecycle, WaitReadyGivesUpOnNothingListening) {
 TEST(CliLifecycle, JsonLogIsOneObjectPerLine) {
     TestOrigin o(echo_handler("o"));
     TempDir d("sluice-lifecycle-");
-    RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address())), "--admin", "127.0.0.1:0",
+    RunningSluice s({"run", "--config", d.file("c.yaml", lifecycle_yaml(o.address())), "--admin", "127.0.0.1:0",
                      "--log-format", "json"});
     EXPECT_EQ(http_get(s.port, "/x").status, 200u);
     s.p.signal(SIGTERM);
@@ -285,7 +285,7 @@ TEST(CliLifecycle, StateDirIsCreatedWhenMissing) {
     TestOrigin o(echo_handler("o"));
     TempDir d("sluice-lifecycle-");
     const std::string state = d.path + "/not/yet/here";
-    RunningSluice s({"run", "--config", d.file("c.yaml", config_yaml(o.address())), "--admin", "127.0.0.1:0",
+    RunningSluice s({"run", "--config", d.file("c.yaml", lifecycle_yaml(o.address())), "--admin", "127.0.0.1:0",
                      "--state-dir", state});
     EXPECT_TRUE(fs::exists(state + "/config.json"));
     s.p.signal(SIGKILL);
@@ -300,7 +300,7 @@ TEST(CliLifecycle, StateDirIsCreatedWhenMissing) {
 TEST(CliLifecycle, ConfigHashIsTheSameForTheSameConfigWhateverItsSpelling) {
     TestOrigin o(echo_handler("o"));
     TempDir d("sluice-lifecycle-");
-    RunningSluice a({"run", "--config", d.file("a.yaml", config_yaml(o.address())), "--admin", "127.0.0.1:0"});
+    RunningSluice a({"run", "--config", d.file("a.yaml", lifecycle_yaml(o.address())), "--admin", "127.0.0.1:0"});
     // The same config as JSON, keys in another order, defaults written out.
     std::string as_json = fill(R"({"timeouts": {"drain": "1s", "drain_delay": "0s", "connect": "5s"},
         "routes": [{"cluster": "app", "match": {"path_prefix": "/"}, "name": "all"}],

@@ -21,7 +21,7 @@ using json = nlohmann::json;
 
 namespace {
 
-const char* kConfig = R"(
+const char* kTlsConfig = R"(
 listeners:
   - name: public
     address: 127.0.0.1
@@ -53,7 +53,7 @@ protected:
             }
             ex.respond(200, "hello " + t + " proto=" + ex.header("X-Forwarded-Proto"));
         });
-        proxy = std::make_unique<RunningProxy>(fill(kConfig, {{"dir", dir}, {"o", origin->address()}}));
+        proxy = std::make_unique<RunningProxy>(fill(kTlsConfig, {{"dir", dir}, {"o", origin->address()}}));
     }
     void TearDown() override {
         gate.open();

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Two sluice binaries side by side on the HTTP and WebSocket rows of
+# bench/run.sh: wrk's small keep-alive GETs at 64 and 256 connections, and the
+# ping-pong round trips of 64 B and 16 KiB messages at 64 connections. Each
+# proxy is pinned to CPU 0 with one worker, the origins and the load to CPU 1.
+# Runs alternate between the binaries (A, B, A, B, ...) so drift on a shared
+# machine hits both alike, which separate runs of bench/run.sh cannot promise;
+# each figure is the median of REPS runs. For a change: build the old commit
+# elsewhere, then
+#   bench/ab.sh OLD_SLUICE [NEW_SLUICE] [SECONDS] [REPS]   (defaults build/sluice, 5, 5)
+#   ROWS="ws64 ws16384" bench/ab.sh ...                    (rows; default "http64 http256 ws64 ws16384")
+# Prints the median and the range (min-max) of each figure over the runs.
+# Not a pass/fail test: it reports figures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+a_bin=$(realpath "${1:?the sluice binary to compare against}")
+b_bin=$(realpath "${2:-build/sluice}")
+secs="${3:-5}" reps="${4:-5}"
+ulimit -n 20000
+
+. bench/lib.sh
+prepare "nginx wrk" sluice ws_echo_origin ws_pingpong
+make_workdir
+
+start_http_origin
+
+ws_origin=$(free_port)
+taskset -c 1 ./build/bench/ws_echo_origin "$ws_origin" >/dev/null &
+pids+=($!)
+wait_port "$ws_origin"
+
+cpu_per() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf (n > 0 ? "%.2f" : "-"), t / hz / n * 1e6}'; }
+
+# One run of row $2 through binary $1: "per_second cpu_us_each" (requests or round trips).
+run_once() {
+  local bin=$1 row=$2 port pid before after out n
+  port=$(free_port)
+  cat > "$work/ab.yaml" <<YAML
+listeners: [{name: public, address: 127.0.0.1, port: $port}]
+clusters:
+  - {name: http, endpoints: ["127.0.0.1:$http_origin"]}
+  - {name: ws, endpoints: ["127.0.0.1:$ws_origin"]}
+routes:
+  - {name: ws, match: {path_prefix: /ws}, cluster: ws}
+  - {name: http, match: {path_prefix: /}, cluster: http}
+access_log: {enabled: false}
+YAML
+  taskset -c 0 "$bin" run --config "$work/ab.yaml" --admin 127.0.0.1:0 --workers 1 --log-level error >/dev/null 2>&1 &
+  pid=$!
+  wait_port "$port"
+  case "$row" in
+    http*)
+      taskset -c 1 wrk -t1 -c64 -d1s "http://127.0.0.1:$port/" >/dev/null  # warm the pools
+      before=$(cpu_ticks "$pid")
+      out=$(taskset -c 1 wrk -t1 -c"${row#http}" -d"${secs}s" "http://127.0.0.1:$port/")
+      after=$(cpu_ticks "$pid")
+      n=$(echo "$out" | awk '/requests in/ {print $1}')
+      echo "$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}') $(cpu_per $((after - before)) "$n")" ;;
+    ws*)
+      before=$(cpu_ticks "$pid")
+      out=$(taskset -c 1 ./build/bench/ws_pingpong "$port" 64 "${row#ws}" "$secs" /ws)
+      after=$(cpu_ticks "$pid")
+      set -- $out  # round_trips N per_second R p50_us A p99_us B errors E
+      echo "$4 $(cpu_per $((after - before)) "$2")" ;;
+    *) echo "unknown row $row (http64, http256, ws64, ws16384, ...)" >&2; exit 2 ;;
+  esac
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+range() { sort -g | awk '{v[NR] = $1} END {printf "%s-%s", v[1], v[NR]}'; }
+printf '%-8s %-6s %22s %26s\n' row binary "per second (range)" "CPU µs each (range)"
+for row in ${ROWS:-http64 http256 ws64 ws16384}; do
+  : > "$work/a" ; : > "$work/b"
+  for _ in $(seq "$reps"); do
+    run_once "$a_bin" "$row" >> "$work/a"
+    run_once "$b_bin" "$row" >> "$work/b"
+  done
+  for side in a b; do
+    bin=$a_bin; [ "$side" = b ] && bin=$b_bin
+    printf '%-8s %-6s %8s (%13s) %8s (%15s)   %s\n' "$row" "$side" \
+      "$(awk '{print $1}' "$work/$side" | median)" "$(awk '{print $1}' "$work/$side" | range)" \
+      "$(awk '{print $2}' "$work/$side" | median)" "$(awk '{print $2}' "$work/$side" | range)" "$bin"
+  done
+done
