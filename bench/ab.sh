@@ -24,10 +24,7 @@ make_workdir
 
 start_http_origin
 
-ws_origin=$(free_port)
-taskset -c 1 ./build/bench/ws_echo_origin "$ws_origin" >/dev/null &
-pids+=($!)
-wait_port "$ws_origin"
+start_ws_origin
 
 cpu_per() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf (n > 0 ? "%.2f" : "-"), t / hz / n * 1e6}'; }
 

@@ -2,8 +2,8 @@
 // prometheus-cpp's own Counter (an atomic double shared by every thread): the
 // cost of one count, with 1 and 2 threads counting at once.
 //   cmake --build build --target counter_bench && ./build/bench/counter_bench
-#include "proxy/access_log.h"
-#include "proxy/worker_stats.h"
+#include "proxy/worker/access_log.h"
+#include "proxy/worker/worker_stats.h"
 
 #include <benchmark/benchmark.h>
 #include <prometheus/counter.h>

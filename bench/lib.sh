@@ -55,3 +55,12 @@ CONF
   pids+=($!)
   wait_port "$http_origin"
 }
+
+# The WebSocket and stream origin (bench/ws_echo_origin.cpp), pinned to CPU 1.
+# Sets ws_origin to its port.
+start_ws_origin() {
+  ws_origin=$(free_port)
+  taskset -c 1 ./build/bench/ws_echo_origin "$ws_origin" >/dev/null &
+  pids+=($!)
+  wait_port "$ws_origin"
+}

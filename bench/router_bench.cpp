@@ -4,8 +4,8 @@
 // distinct prefix length, so its cost should stay flat as routes are added.
 //   build/bench/router_bench
 #include "config/spec.h"
-#include "proxy/http_head.h"
-#include "proxy/router.h"
+#include "proxy/message/http_head.h"
+#include "proxy/snapshot/router.h"
 
 #include <benchmark/benchmark.h>
 

@@ -33,10 +33,7 @@ make_workdir
 
 # Origins, on CPU 1.
 start_http_origin
-ws_origin=$(free_port)
-taskset -c 1 ./build/bench/ws_echo_origin "$ws_origin" >/dev/null &
-pids+=($!)
-wait_port "$ws_origin"
+start_ws_origin
 
 # Starts a target on CPU 0; sets PORT (HTTP), WSPORT (WebSocket and stream),
 # PID (the process whose CPU is measured) and KILL (what to stop after).

@@ -3,8 +3,8 @@
 #include "admin/lifecycle_commands.h"
 #include "config/load.h"
 #include "config/state_file.h"
-#include "proxy/log.h"
-#include "proxy/server.h"
+#include "proxy/net/log.h"
+#include "proxy/server/server.h"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>

@@ -6,9 +6,9 @@
 // Input: five bytes of settings (path rules, read size, trailer limit), then
 // the bytes a client sends.
 #include "fuzz_check.h"
-#include "proxy/forward_headers.h"
-#include "proxy/http_head.h"
-#include "proxy/message_rules.h"
+#include "proxy/message/forward_headers.h"
+#include "proxy/message/http_head.h"
+#include "proxy/message/message_rules.h"
 
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>

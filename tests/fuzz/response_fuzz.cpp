@@ -6,9 +6,9 @@
 // Input: three bytes of settings (the request was a HEAD, the client speaks
 // HTTP/1.0, read size), then the bytes the upstream sends.
 #include "fuzz_check.h"
-#include "proxy/forward_headers.h"
-#include "proxy/http_head.h"
-#include "proxy/message_rules.h"
+#include "proxy/message/forward_headers.h"
+#include "proxy/message/http_head.h"
+#include "proxy/message/message_rules.h"
 
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>

@@ -4,7 +4,7 @@
 // stops at a boundary stops exactly where a byte-by-byte walk first reaches
 // one; skip() within payload_left() agrees with feeding those bytes.
 #include "fuzz_check.h"
-#include "proxy/websocket_frames.h"
+#include "proxy/message/websocket_frames.h"
 
 #include <cstdint>
 #include <string>

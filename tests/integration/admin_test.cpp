@@ -1,9 +1,9 @@
 // The admin API: every endpoint, every refusal, and that a refused change
 // changes nothing.
 #include "tests/support/client.h"
+#include "tests/support/deadline.h"
 #include "tests/support/origin.h"
 #include "tests/support/proxy_fixture.h"
-#include "tests/support/deadline.h"
 
 #include <gtest/gtest.h>
 

@@ -5,11 +5,11 @@
 #include "config/state_file.h"
 #include "tests/support/certs.h"
 #include "tests/support/client.h"
-#include "tests/support/tls_client.h"
 #include "tests/support/origin.h"
 #include "tests/support/process.h"
 #include "tests/support/proxy_fixture.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/tls_client.h"
 
 #include <gtest/gtest.h>
 

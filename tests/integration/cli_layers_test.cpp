@@ -7,8 +7,8 @@
 #include "tests/support/deadline.h"
 #include "tests/support/origin.h"
 #include "tests/support/process.h"
-#include "tests/support/temp_dir.h"
 #include "tests/support/proxy_fixture.h"
+#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 

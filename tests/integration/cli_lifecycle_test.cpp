@@ -4,12 +4,12 @@
 // JSON process log, the config hash a fleet compares, certificate expiry.
 #include "tests/support/certs.h"
 #include "tests/support/client.h"
+#include "tests/support/deadline.h"
 #include "tests/support/origin.h"
 #include "tests/support/process.h"
-#include "tests/support/temp_dir.h"
 #include "tests/support/prometheus_text.h"
 #include "tests/support/proxy_fixture.h"
-#include "tests/support/deadline.h"
+#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>

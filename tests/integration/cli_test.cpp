@@ -1,11 +1,11 @@
 // The sluice binary as users run it: validate, start-up lines, exit codes,
 // SIGTERM, and bounded memory while 100 MiB pass through in each direction.
 #include "tests/support/client.h"
+#include "tests/support/deadline.h"
 #include "tests/support/origin.h"
 #include "tests/support/process.h"
 #include "tests/support/proxy_fixture.h"
 #include "tests/support/temp_dir.h"
-#include "tests/support/deadline.h"
 
 #include <gtest/gtest.h>
 

@@ -7,9 +7,9 @@
 #include "tests/support/client.h"
 #include "tests/support/origin.h"
 #include "tests/support/proxy_fixture.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/tls_client.h"
 #include "tests/support/websocket.h"
-#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 

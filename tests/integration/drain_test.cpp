@@ -4,12 +4,12 @@
 // message in flight; wss:// ones with close_notify after it.
 #include "tests/support/certs.h"
 #include "tests/support/client.h"
+#include "tests/support/deadline.h"
 #include "tests/support/origin.h"
 #include "tests/support/proxy_fixture.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/tls_client.h"
 #include "tests/support/websocket.h"
-#include "tests/support/temp_dir.h"
-#include "tests/support/deadline.h"
 
 #include <gtest/gtest.h>
 

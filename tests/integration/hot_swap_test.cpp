@@ -2,12 +2,12 @@
 // whole-config replacements; a thousand changes under load cause no error and
 // leak no snapshot.
 #include "config/bounded_json.h"
-#include "proxy/snapshot.h"
+#include "proxy/snapshot/snapshot.h"
 #include "tests/support/client.h"
+#include "tests/support/deadline.h"
 #include "tests/support/origin.h"
 #include "tests/support/proxy_fixture.h"
 #include "tests/support/websocket.h"
-#include "tests/support/deadline.h"
 
 #include <gtest/gtest.h>
 

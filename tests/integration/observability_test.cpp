@@ -6,8 +6,8 @@
 #include "tests/support/origin.h"
 #include "tests/support/prometheus_text.h"
 #include "tests/support/proxy_fixture.h"
-#include "tests/support/websocket.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/websocket.h"
 
 #include <gtest/gtest.h>
 

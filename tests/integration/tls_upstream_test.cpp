@@ -8,10 +8,10 @@
 #include "tests/support/origin.h"
 #include "tests/support/prometheus_text.h"
 #include "tests/support/proxy_fixture.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/tls_client.h"
 #include "tests/support/tls_origin.h"
 #include "tests/support/websocket.h"
-#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 

@@ -1,10 +1,10 @@
 // WebSocket tunnels through sluice: the upgrade dance, the opaque tunnel,
 // half-close, early bytes, timeouts, both copy paths, and counters.
 #include "tests/support/client.h"
+#include "tests/support/deadline.h"
 #include "tests/support/origin.h"
 #include "tests/support/proxy_fixture.h"
 #include "tests/support/websocket.h"
-#include "tests/support/deadline.h"
 
 #include <gtest/gtest.h>
 

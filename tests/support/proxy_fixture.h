@@ -2,7 +2,7 @@
 // at the end of the test.
 #pragma once
 #include "config/load.h"
-#include "proxy/server.h"
+#include "proxy/server/server.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // Access log lines are valid JSON whatever the client sent, the writer never
 // blocks a worker (a full ring drops and counts), and a switch of output
 // applies to lines written after it.
-#include "proxy/access_log.h"
+#include "proxy/worker/access_log.h"
 
 #include "tests/support/deadline.h"
 #include "tests/support/temp_dir.h"

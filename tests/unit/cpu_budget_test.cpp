@@ -1,6 +1,6 @@
 // Where the default worker count comes from: the cgroup CPU quota, read from
 // the files a container runtime sets up (given here as a tree in memory).
-#include "proxy/cpu_budget.h"
+#include "proxy/server/cpu_budget.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
-#include "proxy/forward_headers.h"
-#include "proxy/http_head.h"
-#include "proxy/message_rules.h"
+#include "proxy/message/forward_headers.h"
+#include "proxy/message/http_head.h"
+#include "proxy/message/message_rules.h"
 
 #include <gtest/gtest.h>
 

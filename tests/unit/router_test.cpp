@@ -1,5 +1,5 @@
 #include "config/load.h"
-#include "proxy/router.h"
+#include "proxy/snapshot/router.h"
 
 #include <gtest/gtest.h>
 

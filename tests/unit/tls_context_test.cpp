@@ -1,7 +1,7 @@
 // Listener certificates: loading with errors that name the file and the
 // reason, and SNI selection (exact, wildcard, default) checked with real
 // handshakes over loopback.
-#include "proxy/tls_context.h"
+#include "proxy/snapshot/tls_context.h"
 #include "tests/support/certs.h"
 #include "tests/support/temp_dir.h"
 

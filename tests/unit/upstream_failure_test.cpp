@@ -2,9 +2,9 @@
 // class: the attempt loop trusts these, so a wrong class would either repeat a
 // POST on another origin or give up on a request that was never sent.
 #include "config/load.h"
-#include "proxy/endpoint_state.h"
-#include "proxy/snapshot.h"
-#include "proxy/upstream_failure.h"
+#include "proxy/http/upstream_failure.h"
+#include "proxy/snapshot/endpoint_state.h"
+#include "proxy/snapshot/snapshot.h"
 
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/error.hpp>

@@ -1,7 +1,7 @@
 // WebSocketFrames: frame and message boundaries in a relayed byte stream, fed
 // whole, byte by byte, or skipped over as a splice does; what breaks the
 // framing; and the Close frames a drain sends.
-#include "proxy/websocket_frames.h"
+#include "proxy/message/websocket_frames.h"
 
 #include <gtest/gtest.h>
 

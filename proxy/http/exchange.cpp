@@ -1,0 +1,206 @@
+#include "proxy/http/exchange.h"
+
+#include "proxy/http/balancer.h"
+#include "proxy/http/http_connection.h"
+#include "proxy/net/log.h"
+#include "proxy/worker/worker_context.h"
+
+#include <boost/beast/core/string.hpp>
+
+namespace sluice::proxy {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// Client-supplied text in our messages stays short and on one line.
+std::string printable(std::string_view s, std::size_t max = 200) {
+    std::string out;
+    for (char c : s.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+    if (s.size() > max) out += "...";
+    return out;
+}
+
+// The 404 of the built-in default config says how to add a route.
+std::string first_route_hint(const Snapshot& snap) {
+    const auto& a = snap.config.admin;
+    std::string admin =
+        "http://" + (a.address.find(':') != std::string::npos ? "[" + a.address + "]" : a.address) + ":" +
+        std::to_string(a.port);
+    return "\nsluice is running its built-in default config, which has no routes. Add a cluster and a route "
+           "on the admin API:\n  curl -X PUT " + admin +
+           "/clusters/app -H 'Content-Type: application/json' -d '{\"endpoints\": [\"127.0.0.1:3000\"]}'\n"
+           "  curl -X POST " + admin +
+           "/routes -H 'Content-Type: application/json' -d '{\"name\": \"all\", \"match\": {\"path_prefix\": "
+           "\"/\"}, \"cluster\": \"app\"}'"
+           "\nor start sluice with --config FILE (see docs/config.md)";
+}
+
+}  // namespace
+
+Exchange::Exchange(HttpConnection& conn) : conn_(conn), pump_done_(conn.client().socket().get_executor()) {}
+
+void Exchange::begin() {
+    rec_ = Record{};
+    rec_.start = Watchdog::Clock::now();
+    req_.clear();
+}
+
+asio::awaitable<bool> Exchange::take_head(std::size_t end, const config::Paths& paths) {
+    IoBuffer& in = conn_.in();
+    // The head is parsed from a copy so its views stay valid through the exchange.
+    req_.clear();
+    req_.raw.assign(in.data().data(), end);
+    in.consume(end);
+    req_parser_.emplace(req_);
+    if (auto refusal = parse_request_head(req_, *req_parser_, paths)) {
+        client_keep_alive_ = false;
+        co_await send_error(refusal->kind, refusal->message, true);
+        co_return false;
+    }
+    req_parser_->eager(true);
+    client_keep_alive_ = req_parser_->keep_alive();
+    co_return true;
+}
+
+asio::awaitable<ExchangeEnd> Exchange::run() {
+    view_ = conn_.worker().view();
+    const Snapshot& snap = *view_->snapshot;
+    const ListenerInfo& listener = *conn_.listener_info();
+    std::size_t r = snap.router.match(req_);
+    if (r == Router::npos) {
+        std::string msg = "no route matches " + printable(req_.method, 32) + " " + printable(req_.path) +
+                          " on listener \"" + listener.spec.name + "\"";
+        if (snap.builtin_default) msg += first_route_hint(snap);
+        co_return co_await send_error(ErrorKind::no_route, msg);
+    }
+    route_ = r;
+    rec_.routed = true;
+    const RouteRuntime& route = snap.routes[r];
+    // Upgrade: websocket with an "upgrade" token in Connection, any case, any
+    // order. HTTP/1.0 has no upgrades (RFC 9110 7.8): the request goes on as a
+    // plain one, its Upgrade dropped as hop-by-hop.
+    bool upgrade = req_.version >= 11 && req_.connection_has("upgrade") &&
+                   boost::beast::iequals(req_.find(http::field::upgrade), "websocket");
+    upgrade_ = upgrade && route.spec->websocket;
+    if (upgrade && !route.spec->websocket)
+        co_return co_await send_error(ErrorKind::websocket_disabled,
+                                      "route \"" + route.spec->name +
+                                          "\" does not accept WebSocket upgrades (websocket: false)");
+    // After a 101 every byte is tunnel data: a body would be read as frames.
+    if (upgrade_ && !req_parser_->is_done())
+        co_return co_await send_error(ErrorKind::bad_request, "a WebSocket upgrade request cannot carry a body", true);
+    co_return co_await forward();
+}
+
+asio::awaitable<ExchangeEnd> Exchange::send_error(ErrorKind kind, std::string_view message, bool force_close) {
+    bool close = force_close || !client_keep_alive_ || !request_body_done() || conn_.draining();
+    out_head_ = render_error(kind, message, close, req_.verb == http::verb::head);
+    rec_.status = status_of(kind);
+    rec_.error = kind;
+    ++route_stats().errors[static_cast<std::size_t>(kind)];
+    log_proxy_error(conn_.listener_info()->spec.name, status_of(kind), code_of(kind), message);
+    conn_.set_phase(Phase::response, deadline_after(conn_.worker().view()->snapshot->config.timeouts.stream_idle));
+    auto [ec, n] = co_await conn_.client().write(asio::buffer(out_head_));
+    co_return (ec || close) ? ExchangeEnd::close : ExchangeEnd::keep_alive;
+}
+
+void Exchange::finish() {
+    account();
+    conn_.worker().release_view(view_);
+    upstream_.reset();
+    req_parser_.reset();
+}
+
+void Exchange::finish_refused() {
+    if (rec_.status) account();  // refused with an answer (400, 408, 414, 431)
+}
+
+bool Exchange::request_body_done() const {
+    return !req_parser_ || (req_parser_->is_done() && pump_ != Pump::running);
+}
+
+void Exchange::cancel_upstream() {
+    boost::system::error_code ec;
+    if (upstream_) upstream_->socket().cancel(ec);
+    if (resolver_) resolver_->cancel();
+}
+
+void Exchange::close_upstream() {
+    if (upstream_) upstream_->transport.close();
+}
+
+AttemptPlace Exchange::place() const { return {*view_->snapshot, route_, cluster_, endpoint_}; }
+
+std::string Exchange::affinity_cookie() const {
+    // Names the endpoint by an opaque id, never its address; the client moves
+    // (and gets a new cookie) when that endpoint is gone or unavailable.
+    return "Set-Cookie: " + std::string(kAffinityCookie) + "=" + view_->snapshot->clusters[cluster_].endpoints[endpoint_].id +
+           "; Path=/; HttpOnly; SameSite=Lax\r\n";
+}
+
+RouteStats& Exchange::route_stats() {
+    if (rec_.routed && view_) return *view_->route_stats[route_];
+    return conn_.worker().stats().route("");
+}
+
+void Exchange::count_response(int status) {
+    RouteStats& rs = route_stats();
+    rs.count_response(conn_.listener_info()->spec.name, status);
+    rs.duration.observe(std::chrono::duration<double>(Watchdog::Clock::now() - rec_.start).count());
+}
+
+void Exchange::account() {
+    if (rec_.tunneled) return;  // counted at the upgrade; the tunnel logs its own line
+    RouteStats& rs = route_stats();
+    if (rec_.streaming) {
+        --rs.streams_active;
+        rec_.streaming = false;
+    }
+    if (rec_.status) count_response(rec_.status);
+    WorkerContext& worker = conn_.worker();
+    if (!worker.access_log_enabled()) return;
+    const auto now = Watchdog::Clock::now();
+    const auto& snap = view_ ? *view_->snapshot : *worker.view()->snapshot;
+    AccessRecord r;
+    const auto took = now - rec_.start;
+    r.duration = std::chrono::duration<double>(took).count();
+    r.start = std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(took);
+    r.kind = rec_.stream ? "stream" : "http";
+    r.listener = conn_.listener_info()->spec.name;
+    if (rec_.routed && view_) r.route = snap.routes[route_].spec->name;
+    if (rec_.upstream && view_) {
+        r.cluster = snap.clusters[cluster_].name;
+        r.endpoint = snap.clusters[cluster_].endpoints[endpoint_].key;
+    }
+    std::string client = conn_.client_address();
+    r.client = client;
+    r.method = req_.method;
+    r.path = req_.path;
+    r.status = rec_.status;
+    r.bytes_received = rec_.bytes_in;
+    r.bytes_sent = rec_.bytes_out;
+    if (rec_.connect) r.upstream_connect = std::chrono::duration<double>(*rec_.connect).count();
+    if (rec_.first_byte) r.upstream_first_byte = std::chrono::duration<double>(*rec_.first_byte).count();
+    if (rec_.error) r.error = code_of(*rec_.error);
+    r.config_version = snap.version;
+    worker.log_access(r);
+}
+
+bool Exchange::describe(ConnectionInfo& out) const {
+    if (!rec_.streaming || !view_) return false;
+    const Snapshot& snap = *view_->snapshot;
+    out.kind = "stream";
+    out.listener = conn_.listener_info()->spec.name;
+    out.route = snap.routes[route_].spec->name;
+    out.cluster = snap.clusters[cluster_].name;
+    out.endpoint = snap.clusters[cluster_].endpoints[endpoint_].key;
+    out.client = conn_.client_address();
+    out.started = rec_.start;
+    out.bytes_from_client = rec_.bytes_in;
+    out.bytes_to_client = rec_.bytes_out;
+    out.config_version = snap.version;
+    return true;
+}
+
+}  // namespace sluice::proxy

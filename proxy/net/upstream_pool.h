@@ -1,0 +1,65 @@
+// Keep-alive connections to one upstream endpoint, owned by one worker.
+//
+// Pools are keyed by endpoint and live in the worker, not in a config snapshot,
+// so a config change that keeps an endpoint keeps its warm connections. An idle
+// connection waits for readability: if the upstream closes it (or sends bytes
+// nobody asked for) it leaves the pool at once instead of failing a request later.
+#pragma once
+#include "proxy/net/io_buffer.h"
+#include "proxy/net/transport.h"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sluice::proxy {
+
+class UpstreamConn {
+public:
+    UpstreamConn(const boost::asio::any_io_executor& ex, BufferPool& buffers)
+        : transport(boost::asio::ip::tcp::socket(ex)), in(buffers) {}
+
+    boost::asio::ip::tcp::socket& socket() { return transport.socket(); }
+
+    Transport transport;           // TCP, or TLS over it for a cluster with tls
+    IoBuffer in;                   // bytes read from the upstream, not yet parsed
+    std::chrono::steady_clock::time_point idle_since{};
+    std::uint64_t generation = 0;  // bumped when it leaves the idle list: stale waits ignore it
+    char idle_probe = 0;           // where a byte an idle connection receives (so: drop it) lands
+};
+
+class EndpointPool {
+public:
+    EndpointPool(std::string key, std::size_t max_idle) : key_(std::move(key)), max_idle_(max_idle) {}
+    ~EndpointPool();
+    EndpointPool(const EndpointPool&) = delete;
+    EndpointPool& operator=(const EndpointPool&) = delete;
+
+    const std::string& key() const { return key_; }
+    // The most recently used idle connection, or null.
+    std::shared_ptr<UpstreamConn> take();
+    // Returns a connection whose last exchange ended cleanly.
+    void give(std::shared_ptr<UpstreamConn> conn);
+    // Closes connections idle for longer than `max_idle`.
+    void sweep(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration max_idle);
+
+    std::size_t idle_count() const { return idle_.size(); }
+    // Connections opened to this endpoint by this worker, for tests and metrics.
+    std::uint64_t connects = 0;
+    // Exchanges and tunnels on this endpoint now (this worker's share).
+    std::int64_t active_requests = 0;
+    std::int64_t active_tunnels = 0;
+
+private:
+    void remove(const std::shared_ptr<UpstreamConn>& conn);
+
+    std::string key_;
+    std::size_t max_idle_;
+    std::vector<std::shared_ptr<UpstreamConn>> idle_;  // most recently used last
+};
+
+}  // namespace sluice::proxy
