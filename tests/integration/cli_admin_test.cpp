@@ -51,8 +51,8 @@ TEST(CliAdmin, StateFileIsAlwaysWholeWhenKilledMidChange) {
     write_text(dir / "c.yaml", config_yaml(o.address()));
     std::mt19937 rng(42);
     for (int round = 0; round < 12; ++round) {
-        RunningSluice s({"run", "--config", dir / "c.yaml", "--admin", "127.0.0.1:0", "--state-dir",
-                  dir.path, "--resume", "--workers", "1"});
+        RunningSluice s({"run", "--config", dir / "c.yaml", "--admin", "127.0.0.1:0", "--state-dir", dir.path,
+                         "--resume", "--workers", "1"});
         std::atomic<bool> stop{false};
         std::atomic<std::uint64_t> acknowledged{0};  // the last version the API answered with
         std::thread writer([&] {
@@ -81,8 +81,8 @@ TEST(CliAdmin, StateFileIsAlwaysWholeWhenKilledMidChange) {
     std::string error;
     auto saved = sluice::config::read_state_file(dir.path, error);
     ASSERT_TRUE(saved);
-    RunningSluice s({"run", "--config", dir / "c.yaml", "--admin", "127.0.0.1:0", "--state-dir",
-              dir.path, "--resume"});
+    RunningSluice s({"run", "--config", dir / "c.yaml", "--admin", "127.0.0.1:0", "--state-dir", dir.path,
+                     "--resume"});
     auto doc = json::parse(http_get(s.admin, "/config").body);
     EXPECT_EQ(doc["version"].get<std::uint64_t>(), saved->version);
     EXPECT_EQ(doc["config"]["routes"].size(), saved->config.routes.size());
@@ -93,8 +93,7 @@ TEST(CliAdmin, AppliedChangeIsOnDiskBeforeTheAnswer) {
     TestOrigin o(echo_handler("o"));
     TempDir dir("sluice-admin-");
     write_text(dir / "c.yaml", config_yaml(o.address()));
-    RunningSluice s({"run", "--config", dir / "c.yaml", "--admin", "127.0.0.1:0", "--state-dir",
-              dir.path});
+    RunningSluice s({"run", "--config", dir / "c.yaml", "--admin", "127.0.0.1:0", "--state-dir", dir.path});
     auto r = http_request(s.admin, "POST", "/routes", R"({"name": "x", "match": {"path": "/x"}, "cluster": "o"})");
     ASSERT_EQ(r.status, 201u);
     std::string error;
