@@ -217,12 +217,20 @@ void read_health_check(Reader& r, const json& j, const std::string& p, HealthChe
 }
 
 void read_hash_on(Reader& r, const json& j, const std::string& p, HashOn& h) {
-    if (!r.object(j, p, "hash_on", {"header", "cookie", "query", "source_ip"})) return;
-    if (j.size() != 1) {
+    if (!r.object(j, p, "hash_on", {"header", "cookie", "query", "source_ip", "bounded_load"})) return;
+    r.opt(j, p, "bounded_load", [&](const json& v, const std::string& vp) {
+        if (v.is_number() && std::isfinite(v.get<double>()) && v.get<double>() > 1 && v.get<double>() <= 100)
+            h.bounded_load = v.get<double>();
+        else
+            r.error(vp, "must be a number above 1 and at most 100 (1.25: an endpoint takes up to 1.25 times the mean "
+                        "load before its keys spill to the next one), got " + describe_json(v));
+    });
+    if (j.size() != (j.contains("bounded_load") ? 2u : 1u)) {
         r.error(p, "set exactly one of header, cookie, query or source_ip, e.g. {\"header\": \"x-user\"}");
         return;
     }
     auto it = j.begin();
+    if (it.key() == "bounded_load") ++it;
     const std::string vp = pointer_join(p, it.key());
     if (it.key() == "source_ip") {
         h.kind = HashOn::Kind::source_ip;
@@ -272,7 +280,8 @@ void read_cluster_tls(Reader& r, const json& v, const std::string& p, ClusterTls
 
 void read_cluster(Reader& r, const json& j, const std::string& p, ClusterSpec& c) {
     if (!r.object(j, p, "a cluster",
-                  {"name", "endpoints", "lb_policy", "hash_on", "health_check", "outlier_detection", "tls"}))
+                  {"name", "endpoints", "lb_policy", "hash_on", "health_check", "outlier_detection", "tls",
+                   "max_requests_per_endpoint", "queue"}))
         return;
     r.name(j, p, "cluster", c.name);
     auto it = j.find("endpoints");
@@ -334,6 +343,18 @@ void read_cluster(Reader& r, const json& j, const std::string& p, ClusterSpec& c
             std::int64_t n = 0;
             if (r.integer(x, xp, 0, 100, n)) o.max_ejection_percent = static_cast<std::uint32_t>(n);
         });
+    });
+    r.opt(j, p, "max_requests_per_endpoint", [&](const json& v, const std::string& vp) {
+        std::int64_t n = 0;
+        if (r.integer(v, vp, 0, 100000, n)) c.max_requests_per_endpoint = static_cast<std::uint32_t>(n);
+    });
+    r.opt(j, p, "queue", [&](const json& v, const std::string& vp) {
+        if (!r.object(v, vp, "queue", {"size", "timeout"})) return;
+        r.opt(v, vp, "size", [&](const json& x, const std::string& xp) {
+            std::int64_t n = 0;
+            if (r.integer(x, xp, 0, 100000, n)) c.queue.size = static_cast<std::uint32_t>(n);
+        });
+        r.opt(v, vp, "timeout", [&](const json& x, const std::string& xp) { r.duration(x, xp, c.queue.timeout); });
     });
     const bool hash = j.contains("lb_policy") && j["lb_policy"] == "hash";
     if (hash && !j.contains("hash_on"))

@@ -118,6 +118,7 @@ json to_json(const Config& cfg) {
             case HashOn::Kind::query: cluster["hash_on"] = {{"query", c.hash_on->name}}; break;
             case HashOn::Kind::source_ip: cluster["hash_on"] = {{"source_ip", true}}; break;
             }
+            if (c.hash_on->bounded_load) cluster["hash_on"]["bounded_load"] = *c.hash_on->bounded_load;
         }
         if (c.health_check) {
             const auto& h = *c.health_check;
@@ -127,6 +128,8 @@ json to_json(const Config& cfg) {
                                        {"healthy_threshold", h.healthy_threshold},
                                        {"unhealthy_threshold", h.unhealthy_threshold}};
         }
+        cluster["max_requests_per_endpoint"] = c.max_requests_per_endpoint;
+        cluster["queue"] = {{"size", c.queue.size}, {"timeout", format_duration(c.queue.timeout)}};
         cluster["outlier_detection"] = {{"consecutive_failures", c.outlier_detection.consecutive_failures},
                                         {"base_ejection", format_duration(c.outlier_detection.base_ejection)},
                                         {"max_ejection_percent", c.outlier_detection.max_ejection_percent}};

@@ -114,7 +114,18 @@ struct HashOn {
     enum class Kind { header, cookie, query, source_ip };
     Kind kind = Kind::source_ip;
     std::string name;  // header, cookie or query parameter name; empty for source_ip
+    // Consistent hashing with bounded loads: a key leaves its endpoint for the
+    // next one on the ring while that one carries more than this many times
+    // the cluster's mean in-flight requests. Unset: keys never move for load.
+    std::optional<double> bounded_load;
     bool operator==(const HashOn&) const = default;
+};
+
+// Requests over max_requests_per_endpoint wait here, first in, first out.
+struct AdmissionQueue {
+    std::uint32_t size = 0;  // 0: a request over the cap is refused at once (queue_full)
+    Duration timeout{std::chrono::seconds(30)};  // then queue_timeout; 0s: no limit
+    bool operator==(const AdmissionQueue&) const = default;
 };
 
 struct HealthCheck {
@@ -152,6 +163,8 @@ struct ClusterSpec {
     std::optional<HealthCheck> health_check;   // none: no active checks
     OutlierDetection outlier_detection;
     std::optional<ClusterTls> tls;             // none: plaintext to the endpoints
+    std::uint32_t max_requests_per_endpoint = 0;  // in flight per endpoint, all workers; 0: no cap
+    AdmissionQueue queue;
     bool operator==(const ClusterSpec&) const = default;
 };
 

@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 namespace sluice::proxy {
 namespace {
@@ -70,18 +72,41 @@ std::string_view hash_key(const PickInput& in) {
     return {};
 }
 
-// The first usable endpoint clockwise from the key's point on the ring.
+// With bounded_load c: how many exchanges an endpoint may carry, counting the
+// one being placed, so that none carries more than c times the mean
+// (consistent hashing with bounded loads, Mirrokni, Thorup and Zadimoghaddam).
+// Loads are this worker's, as for least_request.
+std::int64_t load_bound(const PickInput& in) {
+    const auto& c = in.cluster.hash_on->bounded_load;
+    if (!c) return std::numeric_limits<std::int64_t>::max();
+    std::int64_t total = 0, n = 0;
+    for (std::size_t i = 0; i < in.cluster.endpoints.size(); ++i)
+        if (usable(in, i)) {
+            total += load(in, i);
+            ++n;
+        }
+    if (n == 0) return 0;
+    return static_cast<std::int64_t>(std::ceil(*c * static_cast<double>(total + 1) / static_cast<double>(n)));
+}
+
+// The first usable endpoint clockwise from the key's point on the ring that is
+// within the load bound: a key stays put unless its endpoint is above it.
 std::size_t consistent_hash(const PickInput& in) {
     std::string_view key = hash_key(in);
     const auto& ring = in.cluster.ring;
     if (key.empty() || ring.empty()) return random_usable(in);  // nothing to hash on
+    const std::int64_t bound = load_bound(in);
     std::uint64_t h = hash64(key);
-    auto it = std::lower_bound(ring.begin(), ring.end(), std::make_pair(h, std::uint32_t{0}));
+    const auto start = std::lower_bound(ring.begin(), ring.end(), std::make_pair(h, std::uint32_t{0}));
+    std::size_t first_usable = Pick::npos;
+    auto it = start;
     for (std::size_t k = 0; k < ring.size(); ++k, ++it) {
         if (it == ring.end()) it = ring.begin();
-        if (usable(in, it->second)) return it->second;
+        if (!usable(in, it->second)) continue;
+        if (load(in, it->second) < bound) return it->second;
+        if (first_usable == Pick::npos) first_usable = it->second;
     }
-    return Pick::npos;
+    return first_usable;  // every endpoint at the bound cannot happen with c > 1; kept for safety
 }
 
 }  // namespace

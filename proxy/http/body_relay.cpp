@@ -82,6 +82,7 @@ asio::awaitable<void> Exchange::pump_request_body(std::shared_ptr<UpstreamConn> 
         if (ec) {
             if (stop_pump_) end = Pump::stopped;
             else end = conn_.deadline_passed() ? Pump::client_stalled : Pump::client_left;
+            if (end == Pump::client_left) record_cancel(CancelPhase::request);
             break;
         }
         in.commit(n);
@@ -94,6 +95,8 @@ asio::awaitable<void> Exchange::pump_request_body(std::shared_ptr<UpstreamConn> 
     } else if (end == Pump::done && conn_.phase() == Phase::request) {
         conn_.set_phase(Phase::request, deadline_after(view_->snapshot->routes[route_].timeouts.upstream_response));
     }
+    // The request has been read: from now on a client that leaves is seen at once.
+    if (end == Pump::done && !stop_pump_) conn_.watch().start_during_exchange();
     pump_done_.cancel();
 }
 
@@ -168,7 +171,10 @@ asio::awaitable<std::optional<Exchange::AttemptEnd>> Exchange::read_response_hea
             build_interim_response(resp_, out_head_);
             auto [wec, n] = conn_.deadline_passed() ? HttpConnection::cancelled_io()
                                                     : co_await conn_.client().write(asio::buffer(out_head_));
-            if (wec) co_return co_await abandon(conn);  // the client left
+            if (wec) {
+                if (!conn_.deadline_passed() && !conn_.aborted()) record_cancel(CancelPhase::waiting);
+                co_return co_await abandon(conn);  // the client left
+            }
         }
     }
 }
@@ -221,13 +227,22 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::relay_response(const std::shared
         parser->body().clear();
         if (!gather_.empty()) {
             auto [ec, n] = conn_.deadline_passed() ? HttpConnection::cancelled_io() : co_await conn_.client().write(gather_);
-            if (ec) co_return co_await abandon(*conn);  // the client left, or stopped reading for stream_idle
+            if (ec) {
+                // The client left (a reset shows here first), or stopped reading for stream_idle.
+                if (!conn_.deadline_passed() && !conn_.aborted()) record_cancel(CancelPhase::streaming);
+                co_return co_await abandon(*conn);
+            }
             head_sent = true;
-            conn_.watchdog().touch();
+            const auto now = Watchdog::Clock::now();
+            conn_.watchdog().touch(now);
             rec_.bytes_out += body_bytes;
-            if (body_bytes && rec_.stream && !rec_.first_body_byte) {
+            if (body_bytes && rec_.stream) {
+                // Time to the first token, then the gaps between tokens (SSE and
+                // NDJSON servers send the head at once, so the body is what counts).
+                if (!rec_.first_body_byte) stats.first_byte.observe(std::chrono::duration<double>(now - rec_.sent).count());
+                else stats.gap.observe(std::chrono::duration<double>(now - rec_.last_body_byte).count());
                 rec_.first_body_byte = true;
-                stats.first_byte.observe(std::chrono::duration<double>(Watchdog::Clock::now() - rec_.sent).count());
+                rec_.last_body_byte = now;
             }
         }
         conn->in.consume(used);

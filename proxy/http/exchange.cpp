@@ -38,7 +38,8 @@ std::string first_route_hint(const Snapshot& snap) {
 
 }  // namespace
 
-Exchange::Exchange(HttpConnection& conn) : conn_(conn), pump_done_(conn.client().socket().get_executor()) {}
+Exchange::Exchange(HttpConnection& conn)
+    : conn_(conn), queue_timer_(conn.client().socket().get_executor()), pump_done_(conn.client().socket().get_executor()) {}
 
 void Exchange::begin() {
     rec_ = Record{};
@@ -106,6 +107,7 @@ asio::awaitable<ExchangeEnd> Exchange::send_error(ErrorKind kind, std::string_vi
 }
 
 void Exchange::finish() {
+    release_slot();  // the response has ended: the next queued request may go
     account();
     conn_.worker().release_view(view_);
     upstream_.reset();
@@ -121,13 +123,29 @@ bool Exchange::request_body_done() const {
 }
 
 void Exchange::cancel_upstream() {
+    if (queued_) queue_timer_.cancel();
     boost::system::error_code ec;
     if (upstream_) upstream_->socket().cancel(ec);
     if (resolver_) resolver_->cancel();
 }
 
 void Exchange::close_upstream() {
+    if (queued_) queue_timer_.cancel();
     if (upstream_) upstream_->transport.close();
+}
+
+void Exchange::client_left() {
+    record_cancel(queued_                            ? CancelPhase::queued
+                  : conn_.phase() == Phase::response ? CancelPhase::streaming
+                                                     : CancelPhase::waiting);
+    close_upstream();  // also ends a connect in progress
+    if (resolver_) resolver_->cancel();
+}
+
+void Exchange::record_cancel(CancelPhase phase) {
+    if (rec_.cancel) return;
+    rec_.cancel = phase;
+    ++route_stats().cancels[static_cast<std::size_t>(phase)];
 }
 
 AttemptPlace Exchange::place() const { return {*view_->snapshot, route_, cluster_, endpoint_}; }
@@ -183,6 +201,7 @@ void Exchange::account() {
     if (rec_.connect) r.upstream_connect = std::chrono::duration<double>(*rec_.connect).count();
     if (rec_.first_byte) r.upstream_first_byte = std::chrono::duration<double>(*rec_.first_byte).count();
     if (rec_.error) r.error = code_of(*rec_.error);
+    if (rec_.cancel) r.client_cancel = kCancelPhaseNames[static_cast<std::size_t>(*rec_.cancel)];
     r.config_version = snap.version;
     worker.log_access(r);
 }

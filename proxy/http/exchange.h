@@ -13,6 +13,7 @@
 //
 // Every method runs on the worker thread of its connection.
 #pragma once
+#include "proxy/http/exchange_phase.h"
 #include "proxy/http/upstream_failure.h"
 #include "proxy/message/forward_headers.h"
 #include "proxy/message/http_head.h"
@@ -20,6 +21,7 @@
 #include "proxy/message/proxy_error.h"
 #include "proxy/net/upstream_pool.h"
 #include "proxy/net/watchdog.h"
+#include "proxy/snapshot/admission.h"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -43,6 +45,9 @@ enum class ExchangeEnd { keep_alive, close };
 class Exchange {
 public:
     explicit Exchange(HttpConnection& conn);
+    ~Exchange() { release_slot(); }
+    Exchange(const Exchange&) = delete;
+    Exchange& operator=(const Exchange&) = delete;
 
     // A new request starts on the connection: forget the last one, keep the storage.
     void begin();
@@ -66,6 +71,10 @@ public:
     // A deadline passed or the connection is closing: stop the upstream side.
     void cancel_upstream();
     void close_upstream();
+    // The client closed or reset its connection before the response ended:
+    // counts the cancel in the phase the exchange is in and closes the upstream
+    // (never pooled), so the server stops working for nobody.
+    void client_left();
     // GET /connections: a streaming response in progress.
     bool describe(ConnectionInfo& out) const;
 
@@ -103,6 +112,17 @@ private:
     boost::asio::awaitable<void> wait_pump();
     void start_pump(const std::shared_ptr<UpstreamConn>& conn);
 
+    // admission_wait.cpp: a slot under the cluster's max_requests_per_endpoint
+    // for endpoint_ or another with room, waiting in the queue when none has.
+    // Set: the exchange is over (answered 503, or the client left).
+    boost::asio::awaitable<std::optional<ExchangeEnd>> admit();
+    // A retry moves its slot to the new endpoint_ without queueing; false when none is free.
+    bool readmit();
+    // Holds `slot` (null: uncounted, the cap was lifted) and goes to its endpoint;
+    // false when this exchange's config does not know that endpoint.
+    bool take_slot(EndpointState* slot, std::size_t preferred);
+    void release_slot();
+
     // tunnel_handoff.cpp: after a 101, hands both sockets and the bytes read
     // past the handshake to a Tunnel.
     boost::asio::awaitable<ExchangeEnd> start_tunnel(std::shared_ptr<UpstreamConn> conn);
@@ -111,6 +131,8 @@ private:
     std::string affinity_cookie() const;  // the Set-Cookie line for sticky clusters
     // Counts a response head sent to the client (status, duration) on the route's counters.
     void count_response(int status);
+    // Counts the client leaving once, in `phase`.
+    void record_cancel(CancelPhase phase);
     void account();
     RouteStats& route_stats();
 
@@ -143,9 +165,11 @@ private:
         bool first_body_byte = false;
         int status = 0;
         std::optional<ErrorKind> error;
+        std::optional<CancelPhase> cancel;  // the client left before the response ended
         std::uint64_t bytes_in = 0, bytes_out = 0;  // bodies from and to the client
         std::optional<Watchdog::Clock::duration> connect, first_byte;
         Watchdog::time_point sent{};  // request head written upstream
+        Watchdog::time_point last_body_byte{};  // streams: the last body piece relayed
     };
     Record rec_;
 
@@ -160,6 +184,13 @@ private:
         upstream_failed,  // the upstream stopped taking the body
         stopped,          // stopped by us: the exchange ended first
     };
+    // Admission (admission_wait.cpp): set while this exchange waits or holds a slot.
+    std::shared_ptr<Admission> admission_;
+    EndpointState* slot_ = nullptr;
+    std::shared_ptr<Admission::Waiter> waiter_;  // kept: one allocation per connection, not per request
+    bool queued_ = false;
+    boost::asio::steady_timer queue_timer_;
+
     Pump pump_ = Pump::idle;
     bool stop_pump_ = false;  // finish_pump() asked the running pump to end
     Refusal client_body_error_;  // why the body was refused (client_bad_body)

@@ -3,12 +3,18 @@
 // same timer is the idle timeout between requests, the head timeout while a
 // request head arrives, the connect timeout while an upstream connects.
 #pragma once
+#include <cstddef>
 
 namespace sluice::proxy {
 
-enum class Phase { idle, head, connect, request, response, closing };
+enum class Phase { idle, head, queued, connect, request, response, closing };
 
 // The deadline that passed (none: all I/O may go on).
 enum class Deadline { none, http_idle, request_headers, connect, upstream_response, stream_idle, max_duration };
+
+// Where an exchange was when its client left (sluice_client_cancels_total's phase).
+enum class CancelPhase { request, waiting, streaming, queued };
+inline constexpr std::size_t kCancelPhaseCount = 4;
+inline constexpr const char* kCancelPhaseNames[kCancelPhaseCount] = {"request", "waiting", "streaming", "queued"};
 
 }  // namespace sluice::proxy

@@ -7,6 +7,7 @@
 //
 // Every method runs on the worker thread that accepted the connection.
 #pragma once
+#include "proxy/http/client_watch.h"
 #include "proxy/http/exchange.h"
 #include "proxy/http/exchange_phase.h"
 #include "proxy/net/downstream.h"
@@ -69,6 +70,11 @@ public:
     // every loop checks this before starting the next read or write.
     bool deadline_passed() const { return timed_out_ != Deadline::none; }
     bool aborted() const { return aborted_; }
+    // The read that waits for the client's next bytes (client_watch.h).
+    ClientWatch& watch() { return watch_; }
+    // The watch saw the client close or reset during an exchange: the upstream
+    // closes now, and so does this connection.
+    void client_left();
     // The server or this connection's listener is draining: no further request here.
     bool draining() const;
 
@@ -96,12 +102,8 @@ private:
     Phase phase_ = Phase::idle;
     Deadline timed_out_ = Deadline::none;
     bool aborted_ = false;
+    ClientWatch watch_;
     Exchange exchange_;
-
-    // What an idle keep-alive connection reads its next request's first bytes
-    // into: the connection's own, so no pooled buffer is held while idle.
-    static constexpr std::size_t kIdleRead = 512;
-    char idle_read_[kIdleRead];
 };
 
 }  // namespace sluice::proxy

@@ -106,6 +106,9 @@ asio::awaitable<ExchangeEnd> Exchange::forward() {
     const bool has_body = !req_parser_->is_done();
     const bool repeatable = !has_body && idempotent(req_.verb);
 
+    // A request read whole: from now on a client that leaves is seen at once
+    // (with a body, the pump starts the watch when it has read it).
+    if (!has_body) conn_.watch().start_during_exchange();
     RetryBudget budget(cluster);
     std::array<std::size_t, kMaxRetries + 1> tried{};
     std::size_t ntried = 0;
@@ -123,6 +126,13 @@ asio::awaitable<ExchangeEnd> Exchange::forward() {
             }
             endpoint_ = pick.endpoint;
             set_affinity_ = pick.set_affinity;
+            // Admission (WebSocket tunnels are not counted): the first attempt may
+            // queue; a retry moves its slot only to an endpoint with room now.
+            if (ntried == 0 && !upgrade_ && cr.admission->cap() > 0) {
+                if (auto end = co_await admit()) co_return *end;
+            } else if (ntried > 0 && admission_ && !readmit()) {
+                co_return co_await fail(*last);
+            }
         }
         AttemptEnd a = co_await attempt(fresh_same_endpoint);
         if (a.end) co_return *a.end;
@@ -174,6 +184,7 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::attempt(bool fresh_connection) {
     pump_ = Pump::idle;
     stop_pump_ = false;
     if (!req_parser_->is_done()) {
+        co_await conn_.watch().stop();  // it read for a queued request; the pump reads now
         start_pump(conn);  // it sends the head with the first body bytes
     } else {
         conn_.set_phase(Phase::request, deadline_after(route.timeouts.upstream_response));

@@ -18,6 +18,8 @@ int status_of(ErrorKind k) {
     case ErrorKind::max_duration: return 504;
     case ErrorKind::no_healthy_endpoint: return 503;
     case ErrorKind::upstream_tls_failed: return 502;
+    case ErrorKind::queue_full: return 503;
+    case ErrorKind::queue_timeout: return 503;
     case ErrorKind::not_implemented: return 501;
     }
     return 500;
@@ -39,6 +41,8 @@ std::string_view code_of(ErrorKind k) {
     case ErrorKind::max_duration: return "max_duration";
     case ErrorKind::no_healthy_endpoint: return "no_healthy_endpoint";
     case ErrorKind::upstream_tls_failed: return "upstream_tls_failed";
+    case ErrorKind::queue_full: return "queue_full";
+    case ErrorKind::queue_timeout: return "queue_timeout";
     case ErrorKind::not_implemented: return "not_implemented";
     }
     return "internal";
@@ -73,6 +77,8 @@ std::string render_error(ErrorKind kind, std::string_view message, bool close, b
     out += "\r\nContent-Length: ";
     out += std::to_string(message.size() + 1);
     if (close) out += "\r\nConnection: close";
+    // A client that backs off a second usually finds a free endpoint or queue place.
+    if (kind == ErrorKind::queue_full || kind == ErrorKind::queue_timeout) out += "\r\nRetry-After: 1";
     out += "\r\n\r\n";
     if (!head_request) {
         out += message;

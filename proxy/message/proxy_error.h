@@ -22,7 +22,9 @@ enum class ErrorKind {
     max_duration,              // 504: the exchange hit max_duration before a response
     no_healthy_endpoint,       // 503: every endpoint of the cluster is unhealthy or ejected
     upstream_tls_failed,       // 502: the TLS handshake with the upstream failed (e.g. not verified)
-    not_implemented,           // 501: a transfer coding sluice does not implement
+    queue_full,                // 503: every endpoint at max_requests_per_endpoint and the queue full
+    queue_timeout,             // 503: waited queue.timeout for a free endpoint
+    not_implemented,           // 501: a transfer coding sluice does not implement (keep last)
 };
 inline constexpr std::size_t kErrorKindCount = static_cast<std::size_t>(ErrorKind::not_implemented) + 1;
 
@@ -32,6 +34,7 @@ std::string_view reason_of(int status);
 
 // A complete HTTP/1.1 response: status line, x-sluice-error, a one-line text
 // body (`message` plus "\n"), and "Connection: close" when `close` is set.
+// Overload answers (queue_full, queue_timeout) carry "Retry-After: 1".
 std::string render_error(ErrorKind kind, std::string_view message, bool close, bool head_request = false);
 
 }  // namespace sluice::proxy

@@ -28,6 +28,7 @@ public:
         last_activity_ = Clock::now();
     }
     void touch() { last_activity_ = Clock::now(); }
+    void touch(time_point now) { last_activity_ = now; }
     // A deadline for the whole exchange (max_duration).
     void set_hard(time_point deadline) { hard_ = deadline; }
     time_point hard() const { return hard_; }

@@ -6,6 +6,8 @@
 #include "proxy/server/admin_views.h"
 
 #include "config/serialize.h"
+#include "proxy/http/exchange_phase.h"
+#include "proxy/snapshot/admission.h"
 #include "proxy/server/process_stats.h"
 
 #include <prometheus/gauge.h>
@@ -106,6 +108,13 @@ std::string AdminViews::metrics_text(const admin::AdminServer* admin, const admi
     auto& first_byte = family(out, "sluice_stream_first_byte_seconds",
                               "Streams: from the request sent upstream to the first response body byte relayed",
                               MetricType::Histogram);
+    auto& gap = family(out, "sluice_stream_gap_seconds",
+                       "Streams: time between two body pieces relayed to the client (the inter-token gap)",
+                       MetricType::Histogram);
+    auto& cancels = family(out, "sluice_client_cancels_total",
+                           "Clients that left before their response ended, by phase: request (body being sent), "
+                           "waiting (for the response head), streaming (response under way), queued (admission)",
+                           MetricType::Counter);
     for (const auto& [route, r] : t.routes) {
         for (const auto& c : r.responses)
             add_value(requests, {{"listener", c.listener}, {"route", route}, {"code", std::to_string(c.code)}},
@@ -128,6 +137,9 @@ std::string AdminViews::metrics_text(const admin::AdminServer* admin, const admi
         add_value(streams_active, {{"route", route}}, static_cast<double>(r.streams_active));
         add_value(streams_total, {{"route", route}}, static_cast<double>(r.streams));
         add_histogram(first_byte, {{"route", route}}, r.first_byte);
+        add_histogram(gap, {{"route", route}}, r.gap);
+        for (std::size_t k = 0; k < kCancelPhaseCount; ++k)
+            add_value(cancels, {{"route", route}, {"phase", kCancelPhaseNames[k]}}, static_cast<double>(r.cancels[k]));
     }
     auto& tunnel_path = family(out, "sluice_tunnel_bytes_total",
                                "Tunnel bytes by how they moved: splice (zero-copy, through a pipe) or copy",
@@ -140,9 +152,28 @@ std::string AdminViews::metrics_text(const admin::AdminServer* admin, const admi
                                     MetricType::Counter);
     auto& retries = family(out, "sluice_upstream_retries_total", "Requests retried on another attempt",
                            MetricType::Counter);
+    auto& queue_wait = family(out, "sluice_queue_wait_seconds",
+                              "Clusters with max_requests_per_endpoint: how long each admitted request waited in the "
+                              "queue (0 when it found room)",
+                              MetricType::Histogram);
     for (const auto& [cluster, c] : t.clusters) {
         add_value(connect_failures, {{"cluster", cluster}}, static_cast<double>(c.connect_failures));
         add_value(retries, {{"cluster", cluster}}, static_cast<double>(c.retries));
+        if (c.queue_wait.count()) add_histogram(queue_wait, {{"cluster", cluster}}, c.queue_wait);
+    }
+    auto& queue_depth = family(out, "sluice_cluster_queue_depth",
+                               "Requests waiting for an endpoint under max_requests_per_endpoint", MetricType::Gauge);
+    auto& requests_active = family(out, "sluice_endpoint_requests_active",
+                                   "Requests in flight to each endpoint (sent, or connecting, until the response ends)",
+                                   MetricType::Gauge);
+    const auto loads = endpoint_loads();
+    for (const auto& c : snap->clusters) {
+        add_value(queue_depth, {{"cluster", c.name}}, static_cast<double>(c.admission->depth()));
+        for (const auto& e : c.endpoints) {
+            auto it = loads.find(e.pool_key);
+            add_value(requests_active, {{"cluster", c.name}, {"endpoint", e.key}},
+                      it == loads.end() ? 0 : static_cast<double>(it->second.active_requests));
+        }
     }
     auto& healthy = family(out, "sluice_upstream_endpoint_healthy",
                            "1 when the endpoint passes its active health checks (or has none)", MetricType::Gauge);
@@ -252,14 +283,19 @@ StatsTotals AdminViews::collect_stats() {
     return out;
 }
 
-nlohmann::json AdminViews::clusters_json() {
-    auto snap = store_.current();
+std::unordered_map<std::string, WorkerContext::EndpointLoad> AdminViews::endpoint_loads() {
     std::unordered_map<std::string, WorkerContext::EndpointLoad> loads;
     for (auto& w : workers_)
         for (const auto& [key, load] : w->call([&] { return w->context().endpoint_loads(); })) {
             loads[key].active_requests += load.active_requests;
             loads[key].active_tunnels += load.active_tunnels;
         }
+    return loads;
+}
+
+nlohmann::json AdminViews::clusters_json() {
+    auto snap = store_.current();
+    const auto loads = endpoint_loads();
     auto clusters = nlohmann::json::array();
     const auto now = steady_now_ns();
     for (const auto& c : snap->clusters) {

@@ -8,12 +8,14 @@
 #include "proxy/server/listener_set.h"
 #include "proxy/snapshot/snapshot_store.h"
 #include "proxy/worker/access_log.h"
+#include "proxy/worker/worker_context.h"
 #include "proxy/worker/worker_stats.h"
 
 #include <nlohmann/json.hpp>
 #include <prometheus/registry.h>
 
 #include <string>
+#include <unordered_map>
 
 namespace sluice::proxy {
 
@@ -31,6 +33,8 @@ public:
     nlohmann::json connections_json(const admin::ConnectionsQuery& q);
     // Every worker's counters, summed (blocks until each worker answered).
     StatsTotals collect_stats();
+    // Requests and tunnels in flight per endpoint pool key, summed over workers.
+    std::unordered_map<std::string, WorkerContext::EndpointLoad> endpoint_loads();
 
 private:
     ListenerSet::Workers& workers_;

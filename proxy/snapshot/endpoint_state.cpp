@@ -1,5 +1,7 @@
 #include "proxy/snapshot/endpoint_state.h"
 
+#include "proxy/snapshot/admission.h"
+
 #include <set>
 
 namespace sluice::proxy {
@@ -10,10 +12,23 @@ std::shared_ptr<EndpointState> EndpointRegistry::get(const std::string& cluster,
     return s;
 }
 
+std::shared_ptr<Admission> EndpointRegistry::admission(const std::string& cluster) {
+    auto& a = admissions_[cluster];
+    if (!a) a = std::make_shared<Admission>();
+    return a;
+}
+
 void EndpointRegistry::retain(const config::Config& cfg) {
     std::set<std::pair<std::string, std::string>> keep;
-    for (const auto& c : cfg.clusters)
+    std::set<std::string> clusters;
+    for (const auto& c : cfg.clusters) {
+        clusters.insert(c.name);
         for (const auto& e : c.endpoints) keep.emplace(c.name, e.text);
+    }
+    for (auto it = admissions_.begin(); it != admissions_.end();) {
+        if (clusters.count(it->first)) ++it;
+        else it = admissions_.erase(it);
+    }
     for (auto it = states_.begin(); it != states_.end();) {
         if (keep.count(it->first)) ++it;
         else it = states_.erase(it);

@@ -27,20 +27,26 @@ struct EndpointState {
     std::atomic<std::int64_t> ejected_until{0};  // passive ejection, steady-clock ns
     std::atomic<std::uint32_t> failures{0};      // consecutive connect failures or 5xx
     std::atomic<std::uint32_t> ejections{0};     // grows the next ejection's length
+    std::atomic<std::uint32_t> admitted{0};      // requests in flight under max_requests_per_endpoint (admission.h)
 
     bool ejected(std::int64_t now) const { return ejected_until.load(std::memory_order_relaxed) > now; }
     bool available(std::int64_t now) const { return healthy.load(std::memory_order_relaxed) && !ejected(now); }
 };
 
+class Admission;
+
 // Control thread only.
 class EndpointRegistry {
 public:
     std::shared_ptr<EndpointState> get(const std::string& cluster, const std::string& endpoint);
-    // Forgets endpoints no longer in `cfg` (snapshots still holding them keep them alive).
+    // The admission state of a cluster (its in-flight cap and queue).
+    std::shared_ptr<Admission> admission(const std::string& cluster);
+    // Forgets endpoints and clusters no longer in `cfg` (snapshots still holding them keep them alive).
     void retain(const config::Config& cfg);
 
 private:
     std::map<std::pair<std::string, std::string>, std::shared_ptr<EndpointState>> states_;
+    std::map<std::string, std::shared_ptr<Admission>> admissions_;
 };
 
 }  // namespace sluice::proxy

@@ -1,6 +1,7 @@
 #include "proxy/snapshot/snapshot.h"
 
 #include "config/serialize.h"
+#include "proxy/snapshot/admission.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -57,6 +58,16 @@ std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t
             er.id.assign(id, 12);
             er.state = registry.get(cs.name, e.text);
             cr.endpoints.push_back(std::move(er));
+        }
+        // build_snapshot runs only for a config being applied, so the shared
+        // admission state takes the new cap here (the next admission sees it).
+        cr.admission = registry.admission(cs.name);
+        cr.max_requests_per_endpoint = cs.max_requests_per_endpoint;
+        cr.queue_timeout = cs.queue.timeout;
+        {
+            std::vector<std::shared_ptr<EndpointState>> states;
+            for (const auto& er : cr.endpoints) states.push_back(er.state);
+            cr.admission->configure(cs.max_requests_per_endpoint, cs.queue.size, std::move(states));
         }
         if (cs.lb_policy == config::LbPolicy::hash) {
             // Each endpoint owns many points, keyed by its address, so adding one

@@ -29,6 +29,7 @@ struct AccessRecord {
     std::optional<double> upstream_first_byte;   // seconds from request sent to first response byte
     std::string_view error;            // x-sluice-error, when sluice answered itself
     std::string_view close_reason;     // tunnels: why it ended
+    std::string_view client_cancel;    // the client left before the response ended: in which phase
     std::uint64_t config_version = 0;
 };
 

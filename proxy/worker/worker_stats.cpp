@@ -60,8 +60,10 @@ void RouteStats::add(const RouteStats& o) {
     for (std::size_t i = 0; i < errors.size(); ++i) errors[i] += o.errors[i];
     duration.add(o.duration);
     first_byte.add(o.first_byte);
+    gap.add(o.gap);
     streams_active += o.streams_active;
     streams += o.streams;
+    for (std::size_t i = 0; i < cancels.size(); ++i) cancels[i] += o.cancels[i];
     tunnels.add(o.tunnels);
 }
 

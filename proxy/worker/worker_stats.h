@@ -23,6 +23,8 @@ inline constexpr double kRequestBounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0
                                             0.25,  0.5,    1,     2.5,  5,     10,   30, 60, 300};
 inline constexpr double kFirstByteBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                               0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
+// Between two pieces of a stream: a token every few ms to a model thinking for a minute.
+inline constexpr double kGapBounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 // WebSocket lifetimes, from a quick test to a day.
 inline constexpr double kTunnelBounds[] = {0.1, 1, 10, 60, 300, 1800, 3600, 14400, 86400};
 
@@ -63,20 +65,27 @@ struct RouteStats {
     std::array<std::uint64_t, kErrorKindCount> errors{};  // answers made by sluice, by x-sluice-error
     Histogram duration{kRequestBounds};      // head received to response complete (or 101 relayed)
     Histogram first_byte{kFirstByteBounds};  // streams: request sent upstream to first body byte relayed
+    Histogram gap{kGapBounds};               // streams: between two body pieces relayed
     std::int64_t streams_active = 0;
     std::uint64_t streams = 0;
+    std::array<std::uint64_t, 4> cancels{};  // the client left, by CancelPhase
     TunnelCounters tunnels;
 
     void count_response(const std::string& listener, int code);
     void add(const RouteStats& other);
 };
 
+// Time in an admission queue: none at all to a generation's length.
+inline constexpr double kQueueWaitBounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
+
 struct ClusterStats {
     std::uint64_t connect_failures = 0;  // refused, unreachable, timed out, unresolvable
     std::uint64_t retries = 0;
+    Histogram queue_wait{kQueueWaitBounds};  // capped clusters: each admitted request's wait (0 when none)
     void add(const ClusterStats& o) {
         connect_failures += o.connect_failures;
         retries += o.retries;
+        queue_wait.add(o.queue_wait);
     }
 };
 

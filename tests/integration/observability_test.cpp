@@ -72,6 +72,8 @@ protected:
     }
     void TearDown() override {
         release.open();
+        sse_first.open();
+        sse_second.open();
         proxy.reset();
     }
     void start(const std::string& extra = "") {
@@ -90,6 +92,14 @@ protected:
         }
         if (t.ends_with("/reset")) return ex.reset();
         if (t.ends_with("/garbage")) return ex.write_raw("HTTP/1.1 2OO OK\r\n\r\n");
+        if (t.ends_with("/sse")) {  // the head at once, the first token after the model thought
+            ex.begin_chunked(200, "text/event-stream");
+            sse_first.wait(5000);
+            ex.chunk("data: 1\n\n");
+            sse_second.wait(5000);
+            ex.chunk("data: 2\n\n");
+            return ex.end_chunked();
+        }
         if (t.ends_with("/stream")) {
             ex.begin_chunked(200, "application/x-ndjson");
             ex.chunk("{\"token\":1}\n");
@@ -111,7 +121,7 @@ protected:
         return json::parse(r.body);
     }
 
-    Gate release, stream_gate;
+    Gate release, stream_gate, sse_first, sse_second;
     std::unique_ptr<TestOrigin> origin;
     asio::io_context io;
     tcp::acceptor hole{io};
@@ -205,6 +215,28 @@ TEST_F(Observability, EverySluiceErrorCodeIsCountedWithItsStatus) {
     EXPECT_EQ(m.value("sluice_upstream_connect_failures_total", {{"cluster", "hole"}}), 1);
     EXPECT_EQ(m.value("sluice_upstream_connect_failures_total", {{"cluster", "notls"}}), 1);
     EXPECT_EQ(m.value("sluice_upstream_connect_failures_total", {{"cluster", "app"}}), 0);
+}
+
+TEST_F(Observability, TimeToFirstTokenCountsToTheFirstBodyByteAndGapsBetweenTokens) {
+    start();
+    RawClient c(proxy->port());
+    c.send("GET /app/sse HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(c.read_head().status, 200u);  // SSE servers send the head at once
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    sse_first.open();
+    EXPECT_EQ(c.read_body_some(), "data: 1\n\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    sse_second.open();
+    EXPECT_EQ(c.read_body_some(), "data: 2\n\n");
+    EXPECT_EQ(c.read_body_some(), "");
+    ASSERT_TRUE(eventually([&] { return scrape().value_or_zero("sluice_stream_gap_seconds_count", {{"route", "app"}}) == 1; }));
+    auto m = scrape();
+    // Lower bounds the origin's pauses make certain: the first body byte came
+    // at least 300 ms after the request, the second token 200 ms after the first.
+    EXPECT_EQ(m.value("sluice_stream_first_byte_seconds_count", {{"route", "app"}}), 1);
+    EXPECT_GE(m.value_or_zero("sluice_stream_first_byte_seconds_sum", {{"route", "app"}}), 0.3);
+    EXPECT_GE(m.value_or_zero("sluice_stream_gap_seconds_sum", {{"route", "app"}}), 0.2);
+    EXPECT_EQ(m.value_or_zero("sluice_stream_gap_seconds_bucket", {{"route", "app"}, {"le", "0.1"}}), 0);
 }
 
 TEST_F(Observability, WebSocketsAndStreamsShowInMetricsAndConnections) {

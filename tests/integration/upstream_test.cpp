@@ -11,6 +11,7 @@
 
 #include <map>
 #include <set>
+#include <thread>
 
 using namespace sluice::test;
 using json = nlohmann::json;
@@ -315,6 +316,46 @@ routes: [{name: all, match: {path_prefix: /}, cluster: c}]
         for (int i = 0; i < 30; ++i) one.insert(who(http_get(p.port(), "/s")));
         EXPECT_EQ(one.size(), 1u);  // every test client is 127.0.0.1
     }
+}
+
+TEST(Upstream, BoundedLoadKeepsKeysPutAndSpillsFromAnEndpointAboveTheBound) {
+    Gate release;
+    auto handler = [&](std::string name) {
+        return [&release, name](OriginExchange& ex) {
+            if (ex.target() == "/hold") release.wait();
+            ex.respond(200, name, {{"x-origin", name}});
+        };
+    };
+    TestOrigin a(handler("a")), b(handler("b")), c(handler("c"));
+    RunningProxy p(fill(R"(
+listeners: [{name: public, address: 127.0.0.1, port: 0}]
+clusters: [{name: c, endpoints: ["{a}", "{b}", "{c}"], lb_policy: hash, hash_on: {header: x-key, bounded_load: 1.25}}]
+routes: [{name: all, match: {path_prefix: /}, cluster: c}]
+)",
+                        {{"a", a.address()}, {"b", b.address()}, {"c", c.address()}}),
+                   1);  // one worker: the loads it bounds are all in one place
+    auto key = [](int k) { return "X-Key: k" + std::to_string(k) + "\r\n"; };
+    RawClient client(p.port());
+    // Even load (one request at a time): every key stays on its endpoint.
+    std::vector<std::string> home(30);
+    for (int k = 0; k < 30; ++k) home[static_cast<std::size_t>(k)] = who(client.get("/x", key(k)));
+    for (int k = 0; k < 30; ++k) EXPECT_EQ(who(client.get("/x", key(k))), home[static_cast<std::size_t>(k)]) << k;
+    // Key 0's endpoint carries one request while the others carry none: at
+    // 1.25 times the mean it is above the bound, so key 0 spills, always to
+    // the same next endpoint on the ring; keys of the other endpoints stay.
+    std::thread held([&] { http_get(p.port(), "/hold", key(0)); });
+    const std::string home0 = home[0] == "a" ? a.address() : home[0] == "b" ? b.address() : c.address();
+    ASSERT_TRUE(eventually([&] { return endpoint_status(p, "c", home0)["active_requests"] == 1; }));
+    const std::string spill = who(client.get("/x", key(0)));
+    EXPECT_NE(spill, home[0]);
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(who(client.get("/x", key(0))), spill);
+    for (int k = 1; k < 30; ++k) {
+        if (home[static_cast<std::size_t>(k)] == home[0]) continue;
+        EXPECT_EQ(who(client.get("/x", key(k))), home[static_cast<std::size_t>(k)]) << k;
+    }
+    release.open();
+    held.join();
+    EXPECT_EQ(who(client.get("/x", key(0))), home[0]);  // back home once the load is gone
 }
 
 TEST(Upstream, StickySetsAnAffinityCookieAndMovesWhenItsEndpointGoes) {
