@@ -124,6 +124,15 @@ bool Exchange::readmit() {
     return false;
 }
 
+Exchange::~Exchange() {
+    // Only when the worker is torn down with the exchange still running: give
+    // the count back without waking waiters on workers that may be gone.
+    if (waiter_) waiter_->timer = nullptr;
+    if (!admission_) return;
+    if (queued_ && waiter_ && !admission_->withdraw(waiter_)) admission_->forget(waiter_->slot);
+    admission_->forget(slot_);
+}
+
 void Exchange::release_slot() {
     if (!admission_) return;
     if (queued_ && waiter_ && !admission_->withdraw(waiter_)) admission_->release(waiter_->slot);

@@ -45,7 +45,7 @@ enum class ExchangeEnd { keep_alive, close };
 class Exchange {
 public:
     explicit Exchange(HttpConnection& conn);
-    ~Exchange() { release_slot(); }
+    ~Exchange();
     Exchange(const Exchange&) = delete;
     Exchange& operator=(const Exchange&) = delete;
 

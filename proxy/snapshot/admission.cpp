@@ -81,6 +81,12 @@ void Admission::release(EndpointState* slot) {
     for (auto& w : woken) wake(w);
 }
 
+void Admission::forget(EndpointState* slot) {
+    if (!slot) return;
+    std::lock_guard lock(mu_);
+    slot->admitted.fetch_sub(1, std::memory_order_relaxed);
+}
+
 bool Admission::withdraw(const std::shared_ptr<Waiter>& w) {
     std::lock_guard lock(mu_);
     if (!w->queued) return false;

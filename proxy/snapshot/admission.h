@@ -48,6 +48,9 @@ public:
                     EndpointState*& slot);
     // The request's response has ended: its slot goes to the first waiter.
     void release(EndpointState* slot);
+    // The same without waking anyone: for an exchange destroyed with its worker
+    // at shutdown, when another worker's io_context may already be gone.
+    void forget(EndpointState* slot);
     // The waiter gives up (timed out, or its client left). False: it was admitted
     // meanwhile, and holds w->slot, which it must use or release.
     bool withdraw(const std::shared_ptr<Waiter>& w);
