@@ -45,7 +45,8 @@ clusters:
 routes: [{name: gen, match: {path_prefix: /}, cluster: gpu, timeouts: {upstream_response: 10m}}]
 access_log: {enabled: false}
 YAML
-      taskset -c 0 "$sluice_bin" run --config "$work/sluice.yaml" --admin 127.0.0.1:0 --workers 1 --log-level error \
+      admin=$(free_port)
+      taskset -c 0 "$sluice_bin" run --config "$work/sluice.yaml" --admin "127.0.0.1:$admin" --workers 1 --log-level error \
         >/dev/null 2>&1 &
       kill_pid=$! ;;
     nginx|nginx-stream)
@@ -100,6 +101,17 @@ CFG
   local result
   result=$(taskset -c 1 python3 bench/slow_gpu.py load "$port" "$clients" "$seed")
   sleep 0.5  # generations for clients that just left end now, or never
+  if [ "$name" = sluice ]; then  # the queue wait percentiles, from sluice_queue_wait_seconds
+    curl -s "http://127.0.0.1:$admin/metrics" | python3 -c '
+import re, sys
+buckets = sorted((float("inf") if le == "+Inf" else float(le), float(v)) for le, v in
+                 re.findall(r"sluice_queue_wait_seconds_bucket\{cluster=\"gpu\",le=\"([^\"]+)\"\} (\S+)", sys.stdin.read()))
+total = buckets[-1][1]
+def q(p):  # the upper bound of the bucket holding the p-quantile, as histogram_quantile would bound it
+    return next(le for le, c in buckets if c >= p * total)
+print(f"  (sluice queue wait, from sluice_queue_wait_seconds: p50 <= {q(0.5)} s, p90 <= {q(0.9)} s, p99 <= {q(0.99)} s, {int(total)} admitted)")
+' > "$work/queue_wait"
+  fi
   kill "$origin_pid"; wait "$origin_pid" 2>/dev/null || true
   if [ -n "$kill_pid" ]; then kill "$kill_pid"; wait "$kill_pid" 2>/dev/null || true; fi
   python3 - "$name" "$stats" "$result" <<'PY'
@@ -110,6 +122,8 @@ print(f'{name:<14} {stats["generated"]:>9} {result["received"]:>9} {waste:>8} {1
       f'{stats["generations"]:>6} {stats["skipped_gone"]:>7} {result["completed"]:>5}/{result["left"]:>3}/{result["errors"]:<3} '
       f'{result["ttft_p50"]!s:>6} {result["ttft_p90"]!s:>6} {result["ttft_p99"]!s:>6} {stats["max_parallel"]:>4} {result["seconds"]:>6}')
 PY
+  [ "$name" = sluice ] && cat "$work/queue_wait"
+  return 0
 }
 
 echo "sluice $(git describe --always --dirty 2>/dev/null || echo '?') on $(nproc) CPUs, $(date -u +%Y-%m-%d): $clients clients, every third leaves early (seed $seed)"

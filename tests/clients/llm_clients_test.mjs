@@ -14,6 +14,7 @@ import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
+import { startSluice } from "./start_sluice.mjs";
 
 const [sluiceBin, modulesDir] = process.argv.slice(2);
 const require = createRequire(path.join(path.resolve(modulesDir), "noop.js"));
@@ -79,16 +80,7 @@ clusters: [{name: ai, endpoints: ["127.0.0.1:${modelPort}"]}]
 routes: [{name: ai, match: {path_prefix: /}, cluster: ai}]
 access_log: {enabled: false}
 `);
-const sluice = spawn(sluiceBin, ["run", "--config", configPath, "--admin", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });
-const port = await new Promise((resolve, reject) => {
-  let buf = "";
-  sluice.stdout.on("data", (d) => {
-    buf += d;
-    const m = buf.match(/listening name=public address=127\.0\.0\.1:(\d+)/);
-    if (m) resolve(Number(m[1]));
-  });
-  sluice.on("exit", (code) => reject(new Error("sluice exited " + code)));
-});
+const { proc: sluice, port } = await startSluice(sluiceBin, configPath);
 const base = `http://127.0.0.1:${port}`;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

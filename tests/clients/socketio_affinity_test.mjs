@@ -4,12 +4,12 @@
 // cookie, no app change) or hash on the source IP every client completes.
 // The round-robin run must fail, which proves the test can tell.
 // Exit 0 on the expected results, 77 when the npm packages are missing.
-import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
+import { startSluice } from "./start_sluice.mjs";
 
 const [sluiceBin, modulesDir] = process.argv.slice(2);
 const require = createRequire(path.join(path.resolve(modulesDir), "noop.js"));
@@ -48,18 +48,7 @@ timeouts: {drain_delay: 0s, drain: 1s}
 `;
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sluice-sio2-")), "config.yaml");
   fs.writeFileSync(file, config);
-  const proc = spawn(sluiceBin, ["run", "--config", file, "--admin", "127.0.0.1:0", "--workers", "1", "--log-level", "warn"],
-                     { stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise((resolve, reject) => {
-    let buf = "";
-    proc.stdout.on("data", (d) => {
-      buf += d;
-      const m = buf.match(/listening name=public address=127\.0\.0\.1:(\d+)/);
-      if (m) resolve(Number(m[1]));
-    });
-    proc.on("exit", (code) => reject(new Error("sluice exited " + code)));
-  });
-  return { proc, port };
+  return startSluice(sluiceBin, file, ["--workers", "1", "--log-level", "warn"]);
 }
 
 // One client: default transports (long-polling first), ten acked round trips.

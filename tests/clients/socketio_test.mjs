@@ -5,13 +5,14 @@
 // are missing (the test is then skipped, loudly). With --tls, the same over
 // HTTPS and wss:// (certificates made with the openssl CLI, trusted through a
 // test CA only).
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
 import fs from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import os from "node:os";
 import path from "node:path";
+import { startSluice } from "./start_sluice.mjs";
 
 const [sluiceBin, modulesDir, mode] = process.argv.slice(2);
 const useTls = mode === "--tls";
@@ -79,16 +80,7 @@ timeouts: {drain_delay: 0s, drain: 1s}
 `;
 const configPath = path.join(dir, "config.yaml");
 fs.writeFileSync(configPath, config);
-const sluice = spawn(sluiceBin, ["run", "--config", configPath, "--admin", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });
-const port = await new Promise((resolve, reject) => {
-  let buf = "";
-  sluice.stdout.on("data", (d) => {
-    buf += d;
-    const m = buf.match(/listening name=public address=127\.0\.0\.1:(\d+)/);
-    if (m) resolve(Number(m[1]));
-  });
-  sluice.on("exit", (code) => reject(new Error("sluice exited " + code)));
-});
+const { proc: sluice, port } = await startSluice(sluiceBin, configPath);
 const base = useTls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`;
 const tlsOptions = useTls ? { ca, rejectUnauthorized: true } : {};
 
