@@ -71,10 +71,10 @@ asio::awaitable<std::optional<ExchangeEnd>> Exchange::admit() {
             message += "; retry later, or raise max_requests_per_endpoint or queue.size";
             co_return co_await send_error(ErrorKind::queue_full, message);
         }
-        // Queued: the watch is reading, so a client that leaves wakes us through client_left().
+        // Queued: a client that leaves wakes us through client_left().
         queued_ = true;
         conn_.set_phase(Phase::queued, Watchdog::time_point::max());
-        if (!req_parser_->is_done()) conn_.watch().start_during_exchange();
+        conn_.watch().arm();
         const auto timeout = cr.queue_timeout;
         if (timeout.count() == 0) queue_timer_.expires_at(asio::steady_timer::time_point::max());
         else queue_timer_.expires_after(timeout);

@@ -96,7 +96,7 @@ asio::awaitable<void> Exchange::pump_request_body(std::shared_ptr<UpstreamConn> 
         conn_.set_phase(Phase::request, deadline_after(view_->snapshot->routes[route_].timeouts.upstream_response));
     }
     // The request has been read: from now on a client that leaves is seen at once.
-    if (end == Pump::done && !stop_pump_) conn_.watch().start_during_exchange();
+    if (end == Pump::done && !stop_pump_) conn_.watch().arm();
     pump_done_.cancel();
 }
 

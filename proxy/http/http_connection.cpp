@@ -8,6 +8,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <cstring>
 
 namespace sluice::proxy {
 
@@ -15,6 +16,7 @@ namespace asio = boost::asio;
 
 namespace {
 
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMaxLingerBytes = 1024 * 1024;
 constexpr auto kLinger = std::chrono::seconds(2);
 
@@ -157,7 +159,7 @@ asio::awaitable<void> HttpConnection::run() {
         }
         ExchangeEnd e = co_await exchange_.run();
         exchange_.finish();
-        watch_.exchange_over();
+        watch_.disarm();
         dog_.set_hard(Watchdog::time_point::max());
         // Draining: whatever the response said, no further request on this connection.
         if (e == ExchangeEnd::close || aborted_ || draining()) break;
@@ -172,23 +174,26 @@ asio::awaitable<bool> HttpConnection::wait_for_request(bool first) {
     // A copy: the worker may move to a newer snapshot while this connection idles.
     const config::Timeouts t = worker_.view()->snapshot->config.timeouts;
     if (!in_.empty()) {  // a pipelined request is already here
-        co_await watch_.stop();
         set_phase(Phase::head, deadline_after(t.request_headers));
         co_return true;
     }
     if (!first) set_phase(Phase::idle, deadline_after(t.http_idle));
-    // Plain: the watch reads into its own bytes, so an idle connection holds no
-    // pooled buffer. TLS reads into the buffer (TLS may hold bytes already taken
-    // from the socket, which only a read sees).
-    if (!client_.tls()) in_.release_if_empty();
-    if (deadline_passed()) {
-        co_await watch_.stop();
-        co_return false;
+    if (client_.tls()) {
+        // TLS may hold bytes already read from the socket, which a readiness
+        // wait would not see: read instead (the buffer stays while idle).
+        auto [ec, n] = deadline_passed() ? cancelled_io() : co_await client_.read_some(in_.prepare());
+        if (ec || aborted_) co_return false;
+        in_.commit(n);
+    } else {
+        in_.release_if_empty();  // an idle connection holds no pooled buffer
+        if (deadline_passed()) co_return false;
+        // A read, not a readiness wait: Asio re-arms epoll (one epoll_ctl) for
+        // every wait, while a read waits on the registration it already has.
+        auto [ec, n] = co_await client_.socket().async_read_some(asio::buffer(idle_read_), nothrow);
+        if (ec || aborted_) co_return false;
+        std::memcpy(in_.prepare(n).data(), idle_read_, n);
+        in_.commit(n);
     }
-    // Usually already reading: the watch started when the last request had been read.
-    watch_.start_between();
-    co_await watch_.join();
-    if (watch_.state() != ClientWatch::State::data || aborted_) co_return false;
     if (first) phase_ = Phase::head;  // keeps the deadline counted from accept
     else set_phase(Phase::head, deadline_after(t.request_headers));
     co_return true;
@@ -234,7 +239,6 @@ asio::awaitable<bool> HttpConnection::read_request_head() {
 }
 
 asio::awaitable<void> HttpConnection::close_gracefully() {
-    co_await watch_.stop();
     boost::system::error_code ec;
     if (aborted_ || !client_.socket().is_open()) {
         client_.socket().close(ec);

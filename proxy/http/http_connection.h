@@ -70,7 +70,7 @@ public:
     // every loop checks this before starting the next read or write.
     bool deadline_passed() const { return timed_out_ != Deadline::none; }
     bool aborted() const { return aborted_; }
-    // The read that waits for the client's next bytes (client_watch.h).
+    // Sees the client close or reset while an exchange waits (client_watch.h).
     ClientWatch& watch() { return watch_; }
     // The watch saw the client close or reset during an exchange: the upstream
     // closes now, and so does this connection.
@@ -104,6 +104,11 @@ private:
     bool aborted_ = false;
     ClientWatch watch_;
     Exchange exchange_;
+
+    // What an idle keep-alive connection reads its next request's first bytes
+    // into: the connection's own, so no pooled buffer is held while idle.
+    static constexpr std::size_t kIdleRead = 512;
+    char idle_read_[kIdleRead];
 };
 
 }  // namespace sluice::proxy

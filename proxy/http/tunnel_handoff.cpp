@@ -13,7 +13,7 @@ namespace asio = boost::asio;
 
 asio::awaitable<ExchangeEnd> Exchange::start_tunnel(std::shared_ptr<UpstreamConn> conn) {
     co_await finish_pump(*conn);  // an upgrade request carries no body; nothing to stop
-    co_await conn_.watch().stop();  // what it read goes to the tunnel with the rest
+    conn_.watch().release_socket();  // the tunnel watches the socket its own way
     out_head_.clear();
     build_switching_response(resp_, out_head_, set_affinity_ ? affinity_cookie() : std::string());
     auto [ec, n] = co_await conn_.client().write(asio::buffer(out_head_));

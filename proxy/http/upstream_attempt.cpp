@@ -108,7 +108,7 @@ asio::awaitable<ExchangeEnd> Exchange::forward() {
 
     // A request read whole: from now on a client that leaves is seen at once
     // (with a body, the pump starts the watch when it has read it).
-    if (!has_body) conn_.watch().start_during_exchange();
+    if (!has_body) conn_.watch().arm();
     RetryBudget budget(cluster);
     std::array<std::size_t, kMaxRetries + 1> tried{};
     std::size_t ntried = 0;
@@ -184,7 +184,7 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::attempt(bool fresh_connection) {
     pump_ = Pump::idle;
     stop_pump_ = false;
     if (!req_parser_->is_done()) {
-        co_await conn_.watch().stop();  // it read for a queued request; the pump reads now
+        conn_.watch().disarm();  // the pump reads the client and sees it leave
         start_pump(conn);  // it sends the head with the first body bytes
     } else {
         conn_.set_phase(Phase::request, deadline_after(route.timeouts.upstream_response));

@@ -13,7 +13,7 @@ namespace {
 
 int make_epoll() {
     int fd = ::epoll_create1(EPOLL_CLOEXEC);
-    if (fd < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1 for tunnels");
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1 for tunnels and hang-ups");
     return fd;
 }
 
@@ -42,6 +42,22 @@ std::uint64_t Readiness::add(std::shared_ptr<Handler> handler, int fd0, int fd1)
     handlers_.emplace(key, std::move(handler));
     arm();
     return key;
+}
+
+std::uint64_t Readiness::add_hangup(std::shared_ptr<Handler> handler, int fd) {
+    const std::uint64_t key = next_key_++;
+    epoll_event ev{};
+    ev.events = EPOLLRDHUP | EPOLLET;
+    ev.data.u64 = key << 1;
+    if (::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_ADD, fd, &ev) != 0) return 0;
+    handlers_.emplace(key, std::move(handler));
+    arm();
+    return key;
+}
+
+void Readiness::remove(std::uint64_t key, int fd) {
+    ::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_DEL, fd, nullptr);
+    drop(key);
 }
 
 void Readiness::drop(std::uint64_t key) {

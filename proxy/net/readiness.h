@@ -1,5 +1,6 @@
-// Edge-triggered readiness for the sockets of plain tunnels: one epoll set per
-// worker, nested in the worker's io_context.
+// Edge-triggered readiness for the sockets of plain tunnels, and hang-ups of
+// client connections with an exchange in progress (http/client_watch.h): one
+// epoll set per worker, nested in the worker's io_context.
 //
 // Asio re-arms epoll (EPOLL_CTL_MOD) on every async_wait, so a tunnel that
 // waited through Asio paid a system call per small WebSocket message on top of
@@ -38,6 +39,12 @@ public:
     // Watches sockets fd0 (side 0) and fd1 (side 1) for `handler`, which stays
     // alive until drop(). Returns a key for drop(), or 0 with errno set.
     std::uint64_t add(std::shared_ptr<Handler> handler, int fd0, int fd1);
+    // Watches one socket for its peer closing or resetting only (EPOLLRDHUP;
+    // EPOLLHUP and EPOLLERR come anyway), never for data, so a busy socket
+    // raises no event here until it hangs up. Reported as side 0.
+    std::uint64_t add_hangup(std::shared_ptr<Handler> handler, int fd);
+    // Takes `fd` out of the set (its socket lives on) and forgets the handler.
+    void remove(std::uint64_t key, int fd);
     // Forgets the handler. It is let go of on a later turn of the io_context,
     // so a handler may drop itself from inside on_ready. Closing the sockets
     // takes them out of the epoll set.

@@ -37,12 +37,6 @@ public:
     boost::asio::awaitable<boost::system::error_code> handshake(boost::asio::ssl::stream_base::handshake_type type);
 
     boost::asio::awaitable<Result> read_some(boost::asio::mutable_buffer b);
-    // The same with a completion handler, for a read left pending beside a coroutine.
-    template <class Handler>
-    void async_read_some(boost::asio::mutable_buffer b, Handler&& handler) {
-        if (tls_) tls_->async_read_some(b, std::forward<Handler>(handler));
-        else plain_.async_read_some(b, std::forward<Handler>(handler));
-    }
     // `b` by value: a buffer or a view of buffers, kept in the coroutine frame.
     template <class Buffers>
     boost::asio::awaitable<Result> write(Buffers b);
