@@ -13,6 +13,11 @@
 #     difference to direct
 #   resident KiB per idle WebSocket over COUNT idle tunnels (bench/idle_tunnels.sh)
 # Each figure is the median of three runs, and the last column is sluice / nginx.
+# The HTTP rows include sluice's watch for clients that leave mid-request
+# (docs/llm.md): each client socket joins the worker's edge-triggered epoll set
+# once, for hang-ups only, so a request whose client stays costs no system
+# call and no event for it (bench/ab.sh before and after: no difference beyond
+# noise; docs/performance.md has the figures and the system-call counts).
 #   bench/run.sh [SECONDS] [IDLE_COUNT]     (defaults 5 and 5000)
 #   bench/run.sh --smoke                    (1 s, one run, 200 idle tunnels: checks the harness works)
 #   SLUICE_BIN=/path/to/old/sluice bench/run.sh ...   (another sluice binary in the sluice column,

@@ -18,6 +18,7 @@
 # requests completed / left / failed, time to first token p50/p90/p99 of the
 # clients that stayed (queue wait included), and the server's peak parallelism.
 #   bench/slow_gpu.sh [CLIENTS] [SEED]     (defaults 200 and 1)
+#   TARGETS="sluice haproxy" bench/slow_gpu.sh ...   (some of the rows only)
 # Not a pass/fail test: it reports figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,9 +108,14 @@ import re, sys
 buckets = sorted((float("inf") if le == "+Inf" else float(le), float(v)) for le, v in
                  re.findall(r"sluice_queue_wait_seconds_bucket\{cluster=\"gpu\",le=\"([^\"]+)\"\} (\S+)", sys.stdin.read()))
 total = buckets[-1][1]
-def q(p):  # the upper bound of the bucket holding the p-quantile, as histogram_quantile would bound it
-    return next(le for le, c in buckets if c >= p * total)
-print(f"  (sluice queue wait, from sluice_queue_wait_seconds: p50 <= {q(0.5)} s, p90 <= {q(0.9)} s, p99 <= {q(0.99)} s, {int(total)} admitted)")
+def q(p):  # linear within the bucket holding the p-quantile, as PromQL histogram_quantile estimates it
+    lo, below = 0.0, 0.0
+    for le, c in buckets:
+        if c >= p * total:
+            return lo if le == float("inf") else lo + (le - lo) * (p * total - below) / max(c - below, 1)
+        lo, below = le, c
+print(f"  (sluice queue wait, histogram_quantile of sluice_queue_wait_seconds: p50 {q(0.5):.1f} s, "
+      f"p90 {q(0.9):.1f} s, p99 {q(0.99):.1f} s, over {int(total)} admitted)")
 ' > "$work/queue_wait"
   fi
   kill "$origin_pid"; wait "$origin_pid" 2>/dev/null || true
@@ -132,7 +138,7 @@ for detect in eof write; do
   [ $detect = eof ] && echo "A server that sees a closed connection at once:" || echo "A server that finds out when a write fails:"
   printf '%-14s %9s %9s %8s %7s %6s %7s %13s %6s %6s %6s %4s %6s\n' "" generated received "for nobody" "" \
     started skipped "done/left/err" "ttft50" "ttft90" "ttft99" "peak" "secs"
-  for t in direct sluice nginx nginx-stream haproxy haproxy-abort; do run_one "$t" $detect; done
+  for t in ${TARGETS:-direct sluice nginx nginx-stream haproxy haproxy-abort}; do run_one "$t" $detect; done
 done
 echo "(generated: tokens the server produced; received: tokens clients read; for nobody: the difference;"
 echo " started/skipped: generations the server began / dropped from its own queue because the client was gone;"

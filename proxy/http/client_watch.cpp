@@ -15,9 +15,10 @@ struct ClientWatch::Hangup final : Readiness::Handler {
     std::weak_ptr<HttpConnection> conn;
 };
 
-ClientWatch::~ClientWatch() {
-    // The socket closes with the connection, which takes it out of the epoll set.
+void ClientWatch::forget() {
+    armed_ = false;
     if (key_) conn_.worker().readiness().drop(key_);
+    key_ = 0;
 }
 
 void ClientWatch::arm() {

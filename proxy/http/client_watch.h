@@ -22,7 +22,6 @@ class HttpConnection;
 class ClientWatch {
 public:
     explicit ClientWatch(HttpConnection& conn) : conn_(conn) {}
-    ~ClientWatch();
     ClientWatch(const ClientWatch&) = delete;
     ClientWatch& operator=(const ClientWatch&) = delete;
 
@@ -32,6 +31,10 @@ public:
     void disarm() { armed_ = false; }
     // The socket lives on elsewhere (a tunnel registers it itself): forget it.
     void release_socket();
+    // The connection has closed its socket (which left the epoll set with it):
+    // the registration goes. Not in a destructor: a worker torn down destroys
+    // its readiness set before the connections its io_context still holds.
+    void forget();
 
 private:
     struct Hangup;

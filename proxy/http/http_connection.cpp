@@ -166,6 +166,7 @@ asio::awaitable<void> HttpConnection::run() {
         first = false;
     }
     co_await close_gracefully();
+    watch_.forget();
     dog_.stop();
 }
 

@@ -76,7 +76,8 @@ struct RouteStats {
 };
 
 // Time in an admission queue: none at all to a generation's length.
-inline constexpr double kQueueWaitBounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
+inline constexpr double kQueueWaitBounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5,
+                                              7.5, 10, 15, 20, 30, 45, 60, 120, 300};
 
 struct ClusterStats {
     std::uint64_t connect_failures = 0;  // refused, unreachable, timed out, unresolvable
