@@ -74,7 +74,6 @@ asio::awaitable<std::optional<ExchangeEnd>> Exchange::admit() {
         // Queued: a client that leaves wakes us through client_left().
         queued_ = true;
         conn_.set_phase(Phase::queued, Watchdog::time_point::max());
-        conn_.watch().arm();
         const auto timeout = cr.queue_timeout;
         if (timeout.count() == 0) queue_timer_.expires_at(asio::steady_timer::time_point::max());
         else queue_timer_.expires_after(timeout);

@@ -95,8 +95,6 @@ asio::awaitable<void> Exchange::pump_request_body(std::shared_ptr<UpstreamConn> 
     } else if (end == Pump::done && conn_.phase() == Phase::request) {
         conn_.set_phase(Phase::request, deadline_after(view_->snapshot->routes[route_].timeouts.upstream_response));
     }
-    // The request has been read: from now on a client that leaves is seen at once.
-    if (end == Pump::done && !stop_pump_) conn_.watch().arm();
     pump_done_.cancel();
 }
 

@@ -135,9 +135,10 @@ void Exchange::close_upstream() {
 }
 
 void Exchange::client_left() {
-    record_cancel(queued_                            ? CancelPhase::queued
-                  : conn_.phase() == Phase::response ? CancelPhase::streaming
-                                                     : CancelPhase::waiting);
+    if (queued_) record_cancel(CancelPhase::queued);
+    else if (conn_.phase() == Phase::response) record_cancel(CancelPhase::streaming);
+    else if (!req_parser_->is_done() || pump_ == Pump::running) record_cancel(CancelPhase::request);
+    else record_cancel(CancelPhase::waiting);
     close_upstream();  // also ends a connect in progress
     if (resolver_) resolver_->cancel();
 }

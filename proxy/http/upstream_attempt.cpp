@@ -106,9 +106,9 @@ asio::awaitable<ExchangeEnd> Exchange::forward() {
     const bool has_body = !req_parser_->is_done();
     const bool repeatable = !has_body && idempotent(req_.verb);
 
-    // A request read whole: from now on a client that leaves is seen at once
-    // (with a body, the pump starts the watch when it has read it).
-    if (!has_body) conn_.watch().arm();
+    // From now on a client that leaves is seen at once, also while its body's
+    // pump waits for the upstream to take more and so reads nothing.
+    conn_.watch().arm();
     RetryBudget budget(cluster);
     std::array<std::size_t, kMaxRetries + 1> tried{};
     std::size_t ntried = 0;
@@ -184,7 +184,6 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::attempt(bool fresh_connection) {
     pump_ = Pump::idle;
     stop_pump_ = false;
     if (!req_parser_->is_done()) {
-        conn_.watch().disarm();  // the pump reads the client and sees it leave
         start_pump(conn);  // it sends the head with the first body bytes
     } else {
         conn_.set_phase(Phase::request, deadline_after(route.timeouts.upstream_response));

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <fstream>
 
 using namespace sluice::test;
@@ -82,6 +83,18 @@ protected:
             ex.keep_alive = false;
             return;
         }
+        if (t == "/stuck-upload") {  // takes no body byte until the test lets it
+            seen.open();
+            release.wait(30000);
+            try {
+                ex.read_body();
+                upload_complete = true;
+            } catch (...) {
+            }
+            closed.open();
+            ex.keep_alive = false;
+            return;
+        }
         if (t.starts_with("/slow")) {
             seen.open();
             release.wait();
@@ -113,6 +126,7 @@ protected:
     Pem pem;
     TempDir dir{"sluice-cancel"};
     Gate seen, closed, release;
+    std::atomic<bool> upload_complete{false};
     asio::io_context io;
     tcp::acceptor hole{io};
     tcp::socket filler{io};
@@ -152,6 +166,26 @@ TEST_F(ClientCancel, LeavingMidUploadIsCountedInTheRequestPhase) {
     }
     EXPECT_TRUE(closed.wait(5000));
     EXPECT_TRUE(cancel_counted("all", "request"));
+}
+
+TEST_F(ClientCancel, ResetWhileTheUpstreamTakesNoMoreOfTheUploadIsSeenAtOnce) {
+    {
+        // A short deadline: the send stops once every buffer on the way is full.
+        RawClient c(proxy->port(), 1000);
+        c.send("POST /stuck-upload HTTP/1.1\r\nHost: t\r\nContent-Length: 268435456\r\n\r\n");
+        ASSERT_TRUE(seen.wait());
+        try {
+            c.send(std::string(64 << 20, 'x'));
+        } catch (...) {
+        }
+        // sluice's pump now waits for the origin to take more, reading nothing from the client.
+        reset_and_close(c.socket());
+    }
+    // Seen while the origin still reads nothing (it waits up to 30 s): only the watch could see it.
+    EXPECT_TRUE(eventually([&] { return cancels("all", "request") == 1; }, 5000));
+    release.open();
+    EXPECT_TRUE(closed.wait(5000));
+    EXPECT_FALSE(upload_complete);
 }
 
 TEST_F(ClientCancel, LeavingDuringAConnectEndsItAndBlamesNoEndpoint) {
