@@ -246,9 +246,10 @@ TEST_F(Errors, MalformedChunkedRequestBodyIs400) {
 }
 
 TEST_F(Errors, ClientLeavingMidUploadDoesNotDeliverAPartialRequest) {
-    Gate origin_saw_end;
+    Gate origin_saw_start, origin_saw_end;
     std::atomic<bool> complete{false};
     start([&](OriginExchange& ex) {
+        origin_saw_start.open();
         try {
             ex.read_body();
             complete = true;
@@ -260,6 +261,8 @@ TEST_F(Errors, ClientLeavingMidUploadDoesNotDeliverAPartialRequest) {
     {
         RawClient c(port());
         c.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n" + std::string(1000, 'x'));
+        // Leaving before sluice reached the origin would leave it nothing to see (sluice closes the connect).
+        ASSERT_TRUE(origin_saw_start.wait());
     }  // closes with 99,000 bytes missing
     EXPECT_TRUE(origin_saw_end.wait());
     EXPECT_FALSE(complete);
