@@ -110,9 +110,8 @@ asio::awaitable<std::optional<ExchangeEnd>> Exchange::admit() {
 }
 
 bool Exchange::readmit() {
-    auto admission = admission_;
-    release_slot();
-    admission_ = admission;
+    if (slot_) admission_->release(slot_);
+    slot_ = nullptr;
     EndpointState* slot = nullptr;
     const ClusterRuntime& cr = view_->snapshot->clusters[cluster_];
     if (admission_->acquire(cr.endpoints[endpoint_].state.get(), steady_now_ns(), waiter_, false, slot) ==
@@ -127,15 +126,14 @@ Exchange::~Exchange() {
     // Only when the worker is torn down with the exchange still running: give
     // the count back without waking waiters on workers that may be gone.
     if (waiter_) waiter_->timer = nullptr;
-    if (!admission_) return;
-    if (queued_ && waiter_ && !admission_->withdraw(waiter_)) admission_->forget(waiter_->slot);
-    admission_->forget(slot_);
+    release_slot(false);
 }
 
-void Exchange::release_slot() {
+void Exchange::release_slot(bool wake_waiters) {
     if (!admission_) return;
-    if (queued_ && waiter_ && !admission_->withdraw(waiter_)) admission_->release(waiter_->slot);
-    if (slot_) admission_->release(slot_);
+    auto give_back = [&](EndpointState* s) { wake_waiters ? admission_->release(s) : admission_->forget(s); };
+    if (queued_ && waiter_ && !admission_->withdraw(waiter_)) give_back(waiter_->slot);
+    give_back(slot_);
     slot_ = nullptr;
     admission_.reset();
 }

@@ -121,7 +121,8 @@ private:
     // Holds `slot` (null: uncounted, the cap was lifted) and goes to its endpoint;
     // false when this exchange's config does not know that endpoint.
     bool take_slot(EndpointState* slot, std::size_t preferred);
-    void release_slot();
+    // `wake_waiters` false: only at teardown, when other workers may be gone.
+    void release_slot(bool wake_waiters = true);
 
     // tunnel_handoff.cpp: after a 101, hands both sockets and the bytes read
     // past the handshake to a Tunnel.

@@ -62,7 +62,6 @@ std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t
         // build_snapshot runs only for a config being applied, so the shared
         // admission state takes the new cap here (the next admission sees it).
         cr.admission = registry.admission(cs.name);
-        cr.max_requests_per_endpoint = cs.max_requests_per_endpoint;
         cr.queue_timeout = cs.queue.timeout;
         {
             std::vector<std::shared_ptr<EndpointState>> states;

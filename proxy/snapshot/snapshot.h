@@ -36,7 +36,6 @@ struct ClusterRuntime {
     config::OutlierDetection outlier;
     std::shared_ptr<UpstreamTls> tls;  // null: plaintext
     std::shared_ptr<Admission> admission;  // max_requests_per_endpoint and the queue, shared across changes
-    std::uint32_t max_requests_per_endpoint = 0;
     config::Duration queue_timeout{};
     // Consistent-hash ring (lb_policy hash): points sorted, each naming an endpoint.
     std::vector<std::pair<std::uint64_t, std::uint32_t>> ring;
