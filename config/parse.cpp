@@ -552,7 +552,8 @@ Config parse_document(const json& doc, ConfigErrors& errors) {
     r.opt(doc, "", "listeners", [&](const json& v, const std::string& p) {
         r.array(v, p, [&](const json& x, const std::string& xp) {
             ListenerSpec l;
-            if (r.object(x, xp, "a listener", {"name", "address", "port", "tls"})) {
+            if (r.object(x, xp, "a listener", {"name", "address", "port", "tls", "http2"})) {
+                r.opt(x, xp, "http2", [&](const json& y, const std::string& yp) { r.boolean(y, yp, l.http2); });
                 r.opt(x, xp, "tls", [&](const json& y, const std::string& yp) { read_listener_tls(r, y, yp, l.tls); });
                 r.name(x, xp, "listener", l.name);
                 r.opt(x, xp, "address", [&](const json& y, const std::string& yp) { read_address(r, y, yp, l.address); });
@@ -579,9 +580,13 @@ Config parse_document(const json& doc, ConfigErrors& errors) {
     });
     r.opt(doc, "", "timeouts", [&](const json& v, const std::string& p) { read_timeouts(r, v, p, cfg.timeouts); });
     r.opt(doc, "", "limits", [&](const json& v, const std::string& p) {
-        if (!r.object(v, p, "limits", {"request_headers", "request_line"})) return;
+        if (!r.object(v, p, "limits", {"request_headers", "request_line", "http2_max_concurrent_streams"})) return;
         r.opt(v, p, "request_headers", [&](const json& x, const std::string& xp) { r.size(x, xp, cfg.limits.request_headers); });
         r.opt(v, p, "request_line", [&](const json& x, const std::string& xp) { r.size(x, xp, cfg.limits.request_line); });
+        r.opt(v, p, "http2_max_concurrent_streams", [&](const json& x, const std::string& xp) {
+            std::int64_t n = 0;
+            if (r.integer(x, xp, 1, 10000, n)) cfg.limits.http2_max_concurrent_streams = static_cast<std::uint32_t>(n);
+        });
     });
     r.opt(doc, "", "paths", [&](const json& v, const std::string& p) {
         if (!r.object(v, p, "paths", {"encoded_slash", "merge_slashes"})) return;

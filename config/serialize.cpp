@@ -95,7 +95,7 @@ json to_json(const Config& cfg) {
                          {"ready_clusters", cfg.probes->ready_clusters}};
     out["listeners"] = json::array();
     for (const auto& l : cfg.listeners) {
-        json listener = {{"name", l.name}, {"address", l.address}, {"port", l.port}};
+        json listener = {{"name", l.name}, {"address", l.address}, {"port", l.port}, {"http2", l.http2}};
         if (l.tls && l.tls->single && l.tls->certificates.size() == 1 && l.tls->certificates[0].server_names.empty()) {
             listener["tls"] = {{"cert", l.tls->certificates[0].cert}, {"key", l.tls->certificates[0].key}};
         } else if (l.tls) {
@@ -147,7 +147,8 @@ json to_json(const Config& cfg) {
     for (const auto& r : cfg.routes) out["routes"].push_back(route_json(r));
     out["timeouts"] = timeouts_json(cfg.timeouts);
     out["limits"] = {{"request_headers", format_size(cfg.limits.request_headers)},
-                     {"request_line", format_size(cfg.limits.request_line)}};
+                     {"request_line", format_size(cfg.limits.request_line)},
+                     {"http2_max_concurrent_streams", cfg.limits.http2_max_concurrent_streams}};
     out["paths"] = {{"encoded_slash", encoded_slash_name(cfg.paths.encoded_slash)},
                     {"merge_slashes", cfg.paths.merge_slashes}};
     out["access_log"] = {{"enabled", cfg.access_log.enabled}, {"path", cfg.access_log.path}};

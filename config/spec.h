@@ -38,6 +38,7 @@ struct RouteTimeouts {
 struct Limits {
     std::uint64_t request_headers = 64 * 1024;
     std::uint64_t request_line = 8 * 1024;
+    std::uint32_t http2_max_concurrent_streams = 100;  // per HTTP/2 client connection
     bool operator==(const Limits&) const = default;
 };
 
@@ -93,6 +94,7 @@ struct ListenerSpec {
     std::string address = "0.0.0.0";
     std::uint16_t port = 0;
     std::optional<ListenerTls> tls;  // HTTPS and wss:// when set
+    bool http2 = true;  // TLS: ALPN offers h2; plain: h2c by prior knowledge
     bool operator==(const ListenerSpec&) const = default;
     // Same socket: name, address, port, and whether it speaks TLS (certificates may differ).
     bool same_socket(const ListenerSpec& o) const {

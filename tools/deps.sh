@@ -7,6 +7,8 @@ packages=(
   cmake ninja-build g++ pkg-config
   libboost1.81-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev
+  libnghttp2-dev             # HTTP/2 (proxy/message/h2_session.cpp)
+  nghttp2-client python3-h2 python3-grpcio   # HTTP/2 tests: h2load, raw frames, gRPC
   python3 python3-jsonschema python3-yaml python3-websockets prometheus
   curl openssl
   clang libclang-rt-14-dev   # the fuzz targets (tools/fuzz.sh): libFuzzer with ASan and UBSan

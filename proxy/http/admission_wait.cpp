@@ -7,7 +7,6 @@
 #include "config/duration.h"
 #include "proxy/http/balancer.h"
 #include "proxy/http/exchange.h"
-#include "proxy/http/http_connection.h"
 #include "proxy/worker/worker_context.h"
 
 #include <boost/asio/as_tuple.hpp>
@@ -47,7 +46,7 @@ asio::awaitable<std::optional<ExchangeEnd>> Exchange::admit() {
     const ClusterRuntime& cr = view_->snapshot->clusters[cluster_];
     admission_ = cr.admission;
     if (!waiter_) waiter_ = std::make_shared<Admission::Waiter>();
-    waiter_->executor = conn_.client().socket().get_executor();
+    waiter_->executor = client_.executor();
     auto& stats = *view_->cluster_stats[cluster_];
     const auto began = Watchdog::Clock::now();
     const std::size_t preferred = endpoint_;
@@ -73,19 +72,19 @@ asio::awaitable<std::optional<ExchangeEnd>> Exchange::admit() {
         }
         // Queued: a client that leaves wakes us through client_left().
         queued_ = true;
-        conn_.set_phase(Phase::queued, Watchdog::time_point::max());
+        client_.set_phase(Phase::queued, Watchdog::time_point::max());
         const auto timeout = cr.queue_timeout;
         if (timeout.count() == 0) queue_timer_.expires_at(asio::steady_timer::time_point::max());
         else queue_timer_.expires_after(timeout);
         waiter_->timer = &queue_timer_;
-        if (!conn_.aborted() && !conn_.deadline_passed())
+        if (!client_.aborted() && !client_.deadline_passed())
             co_await queue_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
         waiter_->timer = nullptr;
         queued_ = false;
-        const bool gone = conn_.aborted() || rec_.cancel.has_value();
+        const bool gone = client_.aborted() || rec_.cancel.has_value();
         if (!admission_->withdraw(waiter_)) {
             // Admitted while waiting (perhaps just as the timer fired).
-            if (gone || conn_.deadline_passed()) {
+            if (gone || client_.deadline_passed()) {
                 admission_->release(waiter_->slot);
             } else if (take_slot(waiter_->slot, preferred)) {
                 stats.queue_wait.observe(std::chrono::duration<double>(Watchdog::Clock::now() - began).count());
@@ -97,8 +96,8 @@ asio::awaitable<std::optional<ExchangeEnd>> Exchange::admit() {
         const std::uint32_t cap = admission_->cap();
         admission_.reset();
         if (gone) co_return ExchangeEnd::close;
-        if (conn_.deadline_passed())
-            co_return co_await fail(io_failure(place(), conn_.timed_out(), false, {}, "while queued",
+        if (client_.deadline_passed())
+            co_return co_await fail(io_failure(place(), client_.timed_out(), false, {}, "while queued",
                                                UpstreamFailure::Retry::no));
         const std::string message = "waited " + config::describe_duration(timeout) +
                                     " (queue.timeout) in the queue of cluster \"" + cr.name +

@@ -1,7 +1,8 @@
 #include "proxy/http/exchange.h"
 
 #include "proxy/http/balancer.h"
-#include "proxy/http/http_connection.h"
+#include "proxy/net/downstream.h"
+#include "proxy/net/listener.h"
 #include "proxy/net/log.h"
 #include "proxy/worker/worker_context.h"
 
@@ -38,8 +39,8 @@ std::string first_route_hint(const Snapshot& snap) {
 
 }  // namespace
 
-Exchange::Exchange(HttpConnection& conn)
-    : conn_(conn), queue_timer_(conn.client().socket().get_executor()), pump_done_(conn.client().socket().get_executor()) {}
+Exchange::Exchange(ClientSide& client)
+    : client_(client), queue_timer_(client.executor()), pump_done_(client.executor()) {}
 
 void Exchange::begin() {
     rec_ = Record{};
@@ -47,27 +48,10 @@ void Exchange::begin() {
     req_.clear();
 }
 
-asio::awaitable<bool> Exchange::take_head(std::size_t end, const config::Paths& paths) {
-    IoBuffer& in = conn_.in();
-    // The head is parsed from a copy so its views stay valid through the exchange.
-    req_.clear();
-    req_.raw.assign(in.data().data(), end);
-    in.consume(end);
-    req_parser_.emplace(req_);
-    if (auto refusal = parse_request_head(req_, *req_parser_, paths)) {
-        client_keep_alive_ = false;
-        co_await send_error(refusal->kind, refusal->message, true);
-        co_return false;
-    }
-    req_parser_->eager(true);
-    client_keep_alive_ = req_parser_->keep_alive();
-    co_return true;
-}
-
 asio::awaitable<ExchangeEnd> Exchange::run() {
-    view_ = conn_.worker().view();
+    view_ = client_.worker().view();
     const Snapshot& snap = *view_->snapshot;
-    const ListenerInfo& listener = *conn_.listener_info();
+    const ListenerInfo& listener = *client_.listener_info();
     std::size_t r = snap.router.match(req_);
     if (r == Router::npos) {
         std::string msg = "no route matches " + printable(req_.method, 32) + " " + printable(req_.path) +
@@ -89,37 +73,27 @@ asio::awaitable<ExchangeEnd> Exchange::run() {
                                       "route \"" + route.spec->name +
                                           "\" does not accept WebSocket upgrades (websocket: false)");
     // After a 101 every byte is tunnel data: a body would be read as frames.
-    if (upgrade_ && !req_parser_->is_done())
+    if (upgrade_ && !request_complete())
         co_return co_await send_error(ErrorKind::bad_request, "a WebSocket upgrade request cannot carry a body", true);
     co_return co_await forward();
 }
 
-asio::awaitable<ExchangeEnd> Exchange::send_error(ErrorKind kind, std::string_view message, bool force_close) {
-    bool close = force_close || !client_keep_alive_ || !request_body_done() || conn_.draining();
-    out_head_ = render_error(kind, message, close, req_.verb == http::verb::head);
+void Exchange::record_error(ErrorKind kind, std::string_view message) {
     rec_.status = status_of(kind);
     rec_.error = kind;
     ++route_stats().errors[static_cast<std::size_t>(kind)];
-    log_proxy_error(conn_.listener_info()->spec.name, status_of(kind), code_of(kind), message);
-    conn_.set_phase(Phase::response, deadline_after(conn_.worker().view()->snapshot->config.timeouts.stream_idle));
-    auto [ec, n] = co_await conn_.client().write(asio::buffer(out_head_));
-    co_return (ec || close) ? ExchangeEnd::close : ExchangeEnd::keep_alive;
+    log_proxy_error(client_.listener_info()->spec.name, status_of(kind), code_of(kind), message);
 }
 
 void Exchange::finish() {
     release_slot();  // the response has ended: the next queued request may go
     account();
-    conn_.worker().release_view(view_);
+    client_.worker().release_view(view_);
     upstream_.reset();
-    req_parser_.reset();
 }
 
 void Exchange::finish_refused() {
     if (rec_.status) account();  // refused with an answer (400, 408, 414, 431)
-}
-
-bool Exchange::request_body_done() const {
-    return !req_parser_ || (req_parser_->is_done() && pump_ != Pump::running);
 }
 
 void Exchange::cancel_upstream() {
@@ -136,8 +110,8 @@ void Exchange::close_upstream() {
 
 void Exchange::client_left() {
     if (queued_) record_cancel(CancelPhase::queued);
-    else if (conn_.phase() == Phase::response) record_cancel(CancelPhase::streaming);
-    else if (!req_parser_->is_done() || pump_ == Pump::running) record_cancel(CancelPhase::request);
+    else if (client_.phase() == Phase::response) record_cancel(CancelPhase::streaming);
+    else if (!request_complete() || pump_ == Pump::running) record_cancel(CancelPhase::request);
     else record_cancel(CancelPhase::waiting);
     close_upstream();  // also ends a connect in progress
     if (resolver_) resolver_->cancel();
@@ -154,18 +128,34 @@ AttemptPlace Exchange::place() const { return {*view_->snapshot, route_, cluster
 std::string Exchange::affinity_cookie() const {
     // Names the endpoint by an opaque id, never its address; the client moves
     // (and gets a new cookie) when that endpoint is gone or unavailable.
-    return "Set-Cookie: " + std::string(kAffinityCookie) + "=" + view_->snapshot->clusters[cluster_].endpoints[endpoint_].id +
-           "; Path=/; HttpOnly; SameSite=Lax\r\n";
+    return "Set-Cookie: " + affinity_value() + "\r\n";
+}
+
+std::string Exchange::affinity_value() const {
+    return std::string(kAffinityCookie) + "=" + view_->snapshot->clusters[cluster_].endpoints[endpoint_].id +
+           "; Path=/; HttpOnly; SameSite=Lax";
+}
+
+void Exchange::count_body_sent(std::size_t bytes, Watchdog::time_point now) {
+    rec_.bytes_out += bytes;
+    if (!bytes || !rec_.stream) return;
+    // Time to the first token, then the gaps between tokens (SSE and NDJSON
+    // servers send the head at once, so the body is what counts).
+    RouteStats& stats = *view_->route_stats[route_];
+    if (!rec_.first_body_byte) stats.first_byte.observe(std::chrono::duration<double>(now - rec_.sent).count());
+    else stats.gap.observe(std::chrono::duration<double>(now - rec_.last_body_byte).count());
+    rec_.first_body_byte = true;
+    rec_.last_body_byte = now;
 }
 
 RouteStats& Exchange::route_stats() {
     if (rec_.routed && view_) return *view_->route_stats[route_];
-    return conn_.worker().stats().route("");
+    return client_.worker().stats().route("");
 }
 
 void Exchange::count_response(int status) {
     RouteStats& rs = route_stats();
-    rs.count_response(conn_.listener_info()->spec.name, status);
+    rs.count_response(client_.listener_info()->spec.name, status);
     rs.duration.observe(std::chrono::duration<double>(Watchdog::Clock::now() - rec_.start).count());
 }
 
@@ -177,7 +167,7 @@ void Exchange::account() {
         rec_.streaming = false;
     }
     if (rec_.status) count_response(rec_.status);
-    WorkerContext& worker = conn_.worker();
+    WorkerContext& worker = client_.worker();
     if (!worker.access_log_enabled()) return;
     const auto now = Watchdog::Clock::now();
     const auto& snap = view_ ? *view_->snapshot : *worker.view()->snapshot;
@@ -186,13 +176,13 @@ void Exchange::account() {
     r.duration = std::chrono::duration<double>(took).count();
     r.start = std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(took);
     r.kind = rec_.stream ? "stream" : "http";
-    r.listener = conn_.listener_info()->spec.name;
+    r.listener = client_.listener_info()->spec.name;
     if (rec_.routed && view_) r.route = snap.routes[route_].spec->name;
     if (rec_.upstream && view_) {
         r.cluster = snap.clusters[cluster_].name;
         r.endpoint = snap.clusters[cluster_].endpoints[endpoint_].key;
     }
-    std::string client = conn_.client_address();
+    std::string client = client_.client_address();
     r.client = client;
     r.method = req_.method;
     r.path = req_.path;
@@ -211,11 +201,11 @@ bool Exchange::describe(ConnectionInfo& out) const {
     if (!rec_.streaming || !view_) return false;
     const Snapshot& snap = *view_->snapshot;
     out.kind = "stream";
-    out.listener = conn_.listener_info()->spec.name;
+    out.listener = client_.listener_info()->spec.name;
     out.route = snap.routes[route_].spec->name;
     out.cluster = snap.clusters[cluster_].name;
     out.endpoint = snap.clusters[cluster_].endpoints[endpoint_].key;
-    out.client = conn_.client_address();
+    out.client = client_.client_address();
     out.started = rec_.start;
     out.bytes_from_client = rec_.bytes_in;
     out.bytes_to_client = rec_.bytes_out;

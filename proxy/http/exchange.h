@@ -1,18 +1,23 @@
-// One request and its response on an HTTP/1.1 connection (HAProxy's "stream",
-// Envoy's "active stream"): the config snapshot taken once when its head has
-// arrived, the route, the request and response heads, the upstream connection,
-// the body relays both ways, and what it did, for metrics and the access log.
+// One request and its response (HAProxy's "stream", Envoy's "active stream"):
+// the config snapshot taken once when its head has arrived, the route, the
+// request and response heads, the upstream connection, the body relays both
+// ways, and what it did, for metrics and the access log.
 //
-// The connection owns one Exchange and re-initialises it in place for each
-// request (begin()), so the strings and vectors it grew stay allocated. Files:
-//   exchange.cpp          the head, routing, errors sluice answers, accounting
+// This class is what every exchange shares: routing, admission, the attempt
+// loop and its retries, the upstream side, and the accounting. What differs
+// with the client's protocol (reading the request body, writing the response,
+// sluice's own answers) are the virtual hooks, implemented by Http1Exchange
+// (one per HTTP/1.1 connection, re-initialised in place for each request) and
+// H2Exchange (one per HTTP/2 stream). Files:
+//   exchange.cpp          routing, errors sluice answers, accounting
 //   upstream_attempt.cpp  the attempt loop: pick, attempt, retry if the failure allows
 //   upstream_connect.cpp  a new upstream connection (DNS, TCP, TLS)
 //   body_relay.cpp        request body pump, response head and body relay
-//   tunnel_handoff.cpp    after a 101: both sockets to a tunnel
+//   admission_wait.cpp    max_requests_per_endpoint and the queue
 //
 // Every method runs on the worker thread of its connection.
 #pragma once
+#include "proxy/http/client_side.h"
 #include "proxy/http/exchange_phase.h"
 #include "proxy/http/upstream_failure.h"
 #include "proxy/message/forward_headers.h"
@@ -34,7 +39,6 @@
 
 namespace sluice::proxy {
 
-class HttpConnection;
 struct ConnectionInfo;
 struct RouteStats;
 struct WorkerView;
@@ -44,41 +48,73 @@ enum class ExchangeEnd { keep_alive, close };
 
 class Exchange {
 public:
-    explicit Exchange(HttpConnection& conn);
-    ~Exchange();
+    explicit Exchange(ClientSide& client);
+    virtual ~Exchange();
     Exchange(const Exchange&) = delete;
     Exchange& operator=(const Exchange&) = delete;
 
-    // A new request starts on the connection: forget the last one, keep the storage.
+    // A new request starts: forget the last one, keep the storage.
     void begin();
-    // Parses the head that is the first `end` bytes of the connection's buffer,
-    // under the path rules of the snapshot the connection read it with.
-    // False after refusing it with an answer (400, 501).
-    boost::asio::awaitable<bool> take_head(std::size_t end, const config::Paths& paths);
     // Routes the request and forwards it; the response has been relayed or answered.
     boost::asio::awaitable<ExchangeEnd> run();
     // Answers with an error made by sluice; closes afterwards unless the request
     // was read completely and the client wants to keep the connection.
-    boost::asio::awaitable<ExchangeEnd> send_error(ErrorKind kind, std::string_view message, bool force_close = false);
+    virtual boost::asio::awaitable<ExchangeEnd> send_error(ErrorKind kind, std::string_view message,
+                                                           bool force_close = false) = 0;
     // The end of the exchange: metrics, the access log line, and letting go of
     // the snapshot (an old config dies with its last request).
-    void finish();
+    virtual void finish();
     // Metrics and the access log line for a request refused before it was routed.
     void finish_refused();
 
     // The unread client bytes of a request body mean the close must linger.
-    bool request_body_done() const;
+    virtual bool request_body_done() const = 0;
     // A deadline passed or the connection is closing: stop the upstream side.
     void cancel_upstream();
     void close_upstream();
-    // The client closed or reset its connection before the response ended:
-    // counts the cancel in the phase the exchange is in and closes the upstream
-    // (never pooled), so the server stops working for nobody.
+    // The client closed or reset its connection (or its stream) before the
+    // response ended: counts the cancel in the phase the exchange is in and
+    // closes the upstream (never pooled), so the server stops working for nobody.
     void client_left();
     // GET /connections: a streaming response in progress.
     bool describe(ConnectionInfo& out) const;
+    const RequestHead& request() const { return req_; }
 
-private:
+protected:
+    // Request body pump, which runs beside the response relay.
+    enum class Pump {
+        idle,             // no body, or not started
+        running,
+        done,             // the whole body went upstream
+        client_left,      // the client closed or reset mid-body
+        client_stalled,   // a deadline passed while waiting for client bytes
+        client_bad_body,  // malformed chunked framing (client_body_error_ says how)
+        upstream_failed,  // the upstream stopped taking the body
+        stopped,          // stopped by us: the exchange ended first
+    };
+
+    // The client's protocol, one hook each.
+    // Every request body byte has arrived (or there is none).
+    virtual bool request_complete() const = 0;
+    // The request body's framing on the upstream hop.
+    virtual void set_request_framing(UpstreamRequest& up) = 0;
+    // Sends the request head and body upstream as the body arrives; returns how it ended.
+    virtual boost::asio::awaitable<Pump> pump_body(UpstreamConn& conn) = 0;
+    // Wakes a pump waiting for client bytes (finish_pump stops it).
+    virtual void stop_client_reads() = 0;
+    // An interim 1xx response head (resp_) for the client. False: the client left.
+    virtual boost::asio::awaitable<bool> relay_interim() = 0;
+    // The final response head (resp_) is parsed: decides how it goes to the client.
+    virtual void begin_response(const ResponseParser& parser) = 0;
+    // The response head (on the first call) and body bytes; `last`: the end of the body.
+    // False: the client is gone or stopped reading.
+    virtual boost::asio::awaitable<bool> send_response(const std::vector<boost::asio::const_buffer>& body,
+                                                       bool last) = 0;
+    // The client connection closes after this response.
+    virtual bool response_closes() const = 0;
+    // After a 101: hands both sides to a tunnel.
+    virtual boost::asio::awaitable<ExchangeEnd> start_tunnel(std::shared_ptr<UpstreamConn> conn) = 0;
+
     // upstream_attempt.cpp
     boost::asio::awaitable<ExchangeEnd> forward();
     struct AttemptEnd {
@@ -92,7 +128,7 @@ private:
     boost::asio::awaitable<std::shared_ptr<UpstreamConn>> connect_upstream(UpstreamFailure& failure);
 
     // body_relay.cpp
-    boost::asio::awaitable<void> pump_request_body(std::shared_ptr<UpstreamConn> conn);
+    boost::asio::awaitable<void> run_pump(std::shared_ptr<UpstreamConn> conn);
     // Reads the response head (relaying interim 1xx heads). Set: the attempt is over.
     boost::asio::awaitable<std::optional<AttemptEnd>> read_response_head(UpstreamConn& conn,
                                                                          std::optional<ResponseParser>& parser);
@@ -124,28 +160,26 @@ private:
     // `wake_waiters` false: only at teardown, when other workers may be gone.
     void release_slot(bool wake_waiters = true);
 
-    // tunnel_handoff.cpp: after a 101, hands both sockets and the bytes read
-    // past the handshake to a Tunnel.
-    boost::asio::awaitable<ExchangeEnd> start_tunnel(std::shared_ptr<UpstreamConn> conn);
-
+    // Counts and logs an error answer sluice makes; the hooks then write it.
+    void record_error(ErrorKind kind, std::string_view message);
     AttemptPlace place() const;
     std::string affinity_cookie() const;  // the Set-Cookie line for sticky clusters
+    std::string affinity_value() const;   // its value
     // Counts a response head sent to the client (status, duration) on the route's counters.
     void count_response(int status);
     // Counts the client leaving once, in `phase`.
     void record_cancel(CancelPhase phase);
+    // A body piece reached the client: stream timing (first token, gaps) and bytes.
+    void count_body_sent(std::size_t bytes, Watchdog::time_point now);
     void account();
     RouteStats& route_stats();
 
-    HttpConnection& conn_;
+    ClientSide& client_;
 
     std::shared_ptr<WorkerView> view_;  // snapped once, when the head has arrived
     std::size_t route_ = 0;
     RequestHead req_;
-    std::optional<RequestParser> req_parser_;
-    bool client_keep_alive_ = true;
     bool upgrade_ = false;  // a WebSocket upgrade request on a route that allows it
-    std::string out_head_;  // response head for the client; reused
     std::shared_ptr<UpstreamConn> upstream_;
     std::size_t cluster_ = 0, endpoint_ = 0;  // where this exchange goes
 
@@ -174,17 +208,6 @@ private:
     };
     Record rec_;
 
-    // Request body pump, which runs beside the response relay.
-    enum class Pump {
-        idle,             // no body, or not started
-        running,
-        done,             // the whole body went upstream
-        client_left,      // the client closed or reset mid-body
-        client_stalled,   // a deadline passed while waiting for client bytes
-        client_bad_body,  // malformed chunked framing (client_body_error_ says how)
-        upstream_failed,  // the upstream stopped taking the body
-        stopped,          // stopped by us: the exchange ended first
-    };
     // Admission (admission_wait.cpp): set while this exchange waits or holds a slot.
     std::shared_ptr<Admission> admission_;
     EndpointState* slot_ = nullptr;
@@ -196,12 +219,8 @@ private:
     bool stop_pump_ = false;  // finish_pump() asked the running pump to end
     Refusal client_body_error_;  // why the body was refused (client_bad_body)
     boost::asio::steady_timer pump_done_;
-    std::vector<boost::asio::const_buffer> pump_gather_;
-    char pump_chunk_line_[24];
 
     ResponseHead resp_;
-    std::vector<boost::asio::const_buffer> gather_;
-    char chunk_line_[24];
 };
 
 }  // namespace sluice::proxy

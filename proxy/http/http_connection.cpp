@@ -1,6 +1,7 @@
 #include "proxy/http/http_connection.h"
 
 #include "config/duration.h"
+#include "proxy/http/h2_connection.h"
 #include "proxy/net/log.h"
 #include "proxy/worker/worker_context.h"
 
@@ -19,6 +20,8 @@ namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMaxLingerBytes = 1024 * 1024;
 constexpr auto kLinger = std::chrono::seconds(2);
+// What an HTTP/2 client with prior knowledge sends first (RFC 9113 3.4).
+constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 }  // namespace
 
@@ -126,7 +129,10 @@ void HttpConnection::abort(CloseReason) {
     exchange_.close_upstream();
 }
 
-bool HttpConnection::describe(ConnectionInfo& out) const { return exchange_.describe(out); }
+void HttpConnection::describe(std::vector<ConnectionInfo>& out) const {
+    ConnectionInfo info;
+    if (exchange_.describe(info)) out.push_back(std::move(info));
+}
 
 std::string HttpConnection::client_address() const {
     if (peer_ip_.find(':') != std::string::npos) return "[" + peer_ip_ + "]:" + std::to_string(peer_port_);
@@ -148,10 +154,15 @@ asio::awaitable<void> HttpConnection::run() {
             dog_.stop();
             co_return;
         }
+        const unsigned char* alpn = nullptr;
+        unsigned int alpn_len = 0;
+        SSL_get0_alpn_selected(client_.ssl(), &alpn, &alpn_len);
+        if (alpn_len == 2 && alpn[0] == 'h' && alpn[1] == '2') co_return hand_to_h2();
     }
     bool first = true;
     while (!aborted_) {
         if (!co_await wait_for_request(first)) break;
+        if (first && !client_.tls() && co_await prior_knowledge()) co_return hand_to_h2();
         exchange_.begin();
         if (!co_await read_request_head()) {
             exchange_.finish_refused();
@@ -198,6 +209,28 @@ asio::awaitable<bool> HttpConnection::wait_for_request(bool first) {
     if (first) phase_ = Phase::head;  // keeps the deadline counted from accept
     else set_phase(Phase::head, deadline_after(t.request_headers));
     co_return true;
+}
+
+asio::awaitable<bool> HttpConnection::prior_knowledge() {
+    const auto snapshot = worker_.view()->snapshot;
+    const config::ListenerSpec* spec = snapshot->listener(listener_->spec.name);
+    if (!spec || !spec->http2) co_return false;
+    // The preface may come in pieces; as long as it matches so far, read on.
+    while (in_.size() < kH2Preface.size() && kH2Preface.substr(0, in_.size()) == in_.data()) {
+        auto [ec, n] = deadline_passed() ? cancelled_io() : co_await client_.read_some(in_.prepare());
+        if (ec) co_return false;
+        in_.commit(n);
+    }
+    co_return in_.data().substr(0, kH2Preface.size()) == kH2Preface;
+}
+
+void HttpConnection::hand_to_h2() {
+    dog_.stop();
+    auto h2 = std::make_shared<H2Connection>(worker_, listener_, std::move(client_), in_.data(), peer_ip_, peer_port_);
+    in_.consume(in_.size());
+    in_.release_if_empty();
+    aborted_ = true;
+    h2->start();
 }
 
 asio::awaitable<bool> HttpConnection::read_request_head() {

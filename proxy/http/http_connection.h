@@ -7,8 +7,9 @@
 //
 // Every method runs on the worker thread that accepted the connection.
 #pragma once
+#include "proxy/http/client_side.h"
 #include "proxy/http/client_watch.h"
-#include "proxy/http/exchange.h"
+#include "proxy/http/http1_exchange.h"
 #include "proxy/http/exchange_phase.h"
 #include "proxy/net/downstream.h"
 #include "proxy/net/io_buffer.h"
@@ -28,7 +29,7 @@ namespace sluice::proxy {
 class WorkerContext;
 class ServerTls;
 
-class HttpConnection final : public Downstream {
+class HttpConnection final : public Downstream, public ClientSide {
 public:
     using tcp = boost::asio::ip::tcp;
 
@@ -41,46 +42,39 @@ public:
     void close_if_idle() override;
     void abort(CloseReason reason) override;
     const ListenerInfo* listener() const override { return listener_.get(); }
-    bool describe(ConnectionInfo& out) const override;
+    void describe(std::vector<ConnectionInfo>& out) const override;
+
+    // ClientSide: what the exchange running on this connection reads and sets.
+    WorkerContext& worker() const override { return worker_; }
+    const std::shared_ptr<ListenerInfo>& listener_info() const override { return listener_; }
+    const std::string& peer_ip() const override { return peer_ip_; }
+    std::string client_address() const override;
+    bool draining() const override;
+    boost::asio::any_io_executor executor() override { return client_.socket().get_executor(); }
+    std::shared_ptr<void> keep_alive() override { return shared_from_this(); }
+    Watchdog& watchdog() override { return dog_; }
+    void set_phase(Phase p, Watchdog::time_point deadline) override;
+    void set_streaming(Phase p, Watchdog::Clock::duration idle) override;
+    Phase phase() const override { return phase_; }
+    Deadline timed_out() const override { return timed_out_; }
+    void clear_timeout() override { timed_out_ = Deadline::none; }
+    bool aborted() const override { return aborted_; }
+    void watch_for_hangup() override { watch_.arm(); }
 
     // Watchdog owner interface.
-    Watchdog& watchdog() { return dog_; }
     void on_deadline(Watchdog::Which which);
 
-    // What the exchange running on this connection reads, writes and sets.
-    WorkerContext& worker() const { return worker_; }
-    const std::shared_ptr<ListenerInfo>& listener_info() const { return listener_; }
+    // What the HTTP/1.1 exchange reads and writes.
     Transport& client() { return client_; }
     IoBuffer& in() { return in_; }
-    const std::string& peer_ip() const { return peer_ip_; }
-    std::string client_address() const;  // 10.0.0.1:51234, [::1]:51234
     std::shared_ptr<HttpConnection> self() {
         return std::static_pointer_cast<HttpConnection>(shared_from_this());
     }
-    // A phase with a fixed deadline (time_point::max() for none) and no idle timeout.
-    void set_phase(Phase p, Watchdog::time_point deadline);
-    // A phase with no fixed deadline that ends after `idle` without bytes moving.
-    void set_streaming(Phase p, Watchdog::Clock::duration idle);
-    Phase phase() const { return phase_; }
-    Deadline timed_out() const { return timed_out_; }
-    // Forgets a passed deadline (an attempt that failed on one is being retried).
-    void clear_timeout() { timed_out_ = Deadline::none; }
-    // A deadline passed: on_deadline() cancelled what was pending, but an
-    // operation whose completion was already queued escaped the cancel, so
-    // every loop checks this before starting the next read or write.
-    bool deadline_passed() const { return timed_out_ != Deadline::none; }
-    bool aborted() const { return aborted_; }
     // Sees the client close or reset while an exchange waits (client_watch.h).
     ClientWatch& watch() { return watch_; }
     // The watch saw the client close or reset during an exchange: the upstream
     // closes now, and so does this connection.
     void client_left();
-    // The server or this connection's listener is draining: no further request here.
-    bool draining() const;
-
-    static std::tuple<boost::system::error_code, std::size_t> cancelled_io() {
-        return {boost::asio::error::operation_aborted, 0};
-    }
 
 private:
     boost::asio::awaitable<void> run();
@@ -89,6 +83,12 @@ private:
     // Reads until a whole request head is buffered, under the head limits;
     // the exchange parses it. False: the connection ends (answered or not).
     boost::asio::awaitable<bool> read_request_head();
+    // A plain connection whose first bytes are the HTTP/2 preface, on a
+    // listener with http2 on (h2c with prior knowledge).
+    boost::asio::awaitable<bool> prior_knowledge();
+    // The connection speaks HTTP/2 from here: an H2Connection takes its socket
+    // and the bytes read so far; this object ends.
+    void hand_to_h2();
     boost::asio::awaitable<void> close_gracefully();
 
     WorkerContext& worker_;
@@ -103,7 +103,7 @@ private:
     Deadline timed_out_ = Deadline::none;
     bool aborted_ = false;
     ClientWatch watch_;
-    Exchange exchange_;
+    Http1Exchange exchange_;
 
     // What an idle keep-alive connection reads its next request's first bytes
     // into: the connection's own, so no pooled buffer is held while idle.

@@ -1,7 +1,7 @@
 // After a 101 Switching Protocols: the exchange answers the client, counts the
 // upgrade, and hands both sockets and the bytes already read past the
 // handshake to a tunnel, which lives on after the exchange and its connection.
-#include "proxy/http/exchange.h"
+#include "proxy/http/http1_exchange.h"
 #include "proxy/http/http_connection.h"
 #include "proxy/tunnel/tls_tunnel.h"
 #include "proxy/tunnel/tunnel.h"
@@ -11,7 +11,7 @@ namespace sluice::proxy {
 
 namespace asio = boost::asio;
 
-asio::awaitable<ExchangeEnd> Exchange::start_tunnel(std::shared_ptr<UpstreamConn> conn) {
+asio::awaitable<ExchangeEnd> Http1Exchange::start_tunnel(std::shared_ptr<UpstreamConn> conn) {
     co_await finish_pump(*conn);  // an upgrade request carries no body; nothing to stop
     conn_.watch().release_socket();  // the tunnel watches the socket its own way
     out_head_.clear();

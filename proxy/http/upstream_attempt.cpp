@@ -4,8 +4,8 @@
 // budget allows.
 #include "proxy/http/balancer.h"
 #include "proxy/http/exchange.h"
-#include "proxy/http/http_connection.h"
 #include "proxy/message/request_path.h"
+#include "proxy/net/listener.h"
 #include "proxy/worker/worker_context.h"
 
 #include <boost/asio/write.hpp>
@@ -77,7 +77,7 @@ private:
 asio::awaitable<ExchangeEnd> Exchange::forward() {
     const Snapshot& snap = *view_->snapshot;
     const RouteRuntime& route = snap.routes[route_];
-    conn_.watchdog().set_hard(deadline_after(route.timeouts.max_duration));
+    client_.watchdog().set_hard(deadline_after(route.timeouts.max_duration));
     auto& cluster = view_->clusters[route.cluster];
     const ClusterRuntime& cr = snap.clusters[route.cluster];
     cluster_ = route.cluster;
@@ -100,15 +100,15 @@ asio::awaitable<ExchangeEnd> Exchange::forward() {
             path = rewritten_path_;
         }
     }
-    up_ = UpstreamRequest{path, conn_.peer_ip(), conn_.listener_info()->scheme, {}};
+    up_ = UpstreamRequest{path, client_.peer_ip(), client_.listener_info()->scheme, {}};
     if (upgrade_) up_.upgrade = req_.find(http::field::upgrade);
-    set_request_framing(up_, *req_parser_, req_);
-    const bool has_body = !req_parser_->is_done();
+    set_request_framing(up_);
+    const bool has_body = !request_complete();
     const bool repeatable = !has_body && idempotent(req_.verb);
 
     // From now on a client that leaves is seen at once, also while its body's
     // pump waits for the upstream to take more and so reads nothing.
-    conn_.watch().arm();
+    client_.watch_for_hangup();
     RetryBudget budget(cluster);
     std::array<std::size_t, kMaxRetries + 1> tried{};
     std::size_t ntried = 0;
@@ -117,8 +117,8 @@ asio::awaitable<ExchangeEnd> Exchange::forward() {
     std::optional<UpstreamFailure> last;
     for (;;) {
         if (!fresh_same_endpoint) {
-            Pick pick = pick_endpoint({cr, cluster, req_, conn_.peer_ip(), std::span(tried.data(), ntried),
-                                       conn_.worker().rng(), steady_now_ns()});
+            Pick pick = pick_endpoint({cr, cluster, req_, client_.peer_ip(), std::span(tried.data(), ntried),
+                                       client_.worker().rng(), steady_now_ns()});
             if (pick.endpoint == Pick::npos) {
                 // After a failure, the client hears about that failure.
                 if (!last) last = no_healthy_endpoint(place(), available_count(cr, steady_now_ns()));
@@ -136,7 +136,7 @@ asio::awaitable<ExchangeEnd> Exchange::forward() {
         }
         AttemptEnd a = co_await attempt(fresh_same_endpoint);
         if (a.end) co_return *a.end;
-        if (conn_.aborted()) co_return ExchangeEnd::close;
+        if (client_.aborted()) co_return ExchangeEnd::close;
         const UpstreamFailure& f = a.failure;
         const bool safe = f.retry == Retry::unsent || (f.retry == Retry::if_idempotent && repeatable);
         // A pooled connection the upstream had just closed: once more on a
@@ -156,7 +156,7 @@ asio::awaitable<ExchangeEnd> Exchange::forward() {
         upstream_.reset();
         tried[ntried++] = endpoint_;
         ++view_->cluster_stats[cluster_]->retries;
-        conn_.clear_timeout();
+        client_.clear_timeout();
         last = std::move(a.failure);
     }
 }
@@ -183,11 +183,11 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::attempt(bool fresh_connection) {
     upstream_ = conn;
     pump_ = Pump::idle;
     stop_pump_ = false;
-    if (!req_parser_->is_done()) {
+    if (!request_complete()) {
         start_pump(conn);  // it sends the head with the first body bytes
     } else {
-        conn_.set_phase(Phase::request, deadline_after(route.timeouts.upstream_response));
-        auto [ec, n] = conn_.deadline_passed() ? HttpConnection::cancelled_io()
+        client_.set_phase(Phase::request, deadline_after(route.timeouts.upstream_response));
+        auto [ec, n] = client_.deadline_passed() ? cancelled_io()
                                                : co_await conn->transport.write(asio::buffer(up_head_));
         rec_.sent = Watchdog::Clock::now();
         if (ec) {
@@ -208,7 +208,7 @@ asio::awaitable<ExchangeEnd> Exchange::fail(const UpstreamFailure& failure) {
         upstream_->transport.close();
         co_await finish_pump(*upstream_);
     }
-    if (conn_.aborted() || pump_ == Pump::client_left) co_return ExchangeEnd::close;
+    if (client_.aborted() || pump_ == Pump::client_left) co_return ExchangeEnd::close;
     if (pump_ == Pump::client_bad_body)
         co_return co_await send_error(client_body_error_.kind, client_body_error_.message, true);
     co_return co_await send_error(failure.kind, failure.message);

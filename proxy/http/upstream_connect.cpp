@@ -1,7 +1,6 @@
 // A new connection to the exchange's endpoint: DNS when the endpoint is a
 // name, TCP, then TLS for a cluster with tls, all within timeouts.connect.
 #include "proxy/http/exchange.h"
-#include "proxy/http/http_connection.h"
 #include "proxy/worker/worker_context.h"
 
 #include <boost/asio/as_tuple.hpp>
@@ -24,10 +23,10 @@ asio::awaitable<std::shared_ptr<UpstreamConn>> Exchange::connect_upstream(Upstre
     const auto& cluster = view_->snapshot->clusters[cluster_];
     const auto& ep = cluster.endpoints[endpoint_];
     const auto& t = view_->snapshot->routes[route_].timeouts;
-    const auto executor = conn_.client().socket().get_executor();
-    auto conn = std::make_shared<UpstreamConn>(executor, conn_.worker().buffers());
+    const auto executor = client_.executor();
+    auto conn = std::make_shared<UpstreamConn>(executor, client_.worker().buffers());
     upstream_ = conn;  // a deadline cancels it
-    conn_.set_phase(Phase::connect, deadline_after(t.connect));
+    client_.set_phase(Phase::connect, deadline_after(t.connect));
     const auto began = Watchdog::Clock::now();
     boost::system::error_code ec;
     bool resolve_failed = false;
@@ -52,16 +51,16 @@ asio::awaitable<std::shared_ptr<UpstreamConn>> Exchange::connect_upstream(Upstre
     }
     // TLS: the handshake runs within the same timeouts.connect.
     std::string tls_failure;
-    if (!ec && !conn_.deadline_passed() && !conn_.aborted() && cluster.tls) {
+    if (!ec && !client_.deadline_passed() && !client_.aborted() && cluster.tls) {
         conn->transport.use_tls(cluster.tls->context());
         cluster.tls->prepare(conn->transport.ssl(), ep.host);
         ec = co_await conn->transport.handshake(asio::ssl::stream_base::client);
-        if (ec && !conn_.deadline_passed() && !conn_.aborted())
+        if (ec && !client_.deadline_passed() && !client_.aborted())
             tls_failure = cluster.tls->describe_failure(conn->transport.ssl(), ec, ep.host);
     }
-    if (ec || conn_.deadline_passed() || conn_.aborted()) {
-        failure = connect_failure(place(), conn_.timed_out(), ec, resolve_failed, tls_failure);
-        if (!conn_.aborted() && conn_.timed_out() != Deadline::max_duration)
+    if (ec || client_.deadline_passed() || client_.aborted()) {
+        failure = connect_failure(place(), client_.timed_out(), ec, resolve_failed, tls_failure);
+        if (!client_.aborted() && client_.timed_out() != Deadline::max_duration)
             ++view_->cluster_stats[cluster_]->connect_failures;
         upstream_.reset();
         co_return nullptr;

@@ -87,4 +87,14 @@ std::string render_error(ErrorKind kind, std::string_view message, bool close, b
     return out;
 }
 
+std::vector<std::pair<std::string, std::string>> error_fields(ErrorKind kind, std::string_view message) {
+    std::vector<std::pair<std::string, std::string>> out{
+        {"content-type", "text/plain; charset=utf-8"},
+        {"x-sluice-error", std::string(code_of(kind))},
+        {"content-length", std::to_string(message.size() + 1)},
+    };
+    if (kind == ErrorKind::queue_full || kind == ErrorKind::queue_timeout) out.emplace_back("retry-after", "1");
+    return out;
+}
+
 }  // namespace sluice::proxy

@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace sluice::proxy {
 
@@ -36,5 +38,8 @@ std::string_view reason_of(int status);
 // body (`message` plus "\n"), and "Connection: close" when `close` is set.
 // Overload answers (queue_full, queue_timeout) carry "Retry-After: 1".
 std::string render_error(ErrorKind kind, std::string_view message, bool close, bool head_request = false);
+// The same answer's fields for HTTP/2 (lower-case names, no status line);
+// its body is `message` plus "\n".
+std::vector<std::pair<std::string, std::string>> error_fields(ErrorKind kind, std::string_view message);
 
 }  // namespace sluice::proxy

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace sluice::proxy {
 
@@ -33,8 +34,9 @@ public:
     virtual void abort(CloseReason reason) = 0;
     // The listener that accepted the connection.
     virtual const ListenerInfo* listener() const = 0;
-    // A tunnel, or a connection relaying a streaming response, fills `out`.
-    virtual bool describe(ConnectionInfo& out) const = 0;
+    // Appends the live tunnel, or each streaming response the connection
+    // relays (an HTTP/2 connection may relay many), to `out`.
+    virtual void describe(std::vector<ConnectionInfo>& out) const = 0;
 };
 
 }  // namespace sluice::proxy

@@ -57,6 +57,12 @@ struct Snapshot {
     Router router;
     TlsMaterial tls;  // listener certificates and cluster TLS, loaded
 
+    // Listener `name` as this config has it, or null.
+    const config::ListenerSpec* listener(const std::string& name) const {
+        for (const auto& l : config.listeners)
+            if (l.name == name) return &l;
+        return nullptr;
+    }
     // The certificates of listener `name`, or null.
     std::shared_ptr<ServerTls> tls_for(const std::string& name) const {
         for (std::size_t i = 0; i < config.listeners.size() && i < tls.listeners.size(); ++i)

@@ -38,11 +38,15 @@ bool readable(const std::string& path, std::string& why) {
     return false;
 }
 
+// `h2` (non-null): the listener speaks HTTP/2, which it prefers when the client offers it.
 int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
-                void*) {
+                void* h2) {
     static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    static const unsigned char kH2Http11[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
     unsigned char* chosen = nullptr;
-    if (SSL_select_next_proto(&chosen, outlen, kHttp11, sizeof kHttp11, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+    const unsigned char* ours = h2 ? kH2Http11 : kHttp11;
+    const unsigned int ours_len = h2 ? sizeof kH2Http11 : sizeof kHttp11;
+    if (SSL_select_next_proto(&chosen, outlen, ours, ours_len, in, inlen) != OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_NOACK;  // the client offers only protocols we do not speak: no ALPN
     *out = chosen;
     return SSL_TLSEXT_ERR_OK;
@@ -200,10 +204,11 @@ std::vector<const std::string*> files_of(const config::ClusterTls& spec) { retur
 
 }  // namespace
 
-std::shared_ptr<ServerTls> ServerTls::load(const config::ListenerTls& spec, const std::string& pointer,
+std::shared_ptr<ServerTls> ServerTls::load(const config::ListenerTls& spec, bool http2, const std::string& pointer,
                                            config::ConfigErrors& errors, std::chrono::system_clock::time_point now) {
     std::shared_ptr<ServerTls> out(new ServerTls);
     out->spec_ = spec;
+    out->http2_ = http2;
     out->files_ = hash_files(files_of(spec));
     const std::size_t errors_before = errors.size();
     const std::time_t now_t = std::chrono::system_clock::to_time_t(now);
@@ -212,7 +217,8 @@ std::shared_ptr<ServerTls> ServerTls::load(const config::ListenerTls& spec, cons
         auto e = std::make_unique<Entry>();
         harden(e->ctx);
         SSL_CTX* ctx = e->ctx.native_handle();
-        SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
+        static int h2_on;
+        SSL_CTX_set_alpn_select_cb(ctx, select_alpn, http2 ? &h2_on : nullptr);
         if (!load_pair(ctx, c.cert, c.key, pointer + "/certificates/" + std::to_string(i), errors, now_t)) continue;
         e->cert = c.cert;
         std::tm tm{};
@@ -339,11 +345,12 @@ namespace {
 
 // The object `previous` holds for `spec` when its files did not change either, else a fresh load.
 template <class Tls, class Spec, class Load>
-std::shared_ptr<Tls> reuse_or_load(const Spec& spec, const std::vector<std::shared_ptr<Tls>>* previous, Load load) {
+std::shared_ptr<Tls> reuse_or_load(const Spec& spec, const std::vector<std::shared_ptr<Tls>>* previous, Load load,
+                                   bool http2 = false) {
     const std::uint64_t files = hash_files(files_of(spec));
     if (previous)
         for (const auto& p : *previous)
-            if (p && p->spec() == spec && p->files() == files) return p;
+            if (p && p->spec() == spec && p->files() == files && p->http2() == http2) return p;
     return load();
 }
 
@@ -355,8 +362,8 @@ TlsMaterial load_tls(const config::Config& cfg, const TlsMaterial* previous, con
     for (std::size_t i = 0; i < cfg.listeners.size(); ++i) {
         const auto& l = cfg.listeners[i];
         out.listeners.push_back(!l.tls ? nullptr : reuse_or_load(*l.tls, previous ? &previous->listeners : nullptr, [&] {
-            return ServerTls::load(*l.tls, "/listeners/" + std::to_string(i) + "/tls", errors);
-        }));
+            return ServerTls::load(*l.tls, l.http2, "/listeners/" + std::to_string(i) + "/tls", errors);
+        }, l.http2));
     }
     for (std::size_t i = 0; i < cfg.clusters.size(); ++i) {
         const auto& c = cfg.clusters[i];

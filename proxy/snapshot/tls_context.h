@@ -28,7 +28,8 @@ public:
     // one error per problem, located under `pointer` (".../tls/certificates/N/cert"),
     // naming the file and the reason: unreadable, not PEM, key not matching,
     // expired or not yet valid at `now`.
-    static std::shared_ptr<ServerTls> load(const config::ListenerTls& spec, const std::string& pointer,
+    // `http2`: ALPN offers h2 before http/1.1.
+    static std::shared_ptr<ServerTls> load(const config::ListenerTls& spec, bool http2, const std::string& pointer,
                                            config::ConfigErrors& errors,
                                            std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
     ~ServerTls();
@@ -41,6 +42,7 @@ public:
     std::size_t size() const { return entries_.size(); }
 
     const config::ListenerTls& spec() const { return spec_; }
+    bool http2() const { return http2_; }
     std::uint64_t files() const { return files_; }  // fingerprint of its files when loaded
 
     // Each certificate file with its leaf's notAfter (Unix seconds), in spec order.
@@ -56,6 +58,7 @@ private:
     static int on_server_name(SSL* ssl, int* alert, void* arg);
     std::vector<std::unique_ptr<Entry>> entries_;
     config::ListenerTls spec_;
+    bool http2_ = false;
     std::uint64_t files_ = 0;
 };
 
@@ -72,6 +75,7 @@ public:
 
     boost::asio::ssl::context& context() { return ctx_; }
     const config::ClusterTls& spec() const { return spec_; }
+    bool http2() const { return false; }  // ALPN offers http/1.1 only
     std::uint64_t files() const { return files_; }
     // Tells pooled connections made with this material from any other: "tls/<hex>".
     const std::string& id() const { return id_; }

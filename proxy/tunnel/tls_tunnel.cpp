@@ -218,10 +218,8 @@ asio::awaitable<void> TlsTunnel::pass_end(Side& from, Side& to) {
     finish(*first_end_);
 }
 
-bool TlsTunnel::describe(ConnectionInfo& out) const {
-    if (closed_) return false;
-    describe_tunnel(s_, client_.moved, upstream_.moved, out);
-    return true;
+void TlsTunnel::describe(std::vector<ConnectionInfo>& out) const {
+    if (!closed_) describe_tunnel(s_, client_.moved, upstream_.moved, out.emplace_back());
 }
 
 void TlsTunnel::on_deadline(Watchdog::Which which) {

@@ -370,10 +370,8 @@ void tunnel_ended(WorkerContext& worker, const Tunnel::Setup& s, TunnelCounters&
     worker.log_access(r);
 }
 
-bool Tunnel::describe(ConnectionInfo& out) const {
-    if (closed_) return false;
-    describe_tunnel(s_, up_.moved, down_.moved, out);
-    return true;
+void Tunnel::describe(std::vector<ConnectionInfo>& out) const {
+    if (!closed_) describe_tunnel(s_, up_.moved, down_.moved, out.emplace_back());
 }
 
 void Tunnel::on_deadline(Watchdog::Which which) {

@@ -77,7 +77,7 @@ public:
     // A drain says goodbye in WebSocket Close frames; anything else closes now.
     void abort(CloseReason reason) override;
     const ListenerInfo* listener() const override { return s_.listener.get(); }
-    bool describe(ConnectionInfo& out) const override;
+    void describe(std::vector<ConnectionInfo>& out) const override;
 
     Watchdog& watchdog() { return dog_; }
     void on_deadline(Watchdog::Which which);

@@ -122,10 +122,9 @@ void WorkerContext::abort_all() {
 
 ConnectionList WorkerContext::connections(const admin::ConnectionsQuery& q) const {
     ConnectionList out;
-    ConnectionInfo info;
-    for (const auto* d : downstreams_) {
-        info = ConnectionInfo{};
-        if (!d->describe(info)) continue;
+    std::vector<ConnectionInfo> live;
+    for (const auto* d : downstreams_) d->describe(live);
+    for (auto& info : live) {
         if (!q.kind.empty() && q.kind != info.kind) continue;
         if (!q.route.empty() && q.route != info.route) continue;
         ++out.total;

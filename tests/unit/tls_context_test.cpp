@@ -29,8 +29,9 @@ protected:
         return {write_file(dir, name + ".crt", pem.cert), write_file(dir, name + ".key", pem.key),
                 std::move(server_names)};
     }
-    std::shared_ptr<ServerTls> load(sluice::config::ListenerTls spec, sluice::config::ConfigErrors& errors) {
-        return ServerTls::load(spec, "/listeners/0/tls", errors);
+    std::shared_ptr<ServerTls> load(sluice::config::ListenerTls spec, sluice::config::ConfigErrors& errors,
+                                    bool http2 = true) {
+        return ServerTls::load(spec, http2, "/listeners/0/tls", errors);
     }
     // Handshakes with `sni` (none when empty) and returns the CN the server showed.
     std::string handshake(ServerTls& tls, const std::string& sni, std::string* alpn = nullptr) {
@@ -92,7 +93,11 @@ TEST_F(TlsContext, PicksByServerNameExactThenWildcardThenTheFirst) {
 
     std::string alpn;
     EXPECT_EQ(handshake(*tls, "a.example.com", &alpn), "a.example.com");
-    EXPECT_EQ(alpn, "http/1.1");  // offered h2 and http/1.1: sluice speaks HTTP/1.1
+    EXPECT_EQ(alpn, "h2");  // offered h2 and http/1.1: sluice prefers HTTP/2
+    auto h1only = load({{write("h1", ca.issue({"a.example.com"}))}}, errors, false);
+    ASSERT_TRUE(h1only);
+    EXPECT_EQ(handshake(*h1only, "a.example.com", &alpn), "a.example.com");
+    EXPECT_EQ(alpn, "http/1.1");  // http2: false
     EXPECT_EQ(handshake(*tls, "chat.b.example.com"), "wild.b.example.com");
     EXPECT_EQ(handshake(*tls, "unknown.example.com"), "default.example.com");
     EXPECT_EQ(handshake(*tls, ""), "default.example.com");

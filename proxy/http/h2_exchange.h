@@ -1,0 +1,44 @@
+// An exchange on one HTTP/2 stream: the request head comes decoded from
+// HPACK, the body from DATA frames buffered in the stream (bounded by the
+// window sluice advertises, opened again as bytes go upstream), and the
+// response goes out as HEADERS and DATA frames pulled by nghttp2 as the
+// client's window allows. The upstream is HTTP/1.1, reached exactly as for an
+// HTTP/1.1 client.
+#pragma once
+#include "proxy/http/exchange.h"
+
+namespace sluice::proxy {
+
+class H2Stream;
+
+class H2Exchange final : public Exchange {
+public:
+    explicit H2Exchange(H2Stream& stream);
+
+    // The head decoded by the stream's builder is in request(); refusals are answered.
+    RequestHead& head() { return req_; }
+    boost::asio::awaitable<ExchangeEnd> send_error(ErrorKind kind, std::string_view message,
+                                                   bool force_close = false) override;
+    bool request_body_done() const override;
+    // A response head went to the client (the stream ends cleanly only after its body).
+    bool responded() const { return responded_; }
+
+private:
+    bool request_complete() const override;
+    void set_request_framing(UpstreamRequest& up) override;
+    boost::asio::awaitable<Pump> pump_body(UpstreamConn& conn) override;
+    void stop_client_reads() override;
+    boost::asio::awaitable<bool> relay_interim() override { co_return true; }  // 1xx are not relayed over HTTP/2
+    void begin_response(const ResponseParser& parser) override;
+    boost::asio::awaitable<bool> send_response(const std::vector<boost::asio::const_buffer>& body, bool last) override;
+    bool response_closes() const override { return false; }
+    boost::asio::awaitable<ExchangeEnd> start_tunnel(std::shared_ptr<UpstreamConn> conn) override;
+
+    H2Stream& stream_;
+    bool responded_ = false;
+    std::string error_body_;
+    std::vector<boost::asio::const_buffer> pump_gather_;
+    char pump_chunk_line_[24];
+};
+
+}  // namespace sluice::proxy
