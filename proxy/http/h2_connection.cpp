@@ -82,6 +82,7 @@ asio::awaitable<void> H2Connection::read_loop() {
                     spdlog::debug("HTTP/2 client {} on listener \"{}\": {}", client_address(), listener_->spec.name,
                                   session_.error());
                 stop_reading();
+                if (session_.flooded()) close();
             } else if (!reading_) {
                 dropped += in_.size();
             }
@@ -103,6 +104,11 @@ asio::awaitable<void> H2Connection::read_loop() {
 void H2Connection::stop_reading() {
     if (!reading_) return;
     reading_ = false;
+    // The goodbye gets kLinger to go out, also to a client that reads nothing.
+    idle_timer_.expires_after(kLinger);
+    idle_timer_.async_wait([self = shared_from_this(), this](const boost::system::error_code& e) {
+        if (!e) close();
+    });
     // The client is gone or broke the protocol: every stream's exchange ends as a client leaving.
     for (auto& [id, stream] : streams_) stream->on_gone();
     flush();  // the writer sends what is left (a GOAWAY) and ends
@@ -131,17 +137,16 @@ asio::awaitable<void> H2Connection::write_loop() {
     write_done_ = true;
     boost::system::error_code ec;
     client_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
-    if (read_done_) co_return close();
-    idle_timer_.expires_after(kLinger);
-    idle_timer_.async_wait([self = shared_from_this(), this](const boost::system::error_code& e) {
-        if (!e) close();
-    });
+    if (read_done_) close();
+    // Otherwise the reader drops what still comes until the client closes
+    // too, or the linger timer stop_reading() sets ends it.
+    else stop_reading();
 }
 
 void H2Connection::close() {
     if (closed_) return;
     closed_ = true;
-    if (!write_done_) idle_timer_.cancel();
+    idle_timer_.cancel();
     boost::system::error_code ec;
     client_.socket().close(ec);
     for (auto& [id, stream] : streams_) stream->abort();

@@ -42,6 +42,11 @@ void H2Stream::start(bool request_ended) {
 }
 
 asio::awaitable<void> H2Stream::run() {
+    if (gone_) {
+        // Reset in the same read as its HEADERS (rapid reset): no upstream ever hears of it.
+        conn_->stream_done(id_);
+        co_return;
+    }
     exchange_.begin();
     const auto snapshot = worker().view()->snapshot;
     if (auto refusal = builder_.finish(exchange_.head(), snapshot->config.paths)) {

@@ -166,7 +166,8 @@ bool H2Session::receive(std::string_view bytes) {
     if (rv < 0) {
         if (error_.empty()) error_ = nghttp2_strerror(static_cast<int>(rv));
         // A flood ends the connection at once; other errors have queued their GOAWAY.
-        if (rv != NGHTTP2_ERR_FLOODED) nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+        flooded_ = rv == NGHTTP2_ERR_FLOODED;
+        if (!flooded_) nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
         return false;
     }
     return nghttp2_session_want_read(session_) != 0;

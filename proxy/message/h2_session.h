@@ -72,6 +72,8 @@ public:
     bool finished() const;
     // Why receive() failed, for the log.
     const std::string& error() const { return error_; }
+    // receive() failed on a flood (answers piling up unread): close now, say nothing more.
+    bool flooded() const { return flooded_; }
 
     // A response head (`end`: no body follows). Field names are lower-cased;
     // hop-by-hop fields are left out.
@@ -107,6 +109,7 @@ private:
     Bucket resets_;
     Settings settings_;
     std::string error_;
+    bool flooded_ = false;
     friend struct H2Callbacks;
 };
 
