@@ -12,6 +12,10 @@
 #   NDJSON stream: time to the first byte, median of 50 requests, and its
 #     difference to direct
 #   resident KiB per idle WebSocket over COUNT idle tunnels (bench/idle_tunnels.sh)
+#   HTTP/2 (h2c by prior knowledge) to the HTTP/1.1 origin: req/s and CPU per
+#     request with h2load, 16 connections of 16 streams each; nginx listens with
+#     "http2", HAProxy with "proto h2", sluice on its one listener (no direct row:
+#     the origin speaks HTTP/1.1)
 # Each figure is the median of three runs, and the last column is sluice / nginx.
 # The HTTP rows include sluice's watch for clients that leave mid-request
 # (docs/llm.md): each client socket joins the worker's edge-triggered epoll set
@@ -32,7 +36,7 @@ ulimit -n 20000
 sluice_bin=$(realpath -m "${SLUICE_BIN:-build/sluice}")
 
 . bench/lib.sh
-prepare "nginx haproxy wrk curl" sluice ws_echo_origin ws_pingpong ws_idle_clients
+prepare "nginx haproxy wrk curl h2load" sluice ws_echo_origin ws_pingpong ws_idle_clients
 
 make_workdir
 
@@ -44,9 +48,9 @@ start_ws_origin
 # PID (the process whose CPU is measured) and KILL (what to stop after).
 start_target() {
   local name=$1
-  PORT=$(free_port) WSPORT=$PORT PID="" KILL=""
+  PORT=$(free_port) WSPORT=$PORT H2PORT=$PORT PID="" KILL=""
   case "$name" in
-    direct) PORT=$http_origin WSPORT=$ws_origin; return ;;
+    direct) PORT=$http_origin WSPORT=$ws_origin H2PORT=""; return ;;
     sluice)
       cat > "$work/sluice.yaml" <<YAML
 listeners: [{name: public, address: 127.0.0.1, port: $PORT}]
@@ -63,12 +67,14 @@ YAML
         >/dev/null 2>&1 &
       KILL=$! PID=$! ;;
     nginx)
-      sed -e "s#@DIR@#$work#g" -e "s#@PORT@#$PORT#g" -e "s#@HTTP_ORIGIN@#$http_origin#g" -e "s#@WS_ORIGIN@#$ws_origin#g" \
+      H2PORT=$(free_port)
+      sed -e "s#@DIR@#$work#g" -e "s#@PORT@#$PORT#g" -e "s#@H2PORT@#$H2PORT#g" -e "s#@HTTP_ORIGIN@#$http_origin#g" -e "s#@WS_ORIGIN@#$ws_origin#g" \
         bench/nginx-bench.conf.in > "$work/nginx.conf"
       taskset -c 0 nginx -p "$work" -c "$work/nginx.conf" >/dev/null 2>&1 &
       KILL=$! ;;
     haproxy)
-      sed -e "s#@PORT@#$PORT#g" -e "s#@HTTP_ORIGIN@#$http_origin#g" -e "s#@WS_ORIGIN@#$ws_origin#g" \
+      H2PORT=$(free_port)
+      sed -e "s#@PORT@#$PORT#g" -e "s#@H2PORT@#$H2PORT#g" -e "s#@HTTP_ORIGIN@#$http_origin#g" -e "s#@WS_ORIGIN@#$ws_origin#g" \
         bench/haproxy-bench.cfg.in > "$work/haproxy.cfg"
       taskset -c 0 haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 &
       KILL=$! PID=$! ;;
@@ -105,6 +111,17 @@ ws_run() {  # message size
        "$([ -n "$PID" ] && cpu_per $((after - before)) "$2" || echo -)"
 }
 
+h2_run() {  # h2load: 16 connections of 16 concurrent streams each
+  [ -z "$H2PORT" ] && { echo "- - - -"; return; }
+  local before after out n
+  before=$(cpu_ticks "$PID")
+  out=$(taskset -c 1 h2load -c16 -m16 -D"$secs" "http://127.0.0.1:$H2PORT/" 2>&1)
+  after=$(cpu_ticks "$PID")
+  n=$(echo "$out" | awk '/^requests:/ {print $8}')  # succeeded
+  echo "$(echo "$out" | awk '/^finished in/ {printf "%.0f", $4}')" - - \
+       "$([ -n "$PID" ] && cpu_per $((after - before)) "$n" || echo -)"
+}
+
 stream_run() {  # time to the first body byte of an NDJSON stream, median of 50, in ms
   local i
   for i in $(seq 50); do
@@ -130,6 +147,7 @@ for t in "${targets[@]}"; do
   R[$t,ws64]=$(measure ws_run 64)
   R[$t,ws16k]=$(measure ws_run 16384)
   R[$t,stream]=$(measure stream_run)
+  R[$t,h2]=$(measure h2_run)
   if [ -n "$KILL" ]; then kill "$KILL"; wait "$KILL" 2>/dev/null || true; fi
 done
 
@@ -173,4 +191,6 @@ printf '%-40s %10s %10s %10s %10s\n' "  first byte minus direct, ms" 0 \
   "$(awk -v a="$(field nginx stream 1)" -v d="$d" 'BEGIN {printf "%.3f", a - d}')" \
   "$(awk -v a="$(field haproxy stream 1)" -v d="$d" 'BEGIN {printf "%.3f", a - d}')"
 row "KiB per idle WebSocket ($idle idle)" idle 1
+row "HTTP/2 req/s, 16 conns x 16 streams" h2 1
+row "  proxy CPU us per request" h2 4
 echo "(s/nginx = sluice / nginx: above 1 is better for rates, below 1 for latency, CPU and memory)"

@@ -200,7 +200,8 @@ access_log: {{enabled: true, path: {self.access_log}}}
                 self.admin = int(m.group(1))
             if len(self.ports) == 4 and hasattr(self, "admin"):
                 break
-        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        self.output = []  # what sluice printed, shown when it dies (a sanitizer report)
+        threading.Thread(target=lambda: self.output.extend(self.proc.stdout), daemon=True).start()
 
     def admin_call(self, method, path, body=None):
         req = urllib.request.Request(f"http://127.0.0.1:{self.admin}{path}", method=method,
@@ -227,6 +228,8 @@ access_log: {{enabled: true, path: {self.access_log}}}
             return []
 
     def stop(self):
+        if self.proc.poll() not in (None, 0):
+            sys.stderr.write("sluice died:\n" + "".join(self.output[-200:]))
         self.proc.terminate()
         try:
             self.proc.wait(15)
