@@ -181,8 +181,13 @@ listeners:
 clusters:
   - {{name: app, endpoints: ["127.0.0.1:{origin_port}"]}}
   - {{name: down, endpoints: ["127.0.0.1:1"]}}
+  - {{name: capped, endpoints: ["127.0.0.1:{origin_port}"], max_requests_per_endpoint: 1, queue: {{size: 0}}}}
+  - {{name: retry, endpoints: ["127.0.0.1:1", "127.0.0.1:{origin_port}"]}}
 routes:
   - {{name: down, match: {{path_prefix: /down}}, cluster: down}}
+  - {{name: capped, match: {{path_prefix: /capped/}}, rewrite: {{path_prefix: /}}, cluster: capped}}
+  - {{name: retry, match: {{path_prefix: /retry/}}, rewrite: {{path_prefix: /}}, cluster: retry}}
+  - {{name: idle, match: {{path_prefix: /idle/}}, rewrite: {{path_prefix: /}}, cluster: app, timeouts: {{stream_idle: 1s}}}}
   - {{name: app, match: {{path_prefix: /}}, cluster: app}}
 timeouts: {{drain_delay: 0s, drain: 5s}}
 limits: {{http2_max_concurrent_streams: 20, request_headers: 8KiB}}
@@ -370,12 +375,12 @@ class Http2Test(unittest.TestCase):
     def test_curl_negotiates_h2_by_alpn_on_a_tls_listener_and_http11_when_asked(self):
         port = self.sluice.ports["tls"]
         rc, out, err = curl("--http2", "--cacert", self.certs[0], "-w", "%{http_version}", "-o", "/dev/null",
-                            f"https://localhost:{port}/x", "--resolve", f"localhost:{port}:127.0.0.1")
+                            f"https://localhost:{port}/tls-x", "--resolve", f"localhost:{port}:127.0.0.1")
         self.assertEqual((rc, out), (0, "2"), err)
         rc, out, err = curl("--http1.1", "--cacert", self.certs[0], "-w", "%{http_version}", "-o", "/dev/null",
-                            f"https://localhost:{port}/x", "--resolve", f"localhost:{port}:127.0.0.1")
+                            f"https://localhost:{port}/tls-x", "--resolve", f"localhost:{port}:127.0.0.1")
         self.assertEqual((rc, out), (0, "1.1"), err)
-        seen = [s for s in self.origin.seen if s[1] == "/x"]
+        seen = [s for s in self.origin.seen if s[1] == "/tls-x"]
         self.assertEqual(seen[0][2].get("x-forwarded-proto"), "https")
 
     def test_http2_false_keeps_a_listener_on_http11(self):
@@ -439,6 +444,9 @@ class Http2Test(unittest.TestCase):
             c.pump(lambda: f"token {i}".encode() in c.responses[sid]["data"])
         r = c.wait(sid)
         self.assertTrue(r["ended"])
+        deadline = time.time() + 5  # the access log is written by its own thread
+        while not [l for l in self.sluice.log_lines() if l["path"] == "/tokens/order/3"] and time.time() < deadline:
+            time.sleep(0.05)
         line = [l for l in self.sluice.log_lines() if l["path"] == "/tokens/order/3"]
         self.assertEqual(line[-1]["kind"], "stream")
 
@@ -507,6 +515,62 @@ class Http2Test(unittest.TestCase):
         r = c.wait(sid)
         self.assertTrue(r["ended"] and r["reset"] is None)
         self.assertIn(b"token 2", r["data"])
+
+    def test_stream_idle_ends_the_idle_stream_alone(self):
+        c = self.client()
+        idle = c.request("/idle/tokens/idle/3")
+        busy = c.request("/tokens/busy/2")
+        c.pump(lambda: c.responses[idle]["headers"] is not None and c.responses[busy]["headers"] is not None)
+        self.origin.streams["idle"].set()
+        c.pump(lambda: b"token 0" in c.responses[idle]["data"])
+        # No byte on the idle stream for its route's stream_idle (1s): reset,
+        # so the client can tell the response is cut. The other stream goes on.
+        r = c.wait(idle, timeout=10)
+        self.assertEqual(r["reset"], h2.errors.ErrorCodes.INTERNAL_ERROR)
+        self.assertTrue(self.origin.closed.setdefault("idle", threading.Event()).wait(5))
+        for _ in range(2):
+            self.origin.streams["busy"].set()
+            time.sleep(0.05)
+        self.assertTrue(c.wait(busy)["ended"])
+        self.assertIsNone(c.terminated)
+
+    def test_admission_counts_streams(self):
+        c = self.client()
+        first = c.request("/capped/tokens/cap/1")
+        c.pump(lambda: c.responses[first]["headers"] is not None)
+        second = c.get("/capped/x")  # the one slot is taken and the queue has no room
+        self.assertEqual(second["headers"][":status"], "503")
+        self.assertEqual(second["headers"]["x-sluice-error"], "queue_full")
+        self.assertEqual(second["headers"]["retry-after"], "1")
+        self.origin.streams["cap"].set()
+        self.assertTrue(c.wait(first)["ended"])
+        self.assertEqual(c.get("/capped/x")["headers"][":status"], "200")  # the slot is free again
+
+    def test_a_stream_is_retried_on_another_endpoint(self):
+        c = self.client()
+        for i in range(4):  # round robin: every other one meets the dead endpoint first
+            r = c.get(f"/retry/echo?n={i}")
+            self.assertEqual(r["headers"][":status"], "200", r["data"])
+
+    def test_connections_lists_every_stream_of_a_connection(self):
+        c = self.client()
+        sids = [c.request(f"/tokens/listed{i}/1") for i in range(2)]
+        c.pump(lambda: all(c.responses[s]["headers"] is not None for s in sids))
+        _, body = self.sluice.admin_call("GET", "/connections?kind=stream")
+        listed = [x for x in json.loads(body)["connections"] if x["route"] == "app"]
+        self.assertGreaterEqual(len(listed), 2, body)
+        for i in range(2):
+            self.origin.streams[f"listed{i}"].set()
+        for s in sids:
+            self.assertTrue(c.wait(s)["ended"])
+        deadline = time.time() + 5  # the access log is written by its own thread
+        while True:
+            lines = [l for l in self.sluice.log_lines() if l["path"].startswith("/tokens/listed")]
+            if len(lines) >= 2 or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(sorted(l["path"] for l in lines), ["/tokens/listed0/1", "/tokens/listed1/1"])
+        self.assertTrue(all(l["status"] == 200 and l["kind"] == "stream" for l in lines))
 
     # Abuse: each answered with the right error, without unbounded work.
 
