@@ -149,7 +149,12 @@ void H2Connection::close() {
     idle_timer_.cancel();
     boost::system::error_code ec;
     client_.socket().close(ec);
-    for (auto& [id, stream] : streams_) stream->abort();
+    std::vector<std::int32_t> unstarted;
+    for (auto& [id, stream] : streams_) {
+        stream->abort();
+        if (!stream->started()) unstarted.push_back(id);
+    }
+    for (auto id : unstarted) streams_.erase(id);  // their exchanges never ran to end them
     write_wake_.cancel();
 }
 
@@ -185,7 +190,11 @@ void H2Connection::on_request_end(std::int32_t id) {
 void H2Connection::on_stream_close(std::int32_t id, std::uint32_t) {
     // A reset by the client (or a stream error) before the exchange ended: it
     // left. A stream that ended cleanly has already had its exchange finish.
-    if (auto* s = find(id)) s->on_gone();
+    // One that never had a whole head has no exchange to end it: it goes now.
+    if (auto* s = find(id)) {
+        s->on_gone();
+        if (!s->started()) stream_done(id);
+    }
 }
 
 H2Session::Pull H2Connection::pull_body(std::int32_t id, std::uint8_t* out, std::size_t max) {

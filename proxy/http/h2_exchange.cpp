@@ -19,7 +19,6 @@ asio::awaitable<ExchangeEnd> H2Exchange::send_error(ErrorKind kind, std::string_
     error_body_ += '\n';
     const bool head = req_.verb == http::verb::head;
     stream_.submit_answer(status_of(kind), error_fields(kind, message), head ? std::string_view{} : error_body_);
-    responded_ = true;
     co_await stream_.wait_answer_taken();
     co_return ExchangeEnd::close;
 }
@@ -81,7 +80,6 @@ void H2Exchange::begin_response(const ResponseParser& parser) {
     std::vector<std::pair<std::string, std::string>> extra;
     if (set_affinity_) extra.emplace_back("set-cookie", affinity_value());
     stream_.submit_head(resp_, down.framing == Framing::none, extra);
-    responded_ = true;
 }
 
 asio::awaitable<bool> H2Exchange::send_response(const std::vector<asio::const_buffer>& body, bool last) {

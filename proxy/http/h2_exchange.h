@@ -20,8 +20,6 @@ public:
     boost::asio::awaitable<ExchangeEnd> send_error(ErrorKind kind, std::string_view message,
                                                    bool force_close = false) override;
     bool request_body_done() const override;
-    // A response head went to the client (the stream ends cleanly only after its body).
-    bool responded() const { return responded_; }
 
 private:
     bool request_complete() const override;
@@ -35,7 +33,6 @@ private:
     boost::asio::awaitable<ExchangeEnd> start_tunnel(std::shared_ptr<UpstreamConn> conn) override;
 
     H2Stream& stream_;
-    bool responded_ = false;
     std::string error_body_;
     std::vector<boost::asio::const_buffer> pump_gather_;
     char pump_chunk_line_[24];

@@ -29,6 +29,7 @@ H2Stream::H2Stream(std::shared_ptr<H2Connection> conn, std::int32_t id)
       out_wake_(conn_->executor()) {}
 
 void H2Stream::start(bool request_ended) {
+    started_ = true;
     request_ended_ = request_ended;
     asio::co_spawn(conn_->executor(), [self = shared_from_this()] { return self->run(); },
                    [](std::exception_ptr e) {
@@ -47,6 +48,7 @@ asio::awaitable<void> H2Stream::run() {
         conn_->stream_done(id_);
         co_return;
     }
+    running_ = true;
     exchange_.begin();
     const auto snapshot = worker().view()->snapshot;
     if (auto refusal = builder_.finish(exchange_.head(), snapshot->config.paths)) {
@@ -56,6 +58,7 @@ asio::awaitable<void> H2Stream::run() {
         co_await exchange_.run();
         exchange_.finish();
     }
+    running_ = false;
     dog_.stop();
     if (!gone_) {
         // A response cut short (the upstream broke off, a deadline passed) is
@@ -85,8 +88,9 @@ void H2Stream::on_request_end() {
 void H2Stream::on_gone() {
     if (gone_) return;
     gone_ = true;
-    // A reset or a vanished connection is the client leaving, in whatever phase.
-    if (!out_done_) exchange_.client_left();
+    // A reset or a vanished connection is the client leaving, in whatever
+    // phase its exchange is (one not yet running never reaches an upstream).
+    if (running_ && !out_done_) exchange_.client_left();
     body_wake_.cancel();
     out_wake_.cancel();
 }
@@ -143,7 +147,14 @@ asio::awaitable<bool> H2Stream::send_body(const std::vector<asio::const_buffer>&
         co_await out_wake_.async_wait(nothrow);
     }
     // All taken counts as sent, also when the stream closed right after (its END_STREAM went out).
-    co_return out_index_ == out_.size() && (!last || out_done_);
+    const bool sent = out_index_ == out_.size() && (!last || out_done_);
+    if (!sent) {
+        // The views point into the upstream's buffer, which goes with the exchange: nothing may pull them now.
+        out_.clear();
+        out_index_ = 0;
+        out_last_ = false;
+    }
+    co_return sent;
 }
 
 asio::awaitable<bool> H2Stream::wait_answer_taken() {

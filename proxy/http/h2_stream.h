@@ -28,6 +28,8 @@ public:
     H2Stream(std::shared_ptr<H2Connection> conn, std::int32_t id);
 
     H2RequestBuilder& builder() { return builder_; }
+    // Its head was complete and its exchange runs (then it ends itself with stream_done).
+    bool started() const { return started_; }
     // The request head is complete: the exchange runs.
     void start(bool request_ended);
 
@@ -92,6 +94,8 @@ private:
     Deadline timed_out_ = Deadline::none;
     std::uint64_t deadlines_ = 0;  // deadlines passed so far
     bool gone_ = false;
+    bool started_ = false;
+    bool running_ = false;  // its exchange has begun and not yet finished
 
     std::string body_in_;  // request body bytes not yet upstream, from body_off_
     std::size_t body_off_ = 0;

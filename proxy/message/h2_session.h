@@ -93,8 +93,7 @@ public:
     // streams up to it run on, no new one is accepted.
     void goaway();
     // RFC 9113 error codes sluice uses.
-    static constexpr std::uint32_t kNoError = 0, kInternalError = 2, kRefusedStream = 7, kCancel = 8,
-                                   kEnhanceYourCalm = 11;
+    static constexpr std::uint32_t kNoError = 0, kInternalError = 2, kRefusedStream = 7, kEnhanceYourCalm = 11;
 
 private:
     // Client stream resets: a token bucket (rapid reset).

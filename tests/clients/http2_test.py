@@ -91,6 +91,11 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
         self._handle(b"")
 
     def do_POST(self):
+        if self.path == "/hold-upload":
+            # Takes no byte of the body until the test lets go.
+            self.server.streams.setdefault("hold", threading.Event()).wait(30)
+            self.close_connection = True
+            return self._send(200, b"let go\n")
         self._handle(self._body())
 
     def do_PUT(self):
@@ -485,6 +490,35 @@ class Http2Test(unittest.TestCase):
         self.assertLess(second, 16 << 20, "far more than windows and socket buffers were taken from the origin")
         c.close()
         self.assertTrue(self.origin.closed.setdefault("stall", threading.Event()).wait(5))
+
+    def test_an_upstream_that_takes_no_upload_holds_the_client(self):
+        # sluice opens the client's window only as body bytes go upstream: once
+        # the origin's socket buffers are full, the client can send no more.
+        c = self.client()
+        sid = c.request("/hold-upload", method="POST", end=False)
+
+        def upload_for(seconds, sent):
+            end = time.time() + seconds
+            while time.time() < end:
+                window = min(c.conn.local_flow_control_window(sid), c.conn.max_outbound_frame_size)
+                if window > 0:
+                    c.conn.send_data(sid, b"u" * window)
+                    c.flush()
+                    sent += window
+                else:
+                    try:
+                        c.pump(lambda: c.conn.local_flow_control_window(sid) > 0, timeout=0.2)
+                    except TimeoutError:
+                        pass
+            return sent
+
+        first = upload_for(3, 0)
+        second = upload_for(1, first)
+        self.assertEqual(first, second, "the client could still send with the origin taking nothing")
+        self.assertLess(second, 32 << 20, "far more than windows and socket buffers were taken")
+        self.origin.streams["hold"].set()
+        c.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+        c.flush()
 
     def test_sluice_answers_per_stream_with_its_error_words(self):
         c = self.client()
