@@ -5,6 +5,7 @@
 // reach the client is the client protocol's hook (http1_exchange.cpp, h2_exchange.cpp).
 #include "proxy/http/balancer.h"
 #include "proxy/http/exchange.h"
+#include "proxy/net/log.h"
 #include "proxy/worker/worker_context.h"
 
 #include <boost/asio/as_tuple.hpp>
@@ -22,15 +23,6 @@ namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMaxResponseHead = 64 * 1024;
 
-void log_exception(std::exception_ptr e) {
-    if (!e) return;
-    try {
-        std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-        spdlog::error("request body relay ended by an internal error: {}", x.what());
-    }
-}
-
 }  // namespace
 
 void Exchange::start_pump(const std::shared_ptr<UpstreamConn>& conn) {
@@ -39,7 +31,7 @@ void Exchange::start_pump(const std::shared_ptr<UpstreamConn>& conn) {
     pump_done_.expires_at(Watchdog::time_point::max());
     client_.set_streaming(Phase::request, view_->snapshot->routes[route_].timeouts.stream_idle);
     asio::co_spawn(client_.executor(), [keep = client_.keep_alive(), this, conn] { return run_pump(conn); },
-                   log_exception);
+                   log_if_thrown("request body relay"));
 }
 
 asio::awaitable<void> Exchange::run_pump(std::shared_ptr<UpstreamConn> conn) {

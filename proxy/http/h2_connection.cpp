@@ -1,6 +1,7 @@
 #include "proxy/http/h2_connection.h"
 
 #include "proxy/http/h2_stream.h"
+#include "proxy/net/log.h"
 #include "proxy/worker/worker_context.h"
 
 #include <boost/asio/as_tuple.hpp>
@@ -27,15 +28,6 @@ H2Session::Settings settings_of(const Snapshot& snap) {
     s.max_concurrent_streams = snap.config.limits.http2_max_concurrent_streams;
     s.max_header_list = snap.config.limits.request_headers;
     return s;
-}
-
-void log_exception(std::exception_ptr e) {
-    if (!e) return;
-    try {
-        std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-        spdlog::error("HTTP/2 connection ended by an internal error: {}", x.what());
-    }
 }
 
 }  // namespace
@@ -67,8 +59,8 @@ H2Connection::~H2Connection() {
 
 void H2Connection::start() {
     auto self = std::static_pointer_cast<H2Connection>(shared_from_this());
-    asio::co_spawn(executor(), [self] { return self->write_loop(); }, log_exception);
-    asio::co_spawn(executor(), [self] { return self->read_loop(); }, log_exception);
+    asio::co_spawn(executor(), [self] { return self->write_loop(); }, log_if_thrown("HTTP/2 connection"));
+    asio::co_spawn(executor(), [self] { return self->read_loop(); }, log_if_thrown("HTTP/2 connection"));
     became_idle();
 }
 

@@ -1,6 +1,7 @@
 #include "proxy/http/h2_stream.h"
 
 #include "proxy/http/h2_connection.h"
+#include "proxy/net/log.h"
 #include "proxy/worker/worker_context.h"
 
 #include <boost/asio/as_tuple.hpp>
@@ -32,14 +33,7 @@ void H2Stream::start(bool request_ended) {
     started_ = true;
     request_ended_ = request_ended;
     asio::co_spawn(conn_->executor(), [self = shared_from_this()] { return self->run(); },
-                   [](std::exception_ptr e) {
-                       if (!e) return;
-                       try {
-                           std::rethrow_exception(e);
-                       } catch (const std::exception& x) {
-                           spdlog::error("HTTP/2 stream ended by an internal error: {}", x.what());
-                       }
-                   });
+                   log_if_thrown("HTTP/2 stream"));
 }
 
 asio::awaitable<void> H2Stream::run() {
@@ -197,29 +191,18 @@ asio::any_io_executor H2Stream::executor() { return conn_->executor(); }
 
 void H2Stream::set_phase(Phase p, Watchdog::time_point deadline) {
     phase_ = p;
-    dog_.set_phase(deadline);
-    dog_.set_idle(Watchdog::Clock::duration::zero());
+    dog_.fixed(deadline);
     dog_.arm(shared_from_this());
 }
 
 void H2Stream::set_streaming(Phase p, Watchdog::Clock::duration idle) {
     phase_ = p;
-    dog_.set_phase(Watchdog::time_point::max());
-    dog_.set_idle(idle);
+    dog_.streaming(idle);
     dog_.arm(shared_from_this());
 }
 
 void H2Stream::on_deadline(Watchdog::Which which) {
-    if (which == Watchdog::Which::hard) timed_out_ = Deadline::max_duration;
-    else if (which == Watchdog::Which::idle) timed_out_ = Deadline::stream_idle;
-    else {
-        switch (phase_) {
-        case Phase::connect: timed_out_ = Deadline::connect; break;
-        case Phase::request: timed_out_ = Deadline::upstream_response; break;
-        case Phase::queued: timed_out_ = Deadline::max_duration; break;
-        default: timed_out_ = Deadline::stream_idle; break;
-        }
-    }
+    timed_out_ = deadline_passed_in(phase_, which == Watchdog::Which::hard, which == Watchdog::Which::idle);
     ++deadlines_;
     exchange_.cancel_upstream();
     body_wake_.cancel();

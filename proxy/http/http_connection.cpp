@@ -60,14 +60,7 @@ void HttpConnection::start() {
     }
     set_phase(Phase::idle, deadline_after(t.request_headers));
     asio::co_spawn(client_.socket().get_executor(), [self = self()] { return self->run(); },
-                   [](std::exception_ptr e) {
-                       if (!e) return;
-                       try {
-                           std::rethrow_exception(e);
-                       } catch (const std::exception& x) {
-                           spdlog::error("connection ended by an internal error: {}", x.what());
-                       }
-                   });
+                   log_if_thrown("connection"));
 }
 
 bool HttpConnection::draining() const {
@@ -76,32 +69,18 @@ bool HttpConnection::draining() const {
 
 void HttpConnection::set_phase(Phase p, Watchdog::time_point deadline) {
     phase_ = p;
-    dog_.set_phase(deadline);
-    dog_.set_idle(Watchdog::Clock::duration::zero());
+    dog_.fixed(deadline);
     dog_.arm(self());
 }
 
 void HttpConnection::set_streaming(Phase p, Watchdog::Clock::duration idle) {
     phase_ = p;
-    dog_.set_phase(Watchdog::time_point::max());
-    dog_.set_idle(idle);
+    dog_.streaming(idle);
     dog_.arm(self());
 }
 
 void HttpConnection::on_deadline(Watchdog::Which which) {
-    if (which == Watchdog::Which::hard) timed_out_ = Deadline::max_duration;
-    else if (which == Watchdog::Which::idle) timed_out_ = Deadline::stream_idle;
-    else {
-        switch (phase_) {
-        case Phase::idle: timed_out_ = Deadline::http_idle; break;
-        case Phase::head: timed_out_ = Deadline::request_headers; break;
-        case Phase::queued: timed_out_ = Deadline::max_duration; break;  // no deadline of its own: queue.timeout is the exchange's
-        case Phase::connect: timed_out_ = Deadline::connect; break;
-        case Phase::request: timed_out_ = Deadline::upstream_response; break;
-        case Phase::response: timed_out_ = Deadline::stream_idle; break;
-        case Phase::closing: timed_out_ = Deadline::http_idle; break;
-        }
-    }
+    timed_out_ = deadline_passed_in(phase_, which == Watchdog::Which::hard, which == Watchdog::Which::idle);
     // Pending operations fail with operation_aborted; the coroutines read timed_out_.
     boost::system::error_code ec;
     client_.socket().cancel(ec);

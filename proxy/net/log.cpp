@@ -77,4 +77,13 @@ void log_proxy_error(std::string_view listener, int status, std::string_view cod
     spdlog::warn("listener={} status={} error={}: {}", listener, status, code, message);
 }
 
+void log_if_thrown(const char* what, std::exception_ptr e) {
+    if (!e) return;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        spdlog::error("{} ended by an internal error: {}", what, x.what());
+    }
+}
+
 }  // namespace sluice::proxy

@@ -1,5 +1,6 @@
 // Logging: spdlog to standard error; start-up address lines to standard output.
 #pragma once
+#include <exception>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,5 +22,12 @@ void print_line(std::string_view line);
 // An error sluice answered itself: 5xx at warn (at most a few per second, so a
 // dead upstream does not flood the log), the rest at debug.
 void log_proxy_error(std::string_view listener, int status, std::string_view code, std::string_view message);
+
+// The completion of a coroutine spawned for `what` ("connection", "HTTP/2
+// stream"...): an exception that ended it is logged as an internal error.
+void log_if_thrown(const char* what, std::exception_ptr e);
+inline auto log_if_thrown(const char* what) {
+    return [what](std::exception_ptr e) { log_if_thrown(what, e); };
+}
 
 }  // namespace sluice::proxy

@@ -27,6 +27,16 @@ public:
         idle_ = idle;
         last_activity_ = Clock::now();
     }
+    // A phase with a fixed deadline and no idle timeout.
+    void fixed(time_point deadline) {
+        set_phase(deadline);
+        set_idle(Clock::duration::zero());
+    }
+    // A phase with no fixed deadline that ends after `idle` without activity.
+    void streaming(Clock::duration idle) {
+        set_phase(time_point::max());
+        set_idle(idle);
+    }
     void touch() { last_activity_ = Clock::now(); }
     void touch(time_point now) { last_activity_ = now; }
     // A deadline for the whole exchange (max_duration).

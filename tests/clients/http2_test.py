@@ -717,7 +717,8 @@ class Http2Test(unittest.TestCase):
         out, err = stream.communicate(timeout=15)
         self.assertEqual(stream.returncode, 0, err)
         self.assertEqual(out, "data: token 0\n\ndata: token 1\n\n")
-        self.assertEqual(s.proc.wait(15), 0)
+        code = s.proc.wait(15)
+        self.assertEqual(code, 0, "".join(s.output[-300:]))
 
 if __name__ == "__main__":
     SLUICE = sys.argv.pop(1)
