@@ -154,6 +154,13 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
             except OSError:
                 srv.closed.setdefault(name, threading.Event()).set()
             return
+        if path == "/never":
+            # No answer until the client goes (or 30 s).
+            for _ in range(600):
+                if _peer_gone(self.connection):
+                    return
+                time.sleep(0.05)
+            return
         if path == "/big":
             return self._send(200, b"b" * (1 << 20), "application/octet-stream")
         return self._send(200, f"hello {self.path}\n".encode())
@@ -172,7 +179,7 @@ def _peer_gone(conn):
 
 
 class Sluice:
-    def __init__(self, origin_port, certs):
+    def __init__(self, origin_port, certs, timeouts="drain_delay: 0s, drain: 5s"):
         self.dir = tempfile.mkdtemp()
         self.config = os.path.join(self.dir, "sluice.yaml")
         self.access_log = os.path.join(self.dir, "access.log")
@@ -193,8 +200,10 @@ routes:
   - {{name: capped, match: {{path_prefix: /capped/}}, rewrite: {{path_prefix: /}}, cluster: capped}}
   - {{name: retry, match: {{path_prefix: /retry/}}, rewrite: {{path_prefix: /}}, cluster: retry}}
   - {{name: idle, match: {{path_prefix: /idle/}}, rewrite: {{path_prefix: /}}, cluster: app, timeouts: {{stream_idle: 1s}}}}
+  - {{name: slowhead, match: {{path_prefix: /slowhead/}}, rewrite: {{path_prefix: /}}, cluster: app,
+      timeouts: {{upstream_response: 1s}}}}
   - {{name: app, match: {{path_prefix: /}}, cluster: app}}
-timeouts: {{drain_delay: 0s, drain: 5s}}
+timeouts: {{{timeouts}}}
 limits: {{http2_max_concurrent_streams: 20, request_headers: 8KiB}}
 access_log: {{enabled: true, path: {self.access_log}}}
 """)
@@ -567,6 +576,29 @@ class Http2Test(unittest.TestCase):
             time.sleep(0.05)
         self.assertTrue(c.wait(busy)["ended"])
         self.assertIsNone(c.terminated)
+
+    def test_upstream_response_answers_504_on_the_stream(self):
+        c = self.client()
+        slow = c.request("/slowhead/never")
+        fine = c.get("/fine")
+        self.assertEqual(fine["headers"][":status"], "200")
+        r = c.wait(slow, timeout=10)
+        self.assertEqual(r["headers"][":status"], "504")
+        self.assertEqual(r["headers"]["x-sluice-error"], "upstream_timeout")
+        self.assertIn("upstream sent no response headers within 1s", r["data"].decode())
+        self.assertIsNone(c.terminated)
+
+    def test_http_idle_ends_a_connection_with_no_stream_open(self):
+        s = Sluice(self.origin.port, self.certs, timeouts="drain_delay: 0s, drain: 5s, http_idle: 1s")
+        self.addCleanup(s.stop)
+        c = Client(s.ports["h2c"])
+        self.addCleanup(c.close)
+        self.assertEqual(c.get("/before-idle")["headers"][":status"], "200")
+        try:
+            c.pump(lambda: c.terminated is not None and c.terminated != "closed", timeout=10)
+        except ConnectionError:
+            pass
+        self.assertGoaway(c, h2.errors.ErrorCodes.NO_ERROR)
 
     def test_admission_counts_streams(self):
         c = self.client()
