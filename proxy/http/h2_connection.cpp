@@ -201,7 +201,7 @@ void H2Connection::stream_done(std::int32_t id) {
 }
 
 void H2Connection::became_idle() {
-    if (closed_) return;
+    if (closed_ || !reading_) return;  // ending already: the linger timer runs
     if (draining()) {
         close_if_idle();
         return;

@@ -37,11 +37,12 @@ void H2Stream::start(bool request_ended) {
 }
 
 asio::awaitable<void> H2Stream::run() {
-    if (gone_) {
-        // Reset in the same read as its HEADERS (rapid reset): no upstream ever hears of it.
-        conn_->stream_done(id_);
-        co_return;
-    }
+    // However the exchange ends (an exception included), the connection forgets the stream.
+    struct Done {
+        H2Stream& s;
+        ~Done() { s.conn_->stream_done(s.id_); }
+    } done{*this};
+    if (gone_) co_return;  // reset in the same read as its HEADERS (rapid reset): no upstream hears of it
     running_ = true;
     exchange_.begin();
     const auto snapshot = worker().view()->snapshot;
@@ -62,7 +63,6 @@ asio::awaitable<void> H2Stream::run() {
         else if (!request_ended_) conn_->session().reset_stream(id_, H2Session::kNoError);
         conn_->flush();
     }
-    conn_->stream_done(id_);
 }
 
 void H2Stream::on_body(std::string_view bytes) {
