@@ -281,7 +281,7 @@ void read_cluster_tls(Reader& r, const json& v, const std::string& p, ClusterTls
 void read_cluster(Reader& r, const json& j, const std::string& p, ClusterSpec& c) {
     if (!r.object(j, p, "a cluster",
                   {"name", "endpoints", "lb_policy", "hash_on", "health_check", "outlier_detection", "tls",
-                   "max_requests_per_endpoint", "queue"}))
+                   "max_requests_per_endpoint", "queue", "protocol"}))
         return;
     r.name(j, p, "cluster", c.name);
     auto it = j.find("endpoints");
@@ -310,6 +310,13 @@ void read_cluster(Reader& r, const json& j, const std::string& p, ClusterSpec& c
         else
             r.error(vp, describe_json(v) +
                             " is not a load-balancing policy; use round_robin, least_request, random, hash or sticky");
+    });
+    r.opt(j, p, "protocol", [&](const json& v, const std::string& vp) {
+        std::string s;
+        if (!r.string(v, vp, s)) return;
+        if (s == "http1") c.http2 = false;
+        else if (s == "http2") c.http2 = true;
+        else r.error(vp, describe_json(v) + " is not an upstream protocol; use http1 or http2 (for gRPC)");
     });
     r.opt(j, p, "hash_on", [&](const json& v, const std::string& vp) {
         HashOn h;

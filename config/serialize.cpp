@@ -110,7 +110,8 @@ json to_json(const Config& cfg) {
     for (const auto& c : cfg.clusters) {
         json eps = json::array();
         for (const auto& e : c.endpoints) eps.push_back(e.text);
-        json cluster = {{"name", c.name}, {"endpoints", eps}, {"lb_policy", lb_policy_name(c.lb_policy)}};
+        json cluster = {{"name", c.name}, {"endpoints", eps}, {"lb_policy", lb_policy_name(c.lb_policy)},
+                        {"protocol", c.http2 ? "http2" : "http1"}};
         if (c.hash_on) {
             switch (c.hash_on->kind) {
             case HashOn::Kind::header: cluster["hash_on"] = {{"header", c.hash_on->name}}; break;

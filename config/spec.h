@@ -167,6 +167,7 @@ struct ClusterSpec {
     std::optional<ClusterTls> tls;             // none: plaintext to the endpoints
     std::uint32_t max_requests_per_endpoint = 0;  // in flight per endpoint, all workers; 0: no cap
     AdmissionQueue queue;
+    bool http2 = false;  // protocol: http2 (h2c, or h2 by ALPN over tls); false: HTTP/1.1
     bool operator==(const ClusterSpec&) const = default;
 };
 

@@ -5,6 +5,8 @@
 // reach the client is the client protocol's hook (http1_exchange.cpp, h2_exchange.cpp).
 #include "proxy/http/balancer.h"
 #include "proxy/http/exchange.h"
+#include "proxy/http/h2_upstream_conn.h"
+#include "proxy/http/h2_upstream_stream.h"
 #include "proxy/net/log.h"
 #include "proxy/worker/worker_context.h"
 
@@ -27,6 +29,7 @@ constexpr std::size_t kMaxResponseHead = 64 * 1024;
 
 void Exchange::start_pump(const std::shared_ptr<UpstreamConn>& conn) {
     pump_ = Pump::running;
+    pump_conn_ = conn;
     client_body_error_ = {};
     pump_done_.expires_at(Watchdog::time_point::max());
     client_.set_streaming(Phase::request, view_->snapshot->routes[route_].timeouts.stream_idle);
@@ -35,15 +38,17 @@ void Exchange::start_pump(const std::shared_ptr<UpstreamConn>& conn) {
 }
 
 asio::awaitable<void> Exchange::run_pump(std::shared_ptr<UpstreamConn> conn) {
-    Pump end = co_await pump_body(*conn);
+    Pump end = co_await pump_body();
     pump_ = end;
     if (end == Pump::client_left) record_cancel(CancelPhase::request);
     if (end == Pump::client_left || end == Pump::client_stalled || end == Pump::client_bad_body) {
-        // A request cut short must not look complete to the app: drop the upstream connection.
-        conn->transport.close();
+        // A request cut short must not look complete to the app: drop the upstream connection (or stream).
+        if (conn) conn->transport.close();
+        else end_h2_stream();
     } else if (end == Pump::done && client_.phase() == Phase::request) {
         client_.set_phase(Phase::request, deadline_after(view_->snapshot->routes[route_].timeouts.upstream_response));
     }
+    pump_conn_.reset();
     pump_done_.cancel();
 }
 
@@ -51,18 +56,46 @@ asio::awaitable<void> Exchange::wait_pump() {
     while (pump_ == Pump::running) co_await pump_done_.async_wait(nothrow);
 }
 
-asio::awaitable<void> Exchange::finish_pump(UpstreamConn& conn) {
+asio::awaitable<bool> Exchange::send_request_body(const std::vector<asio::const_buffer>& spans, bool last) {
+    if (!pump_conn_) {
+        // HTTP/2: the head went with the stream's HEADERS; DATA frames carry the body.
+        // Held here: the attempt may end the stream while this waits.
+        const auto stream = h2_up_;
+        const auto conn = h2_conn_;
+        if (!stream || client_.deadline_passed()) co_return false;
+        const bool ok = co_await stream->send_body(spans, last, *conn);
+        if (ok) client_.watchdog().touch();
+        co_return ok;
+    }
+    pump_gather_.clear();
+    if (!pump_head_sent_) pump_gather_.emplace_back(asio::buffer(up_head_));
+    append_body(pump_gather_, spans, up_.framing, pump_chunk_line_, last && up_.framing == Framing::chunked);
+    if (pump_gather_.empty()) co_return true;
+    auto [ec, n] = client_.deadline_passed() ? cancelled_io() : co_await pump_conn_->transport.write(pump_gather_);
+    if (ec) co_return false;
+    if (!pump_head_sent_) rec_.sent = Watchdog::Clock::now();
+    pump_head_sent_ = true;
+    client_.watchdog().touch();
+    co_return true;
+}
+
+void Exchange::drop_upstream() {
+    if (h2_up_) end_h2_stream();
+    else if (upstream_) upstream_->transport.close();
+}
+
+asio::awaitable<void> Exchange::finish_pump() {
     if (pump_ != Pump::running) co_return;
     // The exchange is over before the request body: stop sending it.
     stop_pump_ = true;
-    conn.transport.close();
+    drop_upstream();
     stop_client_reads();
     co_await wait_pump();
 }
 
-asio::awaitable<Exchange::AttemptEnd> Exchange::abandon(UpstreamConn& conn) {
-    conn.transport.close();
-    co_await finish_pump(conn);
+asio::awaitable<Exchange::AttemptEnd> Exchange::abandon() {
+    drop_upstream();
+    co_await finish_pump();
     co_return AttemptEnd{ExchangeEnd::close, {}};
 }
 
@@ -112,7 +145,7 @@ asio::awaitable<std::optional<Exchange::AttemptEnd>> Exchange::read_response_hea
             co_return std::nullopt;
         }
         // Interim 1xx (100 Continue, 103 Early Hints): relayed where the client can take them, then read on.
-        if (!co_await relay_interim()) co_return co_await abandon(conn);  // the client left
+        if (!co_await relay_interim()) co_return co_await abandon();  // the client left
     }
 }
 
@@ -145,7 +178,7 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::relay_response(const std::shared
             if (!head_sent)
                 co_return AttemptEnd{std::nullopt,
                                      bad_response(place(), "upstream sent a bad response body: " + step.refusal->message)};
-            co_return co_await abandon(*conn);  // the client sees a cut response, never a wrong one
+            co_return co_await abandon();  // the client sees a cut response, never a wrong one
         }
         const std::size_t used = step.used;
         const bool last = parser->is_done();
@@ -156,7 +189,7 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::relay_response(const std::shared
             if (!sent) {
                 // The client left (a reset shows here first), or stopped reading for stream_idle.
                 if (!client_.deadline_passed() && !client_.aborted()) record_cancel(CancelPhase::streaming);
-                co_return co_await abandon(*conn);
+                co_return co_await abandon();
             }
             head_sent = true;
             const auto now = Watchdog::Clock::now();
@@ -177,14 +210,14 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::relay_response(const std::shared
             // Cut short (upstream gone, stream_idle or max_duration): close without
             // the last chunk so the client can tell the response is incomplete.
             spdlog::debug("response cut short ({}): {}", ec.message(), place().upstream_label());
-            co_return co_await abandon(*conn);
+            co_return co_await abandon();
         }
         conn->in.commit(n);
         client_.watchdog().touch();
     }
 
     const bool reusable = parser->keep_alive() && !parser->need_eof() && conn->in.empty() && !client_.deadline_passed();
-    co_await finish_pump(*conn);
+    co_await finish_pump();
     if (reusable && (pump_ == Pump::idle || pump_ == Pump::done))
         view_->clusters[cluster_].pools[endpoint_]->give(conn);
     else

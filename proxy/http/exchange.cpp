@@ -1,6 +1,8 @@
 #include "proxy/http/exchange.h"
 
 #include "proxy/http/balancer.h"
+#include "proxy/http/h2_upstream_conn.h"
+#include "proxy/http/h2_upstream_stream.h"
 #include "proxy/net/downstream.h"
 #include "proxy/net/listener.h"
 #include "proxy/net/log.h"
@@ -42,8 +44,14 @@ std::string first_route_hint(const Snapshot& snap) {
 Exchange::Exchange(ClientSide& client)
     : client_(client), queue_timer_(client.executor()), pump_done_(client.executor()) {}
 
+void Exchange::note_grpc_status(std::string_view name, std::string_view value) {
+    // A status code is a small number; anything else is logged cut short.
+    if (boost::beast::iequals(name, "grpc-status")) rec_.grpc_status.assign(value.substr(0, 12));
+}
+
 void Exchange::begin() {
     rec_ = Record{};
+    resp_trailers_.clear();
     rec_.start = Watchdog::Clock::now();
     req_.clear();
 }
@@ -100,12 +108,14 @@ void Exchange::cancel_upstream() {
     if (queued_) queue_timer_.cancel();
     boost::system::error_code ec;
     if (upstream_) upstream_->socket().cancel(ec);
+    if (h2_up_) h2_up_->wake();
     if (resolver_) resolver_->cancel();
 }
 
 void Exchange::close_upstream() {
     if (queued_) queue_timer_.cancel();
     if (upstream_) upstream_->transport.close();
+    if (h2_up_) end_h2_stream();
 }
 
 void Exchange::client_left() {
@@ -193,6 +203,7 @@ void Exchange::account() {
     if (rec_.first_byte) r.upstream_first_byte = std::chrono::duration<double>(*rec_.first_byte).count();
     if (rec_.error) r.error = code_of(*rec_.error);
     if (rec_.cancel) r.client_cancel = kCancelPhaseNames[static_cast<std::size_t>(*rec_.cancel)];
+    r.grpc_status = rec_.grpc_status;
     r.config_version = snap.version;
     worker.log_access(r);
 }

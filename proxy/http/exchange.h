@@ -40,6 +40,8 @@
 namespace sluice::proxy {
 
 struct ConnectionInfo;
+class H2UpstreamConn;
+class H2UpstreamStream;
 struct RouteStats;
 struct WorkerView;
 
@@ -98,15 +100,16 @@ protected:
     virtual bool request_complete() const = 0;
     // The request body's framing on the upstream hop.
     virtual void set_request_framing(UpstreamRequest& up) = 0;
-    // Sends the request head and body upstream as the body arrives; returns how it ended.
-    virtual boost::asio::awaitable<Pump> pump_body(UpstreamConn& conn) = 0;
+    // Sends the request body upstream as it arrives, through send_request_body(); returns how it ended.
+    virtual boost::asio::awaitable<Pump> pump_body() = 0;
     // Wakes a pump waiting for client bytes (finish_pump stops it).
     virtual void stop_client_reads() = 0;
     // An interim 1xx response head (resp_) for the client. False: the client left.
     virtual boost::asio::awaitable<bool> relay_interim() = 0;
     // The final response head (resp_) is parsed: decides how it goes to the client.
     virtual void begin_response(const ResponseParser& parser) = 0;
-    // The response head (on the first call) and body bytes; `last`: the end of the body.
+    // The response head (on the first call) and body bytes; `last`: the end of
+    // the body, followed by resp_trailers_ when there are any.
     // False: the client is gone or stopped reading.
     virtual boost::asio::awaitable<bool> send_response(const std::vector<boost::asio::const_buffer>& body,
                                                        bool last) = 0;
@@ -124,11 +127,23 @@ protected:
     };
     boost::asio::awaitable<AttemptEnd> attempt(bool fresh_connection);
 
+    // upstream_h2.cpp: the attempt on an HTTP/2 upstream (a stream on a shared connection).
+    boost::asio::awaitable<AttemptEnd> attempt_h2(bool fresh_connection);
+    boost::asio::awaitable<std::shared_ptr<H2UpstreamConn>> h2_connection(bool fresh, bool& reused,
+                                                                           UpstreamFailure& failure);
+    boost::asio::awaitable<AttemptEnd> relay_h2_response();
+    // The attempt's HTTP/2 stream ends (reset if still open); its waits wake.
+    void end_h2_stream();
+
     // upstream_connect.cpp: null after `failure` was set.
     boost::asio::awaitable<std::shared_ptr<UpstreamConn>> connect_upstream(UpstreamFailure& failure);
 
     // body_relay.cpp
     boost::asio::awaitable<void> run_pump(std::shared_ptr<UpstreamConn> conn);
+    // For the pump hooks: the request head (with the first call, HTTP/1.1) and
+    // body bytes to the upstream, framed for its hop. False: the upstream
+    // stopped taking them (or the exchange is stopping).
+    boost::asio::awaitable<bool> send_request_body(const std::vector<boost::asio::const_buffer>& spans, bool last);
     // Reads the response head (relaying interim 1xx heads). Set: the attempt is over.
     boost::asio::awaitable<std::optional<AttemptEnd>> read_response_head(UpstreamConn& conn,
                                                                          std::optional<ResponseParser>& parser);
@@ -138,15 +153,17 @@ protected:
                                                           UpstreamFailure::Retry retry);
     // The response cannot be completed (the client left, or the upstream
     // broke off mid-body): the upstream connection closes, the exchange ends.
-    boost::asio::awaitable<AttemptEnd> abandon(UpstreamConn& conn);
+    boost::asio::awaitable<AttemptEnd> abandon();
     // Ends an exchange that failed before a response head reached the client:
     // a client that left or sent a bad body decides the answer over the upstream's failure.
     boost::asio::awaitable<ExchangeEnd> fail(const UpstreamFailure& failure);
     // Waits for the request body pump; stops it first if the response is over.
-    boost::asio::awaitable<void> finish_pump(UpstreamConn& conn);
+    boost::asio::awaitable<void> finish_pump();
+    // Stops the upstream side of the attempt: the HTTP/1.1 connection closes, an HTTP/2 stream is reset.
+    void drop_upstream();
     // Waits for a pump that is ending on its own (its sockets were cancelled).
     boost::asio::awaitable<void> wait_pump();
-    void start_pump(const std::shared_ptr<UpstreamConn>& conn);
+    void start_pump(const std::shared_ptr<UpstreamConn>& conn);  // null: HTTP/2 upstream
 
     // admission_wait.cpp: a slot under the cluster's max_requests_per_endpoint
     // for endpoint_ or another with room, waiting in the queue when none has.
@@ -160,6 +177,8 @@ protected:
     // `wake_waiters` false: only at teardown, when other workers may be gone.
     void release_slot(bool wake_waiters = true);
 
+    // A response field or trailer: keeps grpc-status for the access log.
+    void note_grpc_status(std::string_view name, std::string_view value);
     // Counts and logs an error answer sluice makes; the hooks then write it.
     void record_error(ErrorKind kind, std::string_view message);
     AttemptPlace place() const;
@@ -180,7 +199,10 @@ protected:
     std::size_t route_ = 0;
     RequestHead req_;
     bool upgrade_ = false;  // a WebSocket upgrade request on a route that allows it
-    std::shared_ptr<UpstreamConn> upstream_;
+    std::shared_ptr<UpstreamConn> upstream_;  // HTTP/1.1 upstream (or one being connected)
+    std::shared_ptr<H2UpstreamConn> h2_conn_;   // HTTP/2 upstream: the shared connection
+    std::shared_ptr<H2UpstreamStream> h2_up_;   // and this attempt's stream on it
+    H2Fields h2_fields_;                        // the request head for it
     std::size_t cluster_ = 0, endpoint_ = 0;  // where this exchange goes
 
     UpstreamRequest up_;   // how the request goes upstream (path, framing, fallback Host)
@@ -201,6 +223,7 @@ protected:
         int status = 0;
         std::optional<ErrorKind> error;
         std::optional<CancelPhase> cancel;  // the client left before the response ended
+        std::string grpc_status;            // from the response head or its trailers
         std::uint64_t bytes_in = 0, bytes_out = 0;  // bodies from and to the client
         std::optional<Watchdog::Clock::duration> connect, first_byte;
         Watchdog::time_point sent{};  // request head written upstream
@@ -216,11 +239,17 @@ protected:
     boost::asio::steady_timer queue_timer_;
 
     Pump pump_ = Pump::idle;
+    bool pump_head_sent_ = false;  // the request head went upstream
+    std::shared_ptr<UpstreamConn> pump_conn_;  // where the pump writes (HTTP/1.1); null: the HTTP/2 stream
+    std::vector<boost::asio::const_buffer> pump_gather_;
+    char pump_chunk_line_[24];
     bool stop_pump_ = false;  // finish_pump() asked the running pump to end
     Refusal client_body_error_;  // why the body was refused (client_bad_body)
     boost::asio::steady_timer pump_done_;
 
     ResponseHead resp_;
+    H2Fields resp_trailers_;  // from an HTTP/2 upstream, for the client after the last body bytes
+    std::string relay_buf_;   // HTTP/2 upstream: the body bytes being relayed
 };
 
 }  // namespace sluice::proxy

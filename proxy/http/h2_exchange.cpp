@@ -43,8 +43,7 @@ void H2Exchange::set_request_framing(UpstreamRequest& up) {
     }
 }
 
-asio::awaitable<Exchange::Pump> H2Exchange::pump_body(UpstreamConn& conn) {
-    bool head_sent = false;
+asio::awaitable<Exchange::Pump> H2Exchange::pump_body() {
     std::vector<asio::const_buffer> spans;
     for (;;) {
         co_await stream_.wait_body();
@@ -53,18 +52,9 @@ asio::awaitable<Exchange::Pump> H2Exchange::pump_body(UpstreamConn& conn) {
         if (stream_.deadline_passed()) co_return Pump::client_stalled;
         const std::string_view body = stream_.body();
         const bool last = stream_.request_ended();
-        if (body.empty() && !last && head_sent) continue;
+        if (body.empty() && !last && pump_head_sent_) continue;
         spans.assign({asio::buffer(body.data(), body.size())});
-        pump_gather_.clear();
-        if (!head_sent) pump_gather_.emplace_back(asio::buffer(up_head_));
-        append_body(pump_gather_, spans, up_.framing, pump_chunk_line_, last && up_.framing == Framing::chunked);
-        if (!pump_gather_.empty()) {
-            auto [ec, n] = co_await conn.transport.write(pump_gather_);
-            if (ec) co_return stop_pump_ ? Pump::stopped : Pump::upstream_failed;
-            if (!head_sent) rec_.sent = Watchdog::Clock::now();
-            head_sent = true;
-            stream_.watchdog().touch();
-        }
+        if (!co_await send_request_body(spans, last)) co_return stop_pump_ ? Pump::stopped : Pump::upstream_failed;
         rec_.bytes_in += body.size();
         if (!body.empty()) stream_.consume_body(body.size());
         if (last) co_return Pump::done;
@@ -83,7 +73,7 @@ void H2Exchange::begin_response(const ResponseParser& parser) {
 }
 
 asio::awaitable<bool> H2Exchange::send_response(const std::vector<asio::const_buffer>& body, bool last) {
-    co_return co_await stream_.send_body(body, last);
+    co_return co_await stream_.send_body(body, last, last ? &resp_trailers_ : nullptr);
 }
 
 asio::awaitable<ExchangeEnd> H2Exchange::start_tunnel(std::shared_ptr<UpstreamConn>) {

@@ -2,8 +2,8 @@
 // HPACK, the body from DATA frames buffered in the stream (bounded by the
 // window sluice advertises, opened again as bytes go upstream), and the
 // response goes out as HEADERS and DATA frames pulled by nghttp2 as the
-// client's window allows. The upstream is HTTP/1.1, reached exactly as for an
-// HTTP/1.1 client.
+// client's window allows. The upstream side is the same as for an HTTP/1.1
+// client, whichever protocol the cluster speaks.
 #pragma once
 #include "proxy/http/exchange.h"
 
@@ -24,7 +24,7 @@ public:
 private:
     bool request_complete() const override;
     void set_request_framing(UpstreamRequest& up) override;
-    boost::asio::awaitable<Pump> pump_body(UpstreamConn& conn) override;
+    boost::asio::awaitable<Pump> pump_body() override;
     void stop_client_reads() override;
     boost::asio::awaitable<bool> relay_interim() override { co_return true; }  // 1xx are not relayed over HTTP/2
     void begin_response(const ResponseParser& parser) override;
@@ -34,8 +34,6 @@ private:
 
     H2Stream& stream_;
     std::string error_body_;
-    std::vector<boost::asio::const_buffer> pump_gather_;
-    char pump_chunk_line_[24];
 };
 
 }  // namespace sluice::proxy

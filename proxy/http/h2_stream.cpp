@@ -126,7 +126,9 @@ void H2Stream::submit_answer(int status, const std::vector<std::pair<std::string
     conn_->flush();
 }
 
-asio::awaitable<bool> H2Stream::send_body(const std::vector<asio::const_buffer>& body, bool last) {
+asio::awaitable<bool> H2Stream::send_body(const std::vector<asio::const_buffer>& body, bool last,
+                                          const H2Fields* trailers) {
+    out_trailers_ = trailers;
     out_.clear();
     out_index_ = 0;
     for (const auto& b : body)
@@ -148,6 +150,7 @@ asio::awaitable<bool> H2Stream::send_body(const std::vector<asio::const_buffer>&
         out_index_ = 0;
         out_last_ = false;
     }
+    out_trailers_ = nullptr;
     co_return sent;
 }
 
@@ -173,6 +176,7 @@ H2Session::Pull H2Stream::pull_body(std::uint8_t* out, std::size_t max) {
     if (out_index_ == out_.size()) {
         if (out_last_) {
             pull.end = true;
+            pull.trailers = out_trailers_;
             out_done_ = true;
         } else {
             pull.deferred = true;

@@ -54,8 +54,10 @@ public:
     void submit_head(const ResponseHead& head, bool end, const std::vector<std::pair<std::string, std::string>>& extra);
     void submit_answer(int status, const std::vector<std::pair<std::string, std::string>>& fields, std::string_view body);
     // Queues body bytes (views that stay valid until this returns) and waits
-    // until nghttp2 has taken them all. False: the stream is gone or timed out.
-    boost::asio::awaitable<bool> send_body(const std::vector<boost::asio::const_buffer>& body, bool last);
+    // until nghttp2 has taken them all; `trailers` (with `last`) follow them.
+    // False: the stream is gone or timed out.
+    boost::asio::awaitable<bool> send_body(const std::vector<boost::asio::const_buffer>& body, bool last,
+                                           const H2Fields* trailers = nullptr);
     // Waits until an answer made by sluice was taken (or the stream ended, or
     // a deadline passed during the wait). False: it was not.
     boost::asio::awaitable<bool> wait_answer_taken();
@@ -105,6 +107,7 @@ private:
     std::vector<boost::asio::const_buffer> out_;  // response bytes nghttp2 has not taken yet
     std::size_t out_index_ = 0;
     bool out_last_ = false;  // the end of the body is queued
+    const H2Fields* out_trailers_ = nullptr;  // sent after it
     bool out_done_ = false;  // and was taken
     std::string answer_;     // the body of an answer made by sluice
     boost::asio::steady_timer out_wake_;

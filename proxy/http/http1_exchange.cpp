@@ -52,9 +52,8 @@ bool Http1Exchange::request_body_done() const {
 
 void Http1Exchange::set_request_framing(UpstreamRequest& up) { proxy::set_request_framing(up, *req_parser_, req_); }
 
-asio::awaitable<Exchange::Pump> Http1Exchange::pump_body(UpstreamConn& conn) {
+asio::awaitable<Exchange::Pump> Http1Exchange::pump_body() {
     IoBuffer& in = conn_.in();
-    bool head_sent = false;
     for (;;) {
         // Trailers count against the request head limit (limits.request_headers).
         auto step = feed_body(*req_parser_, in.data(), view_->snapshot->config.limits.request_headers);
@@ -65,18 +64,9 @@ asio::awaitable<Exchange::Pump> Http1Exchange::pump_body(UpstreamConn& conn) {
         const std::size_t used = step.used;
         const bool last = req_parser_->is_done();
         for (const auto& b : req_parser_->body()) rec_.bytes_in += b.size();
-        pump_gather_.clear();
-        if (!head_sent) pump_gather_.emplace_back(asio::buffer(up_head_));
-        append_body(pump_gather_, req_parser_->body(), up_.framing, pump_chunk_line_,
-                    last && up_.framing == Framing::chunked);
+        if (!co_await send_request_body(req_parser_->body(), last))
+            co_return stop_pump_ ? Pump::stopped : Pump::upstream_failed;
         req_parser_->body().clear();
-        if (!pump_gather_.empty()) {
-            auto [ec, n] = conn_.deadline_passed() ? cancelled_io() : co_await conn.transport.write(pump_gather_);
-            if (ec) co_return stop_pump_ ? Pump::stopped : Pump::upstream_failed;
-            if (!head_sent) rec_.sent = Watchdog::Clock::now();
-            head_sent = true;
-            conn_.watchdog().touch();
-        }
         in.consume(used);
         if (last) co_return Pump::done;
         // Body bytes go into a large block (the head used a small one).
@@ -119,7 +109,15 @@ void Http1Exchange::begin_response(const ResponseParser& parser) {
 asio::awaitable<bool> Http1Exchange::send_response(const std::vector<asio::const_buffer>& body, bool last) {
     gather_.clear();
     if (!head_sent_) gather_.emplace_back(asio::buffer(out_head_));
-    append_body(gather_, body, down_.framing, chunk_line_, last && down_.framing == Framing::chunked);
+    const bool trailers = last && down_.framing == Framing::chunked && !resp_trailers_.empty();
+    append_body(gather_, body, down_.framing, chunk_line_, last && down_.framing == Framing::chunked && !trailers);
+    if (trailers) {
+        // The last chunk with the upstream's trailers (RFC 9112 7.1.2).
+        trailer_block_ = "0\r\n";
+        for (const auto& [n, v] : resp_trailers_) trailer_block_ += n + ": " + v + "\r\n";
+        trailer_block_ += "\r\n";
+        gather_.emplace_back(asio::buffer(trailer_block_));
+    }
     if (gather_.empty()) co_return true;
     auto [ec, n] = conn_.deadline_passed() ? cancelled_io() : co_await conn_.client().write(gather_);
     head_sent_ = true;

@@ -31,7 +31,7 @@ public:
 private:
     bool request_complete() const override { return req_parser_->is_done(); }
     void set_request_framing(UpstreamRequest& up) override;
-    boost::asio::awaitable<Pump> pump_body(UpstreamConn& conn) override;
+    boost::asio::awaitable<Pump> pump_body() override;
     void stop_client_reads() override;
     boost::asio::awaitable<bool> relay_interim() override;
     void begin_response(const ResponseParser& parser) override;
@@ -47,8 +47,7 @@ private:
     bool head_sent_ = false;
     std::vector<boost::asio::const_buffer> gather_;
     char chunk_line_[24];
-    std::vector<boost::asio::const_buffer> pump_gather_;
-    char pump_chunk_line_[24];
+    std::string trailer_block_;  // the last chunk with trailers from an HTTP/2 upstream
 };
 
 }  // namespace sluice::proxy

@@ -12,7 +12,7 @@ namespace sluice::proxy {
 namespace asio = boost::asio;
 
 asio::awaitable<ExchangeEnd> Http1Exchange::start_tunnel(std::shared_ptr<UpstreamConn> conn) {
-    co_await finish_pump(*conn);  // an upgrade request carries no body; nothing to stop
+    co_await finish_pump();  // an upgrade request carries no body; nothing to stop
     conn_.watch().release_socket();  // the tunnel watches the socket its own way
     out_head_.clear();
     build_switching_response(resp_, out_head_, set_affinity_ ? affinity_cookie() : std::string());

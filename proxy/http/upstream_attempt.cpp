@@ -171,6 +171,7 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::attempt(bool fresh_connection) {
     up_.fallback_host = view_->snapshot->clusters[cluster_].endpoints[endpoint_].key;
     up_head_.clear();
     build_upstream_request(req_, up_, up_head_);
+    if (view_->snapshot->clusters[cluster_].http2) co_return co_await attempt_h2(fresh_connection);
 
     // A retry on the same endpoint never takes another pooled connection: it may be just as stale.
     std::shared_ptr<UpstreamConn> conn = fresh_connection ? nullptr : cluster.pools[endpoint_]->take();
@@ -183,6 +184,7 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::attempt(bool fresh_connection) {
     upstream_ = conn;
     pump_ = Pump::idle;
     stop_pump_ = false;
+    pump_head_sent_ = false;
     if (!request_complete()) {
         start_pump(conn);  // it sends the head with the first body bytes
     } else {
@@ -204,9 +206,9 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::attempt(bool fresh_connection) {
 }
 
 asio::awaitable<ExchangeEnd> Exchange::fail(const UpstreamFailure& failure) {
-    if (upstream_) {
-        upstream_->transport.close();
-        co_await finish_pump(*upstream_);
+    if (upstream_ || h2_up_) {
+        drop_upstream();
+        co_await finish_pump();
     }
     if (client_.aborted() || pump_ == Pump::client_left) co_return ExchangeEnd::close;
     if (pump_ == Pump::client_bad_body)

@@ -53,7 +53,7 @@ asio::awaitable<std::shared_ptr<UpstreamConn>> Exchange::connect_upstream(Upstre
     std::string tls_failure;
     if (!ec && !client_.deadline_passed() && !client_.aborted() && cluster.tls) {
         conn->transport.use_tls(cluster.tls->context());
-        cluster.tls->prepare(conn->transport.ssl(), ep.host);
+        cluster.tls->prepare(conn->transport.ssl(), ep.host, cluster.http2);
         ec = co_await conn->transport.handshake(asio::ssl::stream_base::client);
         if (ec && !client_.deadline_passed() && !client_.aborted())
             tls_failure = cluster.tls->describe_failure(conn->transport.ssl(), ec, ep.host);

@@ -7,6 +7,7 @@
 #include <boost/asio/ssl/error.hpp>
 
 #include <cctype>
+#include <iterator>
 
 namespace sluice::proxy {
 namespace {
@@ -98,6 +99,27 @@ UpstreamFailure io_failure(const AttemptPlace& at, Deadline passed, bool client_
         if (retry == Retry::if_idempotent) retry = Retry::no;
     }
     return {ErrorKind::upstream_reset, what + ": " + at.upstream_label(), retry, false};
+}
+
+UpstreamFailure stream_failure(const AttemptPlace& at, std::uint32_t code, std::string_view connection_failure,
+                               std::string_view step, UpstreamFailure::Retry retry) {
+    using Retry = UpstreamFailure::Retry;
+    static constexpr const char* kNames[] = {"NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR",
+                                             "SETTINGS_TIMEOUT", "STREAM_CLOSED", "FRAME_SIZE_ERROR",
+                                             "REFUSED_STREAM", "CANCEL", "COMPRESSION_ERROR", "CONNECT_ERROR",
+                                             "ENHANCE_YOUR_CALM", "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED"};
+    constexpr std::uint32_t kRefusedStream = 7;
+    // REFUSED_STREAM, or above a GOAWAY's last stream: never processed, so any method may go again.
+    if (code == kRefusedStream)
+        return {ErrorKind::upstream_reset,
+                "upstream refused the HTTP/2 stream (REFUSED_STREAM) " + std::string(step) + ": " + at.upstream_label(),
+                Retry::unsent, false};
+    std::string what = !connection_failure.empty()
+                           ? std::string(connection_failure)
+                           : "upstream reset the HTTP/2 stream (" +
+                                 std::string(code < std::size(kNames) ? kNames[code] : "error " + std::to_string(code)) +
+                                 ")";
+    return {ErrorKind::upstream_reset, what + " " + std::string(step) + ": " + at.upstream_label(), retry, false};
 }
 
 UpstreamFailure bad_response(const AttemptPlace& at, std::string_view what) {

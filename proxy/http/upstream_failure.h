@@ -11,6 +11,7 @@
 #include <boost/system/error_code.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -51,6 +52,11 @@ UpstreamFailure connect_failure(const AttemptPlace& at, Deadline passed, const b
 // allows; a deadline never retries.
 UpstreamFailure io_failure(const AttemptPlace& at, Deadline passed, bool client_stalled,
                            const boost::system::error_code& ec, std::string_view step, UpstreamFailure::Retry retry);
+
+// An HTTP/2 upstream ended the attempt's stream with RST_STREAM `code` (or
+// its connection went: `connection_failure` says how) while `step`.
+UpstreamFailure stream_failure(const AttemptPlace& at, std::uint32_t code, std::string_view connection_failure,
+                               std::string_view step, UpstreamFailure::Retry retry);
 
 // The upstream's answer broke HTTP: `what` says how.
 UpstreamFailure bad_response(const AttemptPlace& at, std::string_view what);

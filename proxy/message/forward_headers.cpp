@@ -5,6 +5,7 @@
 #include <boost/beast/core/string.hpp>
 
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 
@@ -170,6 +171,57 @@ void build_upstream_request(const RequestHead& req, const UpstreamRequest& up, s
     }
     append_framing(out, up.framing, up.content_length);
     out += "\r\n";
+}
+
+void h2_request_fields(std::string_view head, std::string_view scheme, bool te_trailers, H2Fields& out) {
+    out.clear();
+    auto next_line = [&head] {
+        std::size_t eol = head.find("\r\n");
+        std::string_view line = head.substr(0, eol);
+        head.remove_prefix(eol == std::string_view::npos ? head.size() : eol + 2);
+        return line;
+    };
+    // "METHOD target HTTP/1.1": both made by build_upstream_request, never with a space inside.
+    std::string_view start = next_line();
+    const std::size_t sp1 = start.find(' '), sp2 = start.rfind(' ');
+    out.emplace_back(":method", start.substr(0, sp1));
+    out.emplace_back(":scheme", scheme);
+    out.emplace_back(":authority", "");
+    out.emplace_back(":path", start.substr(sp1 + 1, sp2 - sp1 - 1));
+    for (std::string_view line = next_line(); !line.empty(); line = next_line()) {
+        const std::size_t colon = line.find(':');
+        std::string name(line.substr(0, colon));
+        std::string_view value = line.substr(colon + 1);
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (name == "host") {
+            out[2].second = value;
+            continue;
+        }
+        // Connection-specific in HTTP/2 (RFC 9113 8.2.2); DATA frames carry the framing.
+        if (name == "transfer-encoding" || name == "connection" || name == "upgrade" || name == "keep-alive" ||
+            name == "proxy-connection")
+            continue;
+        out.emplace_back(std::move(name), value);
+    }
+    if (te_trailers) out.emplace_back("te", "trailers");
+}
+
+bool wants_trailers(const RequestHead& req) {
+    for (const auto& f : req.fields) {
+        if (f.id != http::field::te) continue;
+        std::string_view v = f.value;
+        while (!v.empty()) {
+            auto comma = v.find(',');
+            std::string_view t = v.substr(0, comma);
+            while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+            t = t.substr(0, t.find_first_of(" \t;"));
+            if (iequals(t, "trailers")) return true;
+            if (comma == std::string_view::npos) break;
+            v.remove_prefix(comma + 1);
+        }
+    }
+    return false;
 }
 
 void build_switching_response(const ResponseHead& resp, std::string& out, std::string_view extra_fields) {

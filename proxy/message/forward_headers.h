@@ -1,6 +1,7 @@
 // The heads sluice sends on: hop-by-hop fields removed (RFC 9110 7.6.1),
 // X-Forwarded-* added to requests, framing fields rewritten for the hop.
 #pragma once
+#include "proxy/message/h2_session.h"
 #include "proxy/message/http_head.h"
 
 #include <cstdint>
@@ -34,6 +35,15 @@ void set_request_framing(UpstreamRequest& up, const RequestParser& parser, const
 
 // Appends the request head to send upstream (always HTTP/1.1, keep-alive).
 void build_upstream_request(const RequestHead& req, const UpstreamRequest& up, std::string& out);
+
+// The same request head for an HTTP/2 upstream: `h1_head` (made by
+// build_upstream_request) as pseudo-fields and lower-case fields, Host as
+// :authority, without the HTTP/1.1 framing fields; `te: trailers` when the
+// client asked for trailers (gRPC servers want it).
+void h2_request_fields(std::string_view h1_head, std::string_view scheme, bool te_trailers, H2Fields& out);
+
+// Whether the request's TE field lists "trailers".
+bool wants_trailers(const RequestHead& req);
 
 // Appends body views to `out`, framed for the hop: with chunked framing, one
 // chunk for all of `spans` (and the last chunk when `last_chunk`); `line`

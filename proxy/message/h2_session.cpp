@@ -107,11 +107,21 @@ struct H2Callbacks {
         return 0;
     }
 
-    static ssize_t read_body(nghttp2_session*, std::int32_t id, std::uint8_t* buf, std::size_t length,
+    static ssize_t read_body(nghttp2_session* s, std::int32_t id, std::uint8_t* buf, std::size_t length,
                              std::uint32_t* flags, nghttp2_data_source*, void* p) {
         H2Session::Pull pull = self(p).handler_.pull_body(id, buf, length);
         if (pull.deferred && pull.bytes == 0) return NGHTTP2_ERR_DEFERRED;
-        if (pull.end) *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (pull.end) {
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+            if (pull.trailers && !pull.trailers->empty()) {
+                // The trailers end the stream (gRPC's grpc-status travels here).
+                *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+                std::vector<nghttp2_nv> nva;
+                nva.reserve(pull.trailers->size());
+                for (const auto& [n, v] : *pull.trailers) nva.push_back(make_nv(n, v));
+                nghttp2_submit_trailer(s, id, nva.data(), nva.size());
+            }
+        }
         return static_cast<ssize_t>(pull.bytes);
     }
 

@@ -25,6 +25,7 @@ struct nghttp2_session;
 namespace sluice::proxy {
 
 struct ResponseHead;
+using H2Fields = std::vector<std::pair<std::string, std::string>>;
 
 class H2Session {
 public:
@@ -39,7 +40,8 @@ public:
     struct Pull {
         std::size_t bytes = 0;
         bool deferred = false;  // nothing now: resume_data() when there is
-        bool end = false;       // the last bytes (then trailers, if any were set)
+        bool end = false;       // the last bytes
+        const H2Fields* trailers = nullptr;  // with `end`: sent after them, ending the stream
     };
 
     // Called from inside receive() and take_output(), on the owner's thread.

@@ -9,6 +9,20 @@ EndpointPool::~EndpointPool() {
         ++c->generation;
         c->transport.close();
     }
+    auto shared = std::move(shared_);
+    for (auto& c : shared) c->close();
+}
+
+std::shared_ptr<MultiplexedConn> EndpointPool::shared_with_room() const {
+    // The newest first: older connections drain and go idle.
+    for (auto it = shared_.rbegin(); it != shared_.rend(); ++it)
+        if ((*it)->can_open()) return *it;
+    return nullptr;
+}
+
+void EndpointPool::remove_shared(const MultiplexedConn* conn) {
+    auto it = std::find_if(shared_.begin(), shared_.end(), [&](const auto& c) { return c.get() == conn; });
+    if (it != shared_.end()) shared_.erase(it);
 }
 
 std::shared_ptr<UpstreamConn> EndpointPool::take() {
@@ -60,6 +74,12 @@ void EndpointPool::sweep(std::chrono::steady_clock::time_point now, std::chrono:
         return true;
     });
     idle_.erase(old, idle_.end());
+    std::vector<std::shared_ptr<MultiplexedConn>> expired;
+    for (const auto& c : shared_) {
+        std::chrono::steady_clock::time_point since;
+        if (c->idle(since) && now - since >= max_idle) expired.push_back(c);
+    }
+    for (auto& c : expired) c->close();  // each removes itself
 }
 
 }  // namespace sluice::proxy

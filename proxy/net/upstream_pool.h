@@ -32,6 +32,18 @@ public:
     char idle_probe = 0;           // where a byte an idle connection receives (so: drop it) lands
 };
 
+// A connection that carries many exchanges at once (HTTP/2): shared by them,
+// never taken from the pool; it leaves the pool itself when it closes.
+class MultiplexedConn {
+public:
+    virtual ~MultiplexedConn() = default;
+    // Another exchange may start on it now.
+    virtual bool can_open() const = 0;
+    // No exchange on it since `since` (false: it has some now).
+    virtual bool idle(std::chrono::steady_clock::time_point& since) const = 0;
+    virtual void close() = 0;
+};
+
 class EndpointPool {
 public:
     EndpointPool(std::string key, std::size_t max_idle) : key_(std::move(key)), max_idle_(max_idle) {}
@@ -48,6 +60,11 @@ public:
     void sweep(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration max_idle);
 
     std::size_t idle_count() const { return idle_.size(); }
+
+    // Multiplexed connections to this endpoint: one with room, or null.
+    std::shared_ptr<MultiplexedConn> shared_with_room() const;
+    void add_shared(std::shared_ptr<MultiplexedConn> conn) { shared_.push_back(std::move(conn)); }
+    void remove_shared(const MultiplexedConn* conn);
     // Connections opened to this endpoint by this worker, for tests and metrics.
     std::uint64_t connects = 0;
     // Exchanges and tunnels on this endpoint now (this worker's share).
@@ -60,6 +77,7 @@ private:
     std::string key_;
     std::size_t max_idle_;
     std::vector<std::shared_ptr<UpstreamConn>> idle_;  // most recently used last
+    std::vector<std::shared_ptr<MultiplexedConn>> shared_;
 };
 
 }  // namespace sluice::proxy

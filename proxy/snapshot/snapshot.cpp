@@ -45,6 +45,7 @@ std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t
         cr.policy = cs.lb_policy;
         cr.hash_on = cs.hash_on;
         cr.outlier = cs.outlier_detection;
+        cr.http2 = cs.http2;
         const std::size_t ci = static_cast<std::size_t>(&cs - c.clusters.data());
         if (ci < snap->tls.clusters.size()) cr.tls = snap->tls.clusters[ci];
         for (const auto& e : cs.endpoints) {

@@ -35,6 +35,7 @@ struct ClusterRuntime {
     std::optional<config::HashOn> hash_on;
     config::OutlierDetection outlier;
     std::shared_ptr<UpstreamTls> tls;  // null: plaintext
+    bool http2 = false;                // protocol: http2
     std::shared_ptr<Admission> admission;  // max_requests_per_endpoint and the queue, shared across changes
     config::Duration queue_timeout{};
     // Consistent-hash ring (lb_policy hash): points sorted, each naming an endpoint.

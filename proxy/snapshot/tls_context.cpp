@@ -276,7 +276,9 @@ std::shared_ptr<UpstreamTls> UpstreamTls::load(const config::ClusterTls& spec, c
     return out;
 }
 
-void UpstreamTls::prepare(SSL* ssl, const std::string& host) const {
+void UpstreamTls::prepare(SSL* ssl, const std::string& host, bool http2) const {
+    static const unsigned char kH2[] = {2, 'h', '2'};
+    if (http2) SSL_set_alpn_protos(ssl, kH2, sizeof kH2);
     const std::string name = server_name(host);
     boost::system::error_code ec;
     boost::asio::ip::make_address(name, ec);
@@ -285,6 +287,13 @@ void UpstreamTls::prepare(SSL* ssl, const std::string& host) const {
     if (!spec_.verify) return;
     if (ip) X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str());
     else SSL_set1_host(ssl, name.c_str());
+}
+
+bool UpstreamTls::agreed_h2(SSL* ssl) {
+    const unsigned char* p = nullptr;
+    unsigned int n = 0;
+    SSL_get0_alpn_selected(ssl, &p, &n);
+    return n == 2 && p[0] == 'h' && p[1] == '2';
 }
 
 std::string UpstreamTls::describe_failure(SSL* ssl, const boost::system::error_code& ec, const std::string& host) const {

@@ -75,15 +75,19 @@ public:
 
     boost::asio::ssl::context& context() { return ctx_; }
     const config::ClusterTls& spec() const { return spec_; }
-    bool http2() const { return false; }  // ALPN offers http/1.1 only
+    // ALPN is set per connection (prepare()), so one material serves both protocols.
+    bool http2() const { return false; }
     std::uint64_t files() const { return files_; }
     // Tells pooled connections made with this material from any other: "tls/<hex>".
     const std::string& id() const { return id_; }
 
     // The name a connection to `host` sends as SNI and verifies: tls.sni, else the host.
     std::string server_name(const std::string& host) const { return spec_.sni ? *spec_.sni : host; }
-    // Sets SNI (for a host name, never an IP) and the name or address to verify.
-    void prepare(SSL* ssl, const std::string& host) const;
+    // Sets SNI (for a host name, never an IP) and the name or address to verify;
+    // `http2`: ALPN offers h2 alone (a protocol: http2 cluster), else http/1.1.
+    void prepare(SSL* ssl, const std::string& host, bool http2 = false) const;
+    // After the handshake: the server chose h2 by ALPN.
+    static bool agreed_h2(SSL* ssl);
     // Why a handshake with `host` failed, in words, with what to do about it.
     std::string describe_failure(SSL* ssl, const boost::system::error_code& ec, const std::string& host) const;
     // A TLS error after the handshake (e.g. TLS 1.3 refuses a client certificate then), in words.

@@ -145,6 +145,7 @@ void format_access_line(const AccessRecord& r, std::string& out) {
     append_field(out, "error", r.error);
     if (!r.close_reason.empty()) append_field(out, "close_reason", r.close_reason);
     if (!r.client_cancel.empty()) append_field(out, "client_cancel", r.client_cancel);
+    if (!r.grpc_status.empty()) append_field(out, "grpc_status", r.grpc_status);
     append_number(out, "config_version", r.config_version);
     out += "}\n";
 }

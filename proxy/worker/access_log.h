@@ -30,6 +30,7 @@ struct AccessRecord {
     std::string_view error;            // x-sluice-error, when sluice answered itself
     std::string_view close_reason;     // tunnels: why it ended
     std::string_view client_cancel;    // the client left before the response ended: in which phase
+    std::string_view grpc_status;      // gRPC responses: the grpc-status the upstream sent
     std::uint64_t config_version = 0;
 };
 
