@@ -56,20 +56,25 @@ asio::awaitable<void> Exchange::wait_pump() {
     while (pump_ == Pump::running) co_await pump_done_.async_wait(nothrow);
 }
 
-asio::awaitable<bool> Exchange::send_request_body(const std::vector<asio::const_buffer>& spans, bool last) {
+asio::awaitable<bool> Exchange::send_request_body(const std::vector<asio::const_buffer>& spans, bool last,
+                                                  const H2Fields* trailers) {
     if (!pump_conn_) {
         // HTTP/2: the head went with the stream's HEADERS; DATA frames carry the body.
         // Held here: the attempt may end the stream while this waits.
         const auto stream = h2_up_;
         const auto conn = h2_conn_;
         if (!stream || client_.deadline_passed()) co_return false;
-        const bool ok = co_await stream->send_body(spans, last, *conn);
+        const bool ok = co_await stream->send_body(spans, last, *conn, trailers);
         if (ok) client_.watchdog().touch();
         co_return ok;
     }
     pump_gather_.clear();
     if (!pump_head_sent_) pump_gather_.emplace_back(asio::buffer(up_head_));
-    append_body(pump_gather_, spans, up_.framing, pump_chunk_line_, last && up_.framing == Framing::chunked);
+    const bool chunked_end = last && up_.framing == Framing::chunked;
+    // Trailers travel in the last chunk; a body with a length has no room for them.
+    const bool with_trailers = chunked_end && trailers && !trailers->empty();
+    append_body(pump_gather_, spans, up_.framing, pump_chunk_line_, chunked_end && !with_trailers);
+    if (with_trailers) append_last_chunk(pump_gather_, *trailers, pump_last_chunk_);
     if (pump_gather_.empty()) co_return true;
     auto [ec, n] = client_.deadline_passed() ? cancelled_io() : co_await pump_conn_->transport.write(pump_gather_);
     if (ec) co_return false;

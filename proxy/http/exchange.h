@@ -143,7 +143,8 @@ protected:
     // For the pump hooks: the request head (with the first call, HTTP/1.1) and
     // body bytes to the upstream, framed for its hop. False: the upstream
     // stopped taking them (or the exchange is stopping).
-    boost::asio::awaitable<bool> send_request_body(const std::vector<boost::asio::const_buffer>& spans, bool last);
+    boost::asio::awaitable<bool> send_request_body(const std::vector<boost::asio::const_buffer>& spans, bool last,
+                                                   const H2Fields* trailers = nullptr);
     // Reads the response head (relaying interim 1xx heads). Set: the attempt is over.
     boost::asio::awaitable<std::optional<AttemptEnd>> read_response_head(UpstreamConn& conn,
                                                                          std::optional<ResponseParser>& parser);
@@ -243,6 +244,7 @@ protected:
     std::shared_ptr<UpstreamConn> pump_conn_;  // where the pump writes (HTTP/1.1); null: the HTTP/2 stream
     std::vector<boost::asio::const_buffer> pump_gather_;
     char pump_chunk_line_[24];
+    std::string pump_last_chunk_;  // the last chunk with the request's trailers
     bool stop_pump_ = false;  // finish_pump() asked the running pump to end
     Refusal client_body_error_;  // why the body was refused (client_bad_body)
     boost::asio::steady_timer pump_done_;

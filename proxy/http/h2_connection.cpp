@@ -175,6 +175,11 @@ void H2Connection::on_body(std::int32_t id, std::string_view bytes) {
     else session_.consumed(id, bytes.size());  // its exchange is over: the connection window opens again
 }
 
+bool H2Connection::on_trailer(std::int32_t id, std::string_view name, std::string_view value) {
+    auto* s = find(id);
+    return !s || s->on_trailer(name, value, worker_.view()->snapshot->config.limits.request_headers);
+}
+
 void H2Connection::on_request_end(std::int32_t id) {
     if (auto* s = find(id)) s->on_request_end();
 }

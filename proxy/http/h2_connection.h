@@ -60,6 +60,7 @@ private:
     H2RequestBuilder* on_stream_open(std::int32_t stream) override;
     void on_request(std::int32_t stream, bool end) override;
     void on_body(std::int32_t stream, std::string_view bytes) override;
+    bool on_trailer(std::int32_t stream, std::string_view name, std::string_view value) override;
     void on_request_end(std::int32_t stream) override;
     void on_stream_close(std::int32_t stream, std::uint32_t code) override;
     H2Session::Pull pull_body(std::int32_t stream, std::uint8_t* out, std::size_t max) override;

@@ -29,7 +29,10 @@ bool H2Exchange::request_body_done() const { return request_complete() && pump_ 
 bool H2Exchange::request_complete() const { return stream_.request_ended() && stream_.body().empty(); }
 
 void H2Exchange::set_request_framing(UpstreamRequest& up) {
-    if (req_.has_content_length) {
+    if (stream_.request_ended() && !stream_.trailers().empty()) {
+        // Trailers go to an HTTP/1.1 upstream only in the last chunk.
+        up.framing = Framing::chunked;
+    } else if (req_.has_content_length) {
         // nghttp2 checks that the DATA frames add up to it.
         std::string_view v = req_.find(http::field::content_length);
         up.framing = Framing::length;
@@ -54,7 +57,8 @@ asio::awaitable<Exchange::Pump> H2Exchange::pump_body() {
         const bool last = stream_.request_ended();
         if (body.empty() && !last && pump_head_sent_) continue;
         spans.assign({asio::buffer(body.data(), body.size())});
-        if (!co_await send_request_body(spans, last)) co_return stop_pump_ ? Pump::stopped : Pump::upstream_failed;
+        if (!co_await send_request_body(spans, last, last ? &stream_.trailers() : nullptr))
+            co_return stop_pump_ ? Pump::stopped : Pump::upstream_failed;
         rec_.bytes_in += body.size();
         if (!body.empty()) stream_.consume_body(body.size());
         if (last) co_return Pump::done;

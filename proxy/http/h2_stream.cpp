@@ -74,6 +74,14 @@ void H2Stream::on_body(std::string_view bytes) {
     body_wake_.cancel();
 }
 
+bool H2Stream::on_trailer(std::string_view name, std::string_view value, std::size_t limit) {
+    // Trailers count against limits.request_headers with the head (as for HTTP/1.1).
+    trailer_bytes_ += name.size() + value.size() + 32;
+    if (builder_.size() + trailer_bytes_ > limit) return false;
+    trailers_in_.emplace_back(name, value);
+    return true;
+}
+
 void H2Stream::on_request_end() {
     request_ended_ = true;
     body_wake_.cancel();

@@ -36,6 +36,9 @@ public:
     // From the connection (H2Session::Handler events).
     void on_body(std::string_view bytes);
     void on_request_end();
+    // A field of the request's trailers; false past `limit` (with the head's bytes).
+    bool on_trailer(std::string_view name, std::string_view value, std::size_t limit);
+    const H2Fields& trailers() const { return trailers_in_; }
     // The stream was reset by the client or the connection is gone.
     void on_gone();
     H2Session::Pull pull_body(std::uint8_t* out, std::size_t max);
@@ -102,6 +105,8 @@ private:
     std::string body_in_;  // request body bytes not yet upstream, from body_off_
     std::size_t body_off_ = 0;
     bool request_ended_ = false;
+    H2Fields trailers_in_;  // the request's trailers, sent upstream after its body
+    std::size_t trailer_bytes_ = 0;
     boost::asio::steady_timer body_wake_;
 
     std::vector<boost::asio::const_buffer> out_;  // response bytes nghttp2 has not taken yet

@@ -25,6 +25,7 @@ H2UpstreamConn::H2UpstreamConn(std::shared_ptr<UpstreamConn> conn, std::weak_ptr
       pool_(std::move(pool)),
       session_(*this, H2ClientSession::Settings{}),
       write_wake_(conn_->socket().get_executor()),
+      settings_wake_(conn_->socket().get_executor()),
       idle_since_(std::chrono::steady_clock::now()) {}
 
 H2UpstreamConn::~H2UpstreamConn() { conn_->transport.close(); }
@@ -62,6 +63,14 @@ void H2UpstreamConn::release(H2UpstreamStream& s) {
     if (!in_pool_) close();  // after a GOAWAY, the last stream has ended
 }
 
+asio::awaitable<void> H2UpstreamConn::wait_settings(std::chrono::steady_clock::duration limit) {
+    if (!starting()) co_return;
+    // Several exchanges may wait: each on its own timer would be cancelled by
+    // another's expires_after, so they share one that only the news cancels.
+    if (settings_wake_.expiry() <= std::chrono::steady_clock::now()) settings_wake_.expires_after(limit);
+    co_await settings_wake_.async_wait(nothrow);
+}
+
 void H2UpstreamConn::resume(std::int32_t id) {
     session_.resume_data(id);
     flush();
@@ -91,6 +100,7 @@ asio::awaitable<void> H2UpstreamConn::read_loop() {
         }
         in.commit(n);
         const bool more = session_.receive(in.data());
+        if (session_.settings_received()) settings_wake_.cancel();
         in.consume(in.size());
         flush();
         if (!more) {
@@ -132,6 +142,7 @@ void H2UpstreamConn::close() {
     leave_pool();
     conn_->transport.close();
     write_wake_.cancel();
+    settings_wake_.cancel();
     // Streams still open end with the connection; those the upstream never
     // processed (above a GOAWAY's last stream) may be sent again anywhere.
     auto streams = std::move(streams_);

@@ -48,8 +48,12 @@ public:
     // Streams above this id were never processed by the upstream (GOAWAY).
     std::int32_t last_processed() const { return last_processed_; }
 
+    // Waits (at most `limit`) until the peer's SETTINGS arrived or the connection closed.
+    boost::asio::awaitable<void> wait_settings(std::chrono::steady_clock::duration limit);
+
     // MultiplexedConn
     bool can_open() const override { return !closed_ && session_.can_open(); }
+    bool starting() const override { return !closed_ && in_pool_ && !session_.settings_received(); }
     bool idle(std::chrono::steady_clock::time_point& since) const override;
     void close() override;
 
@@ -77,6 +81,7 @@ private:
     std::string out_;
     std::unordered_map<std::int32_t, std::shared_ptr<H2UpstreamStream>> streams_;
     boost::asio::steady_timer write_wake_;
+    boost::asio::steady_timer settings_wake_;  // exchanges waiting for the peer's SETTINGS
     std::chrono::steady_clock::time_point idle_since_;
     std::string failure_;
     std::int32_t last_processed_ = INT32_MAX;

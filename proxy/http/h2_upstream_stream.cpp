@@ -63,8 +63,9 @@ void H2UpstreamStream::wake() {
 }
 
 asio::awaitable<bool> H2UpstreamStream::send_body(const std::vector<asio::const_buffer>& body, bool last,
-                                                  H2UpstreamConn& conn) {
+                                                  H2UpstreamConn& conn, const H2Fields* trailers) {
     if (closed_) co_return false;
+    req_trailers_ = trailers;
     for (const auto& b : body) req_out_.append(static_cast<const char*>(b.data()), b.size());
     req_last_ = last;
     conn.resume(id);
@@ -75,6 +76,7 @@ asio::awaitable<bool> H2UpstreamStream::send_body(const std::vector<asio::const_
         req_wake_.expires_at(Watchdog::time_point::max());
         co_await req_wake_.async_wait(nothrow);
     }
+    req_trailers_ = nullptr;
     co_return req_out_.empty() && (!last || req_done_);
 }
 
@@ -86,6 +88,7 @@ H2Session::Pull H2UpstreamStream::pull_body(std::uint8_t* out, std::size_t max) 
     if (req_out_.empty()) {
         if (req_last_) {
             pull.end = true;
+            pull.trailers = req_trailers_;
             req_done_ = true;
         } else {
             pull.deferred = true;

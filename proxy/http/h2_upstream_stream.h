@@ -55,8 +55,9 @@ public:
     boost::asio::awaitable<void> wait_response();
     // Queues request body bytes and waits until nghttp2 took them all. False:
     // the stream closed or was woken before that.
+    // `trailers` (with `last`) follow the body; the caller keeps them until this returns.
     boost::asio::awaitable<bool> send_body(const std::vector<boost::asio::const_buffer>& body, bool last,
-                                           H2UpstreamConn& conn);
+                                           H2UpstreamConn& conn, const H2Fields* trailers = nullptr);
     // Wakes every wait (a deadline passed, the exchange is stopping).
     void wake();
 
@@ -71,6 +72,7 @@ private:
 
     std::string req_out_;  // request body bytes nghttp2 has not pulled yet
     bool req_last_ = false;
+    const H2Fields* req_trailers_ = nullptr;
     bool req_done_ = false;  // the end of the request body was pulled
     std::uint64_t wakes_ = 0;
 

@@ -111,13 +111,7 @@ asio::awaitable<bool> Http1Exchange::send_response(const std::vector<asio::const
     if (!head_sent_) gather_.emplace_back(asio::buffer(out_head_));
     const bool trailers = last && down_.framing == Framing::chunked && !resp_trailers_.empty();
     append_body(gather_, body, down_.framing, chunk_line_, last && down_.framing == Framing::chunked && !trailers);
-    if (trailers) {
-        // The last chunk with the upstream's trailers (RFC 9112 7.1.2).
-        trailer_block_ = "0\r\n";
-        for (const auto& [n, v] : resp_trailers_) trailer_block_ += n + ": " + v + "\r\n";
-        trailer_block_ += "\r\n";
-        gather_.emplace_back(asio::buffer(trailer_block_));
-    }
+    if (trailers) append_last_chunk(gather_, resp_trailers_, trailer_block_);
     if (gather_.empty()) co_return true;
     auto [ec, n] = conn_.deadline_passed() ? cancelled_io() : co_await conn_.client().write(gather_);
     head_sent_ = true;

@@ -26,10 +26,20 @@ constexpr std::size_t kMaxResponseHead = 64 * 1024;
 asio::awaitable<std::shared_ptr<H2UpstreamConn>> Exchange::h2_connection(bool fresh, bool& reused,
                                                                           UpstreamFailure& failure) {
     const auto& pool = view_->clusters[cluster_].pools[endpoint_];
-    if (!fresh) {
+    // A connection just made takes one stream until its peer's SETTINGS say how
+    // many: the others wait for them (one round trip) rather than open more.
+    for (int waits = 0; !fresh; ++waits) {
         if (auto shared = pool->shared_with_room()) {
             reused = true;
             co_return std::static_pointer_cast<H2UpstreamConn>(shared);
+        }
+        auto starting = pool->shared_starting();
+        if (!starting || waits == 2) break;
+        client_.set_phase(Phase::connect, deadline_after(view_->snapshot->routes[route_].timeouts.connect));
+        co_await std::static_pointer_cast<H2UpstreamConn>(starting)->wait_settings(std::chrono::seconds(1));
+        if (client_.deadline_passed() || client_.aborted()) {
+            failure = connect_failure(place(), client_.timed_out(), asio::error::timed_out, false, {});
+            co_return nullptr;
         }
     }
     auto raw = co_await connect_upstream(failure);

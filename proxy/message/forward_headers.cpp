@@ -123,6 +123,13 @@ void append_body(std::vector<boost::asio::const_buffer>& out, const std::vector<
     if (last_chunk) out.emplace_back(kLastChunk.data(), kLastChunk.size());
 }
 
+void append_last_chunk(std::vector<boost::asio::const_buffer>& out, const H2Fields& trailers, std::string& storage) {
+    storage = "0\r\n";
+    for (const auto& [name, value] : trailers) append_field(storage, name, value);
+    storage += "\r\n";
+    out.emplace_back(storage.data(), storage.size());
+}
+
 void build_upstream_request(const RequestHead& req, const UpstreamRequest& up, std::string& out) {
     ConnectionTokens conn(req);
     out += req.method;

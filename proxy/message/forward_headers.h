@@ -51,6 +51,10 @@ bool wants_trailers(const RequestHead& req);
 void append_body(std::vector<boost::asio::const_buffer>& out, const std::vector<boost::asio::const_buffer>& spans,
                  Framing framing, char* line, bool last_chunk);
 
+// Appends the last chunk of a chunked body carrying `trailers` (RFC 9112
+// 7.1.2), written into `storage`, which the caller keeps until the write ends.
+void append_last_chunk(std::vector<boost::asio::const_buffer>& out, const H2Fields& trailers, std::string& storage);
+
 struct ClientResponse {
     Framing framing = Framing::none;
     std::uint64_t content_length = 0;

@@ -49,6 +49,9 @@ struct H2ClientCallbacks {
         case NGHTTP2_DATA:
             if (end && owned(s, id)) me.handler_.on_data_end(id);
             break;
+        case NGHTTP2_SETTINGS:
+            if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) me.settings_received_ = true;
+            break;
         case NGHTTP2_GOAWAY:
             me.goaway_ = true;
             me.handler_.on_goaway(frame->goaway.last_stream_id, frame->goaway.error_code);
@@ -142,8 +145,11 @@ std::int32_t H2ClientSession::open(const H2Fields& fields, bool has_body) {
 }
 
 bool H2ClientSession::can_open() const {
-    return !goaway_ && nghttp2_session_check_request_allowed(session_) &&
-           open_ < nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+    if (goaway_ || !nghttp2_session_check_request_allowed(session_)) return false;
+    // Until the peer says how many streams it takes, it may be fewer than
+    // nghttp2 assumes (100): streams over its limit would be refused.
+    if (!settings_received_) return open_ == 0;
+    return open_ < nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }
 
 bool H2ClientSession::receive(std::string_view bytes) {

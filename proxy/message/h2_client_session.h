@@ -55,8 +55,11 @@ public:
     // `has_body`: DATA follows, pulled from the handler. Returns the stream id,
     // or a negative value when the session takes no more streams.
     std::int32_t open(const H2Fields& fields, bool has_body);
-    // Another stream may be opened now: no GOAWAY, under the peer's MAX_CONCURRENT_STREAMS.
+    // Another stream may be opened now: no GOAWAY, under the peer's
+    // MAX_CONCURRENT_STREAMS; before the peer's SETTINGS say what that is, one.
     bool can_open() const;
+    // The peer's first SETTINGS frame has arrived.
+    bool settings_received() const { return settings_received_; }
     std::size_t open_streams() const { return open_; }
 
     // Bytes from the upstream. False: the connection must end (take_output()
@@ -82,6 +85,7 @@ private:
     std::size_t open_ = 0;
     bool flooded_ = false;
     bool goaway_ = false;
+    bool settings_received_ = false;
     friend struct H2ClientCallbacks;
 };
 

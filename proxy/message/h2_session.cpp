@@ -58,11 +58,18 @@ struct H2Callbacks {
     }
 
     static int header(nghttp2_session* s, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
-                      const std::uint8_t* value, std::size_t valuelen, std::uint8_t, void*) {
-        // Trailers from the client are not forwarded (an HTTP/1.1 upstream
-        // would need them in a chunked body); only request heads are kept.
-        if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+                      const std::uint8_t* value, std::size_t valuelen, std::uint8_t, void* p) {
+        if (frame->hd.type != NGHTTP2_HEADERS) return 0;
         auto* builder = static_cast<H2RequestBuilder*>(nghttp2_session_get_stream_user_data(s, frame->hd.stream_id));
+        if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) {
+            // The request's trailers (nghttp2 has refused pseudo-fields in them).
+            if (!builder) return 0;
+            const bool ok = self(p).handler_.on_trailer(frame->hd.stream_id,
+                                                        {reinterpret_cast<const char*>(name), namelen},
+                                                        {reinterpret_cast<const char*>(value), valuelen});
+            return ok ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        }
+        if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
         if (builder)
             builder->add({reinterpret_cast<const char*>(name), namelen}, {reinterpret_cast<const char*>(value), valuelen});
         return 0;

@@ -53,6 +53,8 @@ public:
         // The request head is complete; `end` when it has no body.
         virtual void on_request(std::int32_t stream, bool end) = 0;
         virtual void on_body(std::int32_t stream, std::string_view bytes) = 0;
+        // A field of the request's trailers. False: the stream is reset (too large).
+        virtual bool on_trailer(std::int32_t stream, std::string_view name, std::string_view value) = 0;
         virtual void on_request_end(std::int32_t stream) = 0;
         // The stream is gone (`code` 0: both sides ended it cleanly).
         virtual void on_stream_close(std::int32_t stream, std::uint32_t code) = 0;

@@ -20,6 +20,12 @@ std::shared_ptr<MultiplexedConn> EndpointPool::shared_with_room() const {
     return nullptr;
 }
 
+std::shared_ptr<MultiplexedConn> EndpointPool::shared_starting() const {
+    for (const auto& c : shared_)
+        if (c->starting()) return c;
+    return nullptr;
+}
+
 void EndpointPool::remove_shared(const MultiplexedConn* conn) {
     auto it = std::find_if(shared_.begin(), shared_.end(), [&](const auto& c) { return c.get() == conn; });
     if (it != shared_.end()) shared_.erase(it);

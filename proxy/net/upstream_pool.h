@@ -39,6 +39,8 @@ public:
     virtual ~MultiplexedConn() = default;
     // Another exchange may start on it now.
     virtual bool can_open() const = 0;
+    // New: it may take more exchanges once its peer says how many (HTTP/2 SETTINGS).
+    virtual bool starting() const = 0;
     // No exchange on it since `since` (false: it has some now).
     virtual bool idle(std::chrono::steady_clock::time_point& since) const = 0;
     virtual void close() = 0;
@@ -63,6 +65,8 @@ public:
 
     // Multiplexed connections to this endpoint: one with room, or null.
     std::shared_ptr<MultiplexedConn> shared_with_room() const;
+    // One that may have room soon (starting()), or null.
+    std::shared_ptr<MultiplexedConn> shared_starting() const;
     void add_shared(std::shared_ptr<MultiplexedConn> conn) { shared_.push_back(std::move(conn)); }
     void remove_shared(const MultiplexedConn* conn);
     // Connections opened to this endpoint by this worker, for tests and metrics.

@@ -145,12 +145,19 @@ class RawH2Origin:
         conn.initiate_connection()
         s.sendall(conn.data_to_send())
         held = None
+        trailers = {}  # stream -> the request's trailers
         try:
             while True:
                 data = s.recv(65536)
                 if not data:
                     return
                 for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.TrailersReceived):
+                        trailers[ev.stream_id] = ev.headers
+                    if isinstance(ev, h2.events.DataReceived):
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    if isinstance(ev, h2.events.StreamEnded) and ev.stream_id in trailers:
+                        self.respond(conn, ev.stream_id, json.dumps(trailers.pop(ev.stream_id)).encode())
                     if not isinstance(ev, h2.events.RequestReceived):
                         continue
                     path = dict(ev.headers)[":path"].split("/")[-1]
@@ -173,6 +180,8 @@ class RawH2Origin:
                     elif path == "trailers-only":
                         conn.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc"),
                                                 ("grpc-status", "7"), ("grpc-message", "denied")], end_stream=True)
+                    elif path == "echo-trailers":
+                        trailers[sid] = []  # answered when the request ends, with its trailers
                     else:
                         self.respond(conn, sid, path.encode())
                 s.sendall(conn.data_to_send())
@@ -185,6 +194,36 @@ class RawH2Origin:
     def respond(conn, sid, body):
         conn.send_headers(sid, [(":status", "200"), ("content-length", str(len(body)))])
         conn.send_data(sid, body, end_stream=True)
+
+
+def h2_post_with_trailers(port, path, body, trailers, timeout=10):
+    """One POST on HTTP/2 to sluice whose body ends with trailers: (status, response body)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    conn.send_headers(1, [(":method", "POST"), (":path", path), (":scheme", "http"), (":authority", "test"),
+                          ("te", "trailers")])
+    for at in range(0, len(body), 16384):  # within the first window: no WINDOW_UPDATE to wait for
+        conn.send_data(1, body[at:at + 16384])
+    conn.send_headers(1, trailers, end_stream=True)
+    sock.sendall(conn.data_to_send())
+    status, data = None, b""
+    done = False
+    while not done:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        for ev in conn.receive_data(chunk):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status = int(dict(ev.headers)[":status"])
+            elif isinstance(ev, h2.events.DataReceived):
+                data += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                done = True
+        sock.sendall(conn.data_to_send())
+    sock.close()
+    return status, data
 
 
 def h2_get_many(port, paths, timeout=10):
@@ -503,6 +542,12 @@ class GrpcThroughSluice(unittest.TestCase):
         got = h2_get_many(self.sluice.port, ["/raw/reset-mid"])
         self.assertEqual(got["/raw/reset-mid"][0], 200)
         self.assertEqual(got["/raw/reset-mid"][2], h2.errors.ErrorCodes.INTERNAL_ERROR)
+
+    def test_request_trailers_reach_an_http2_upstream(self):
+        status, body = h2_post_with_trailers(self.sluice.port, "/raw/echo-trailers", b"x" * 50000,
+                                             [("x-checksum", "abc123"), ("x-count", "2")])
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body), [["x-checksum", "abc123"], ["x-count", "2"]])
 
     def test_trailers_only_answer(self):
         with self.assertRaises(grpc.RpcError) as e:

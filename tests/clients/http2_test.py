@@ -69,8 +69,10 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip(), 16)
                 if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b""):
-                        pass
+                    self.trailers = []
+                    while (line := self.rfile.readline()) not in (b"\r\n", b""):
+                        name, _, value = line.decode().partition(":")
+                        self.trailers.append([name.strip().lower(), value.strip()])
                     return data
                 data += self.rfile.read(size)
                 self.rfile.readline()
@@ -112,7 +114,8 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
                     "content_length": self.headers.get("Content-Length"),
                     "transfer_encoding": self.headers.get("Transfer-Encoding"),
                     "host": self.headers.get("Host"),
-                    "x_forwarded_proto": self.headers.get("X-Forwarded-Proto")}
+                    "x_forwarded_proto": self.headers.get("X-Forwarded-Proto"),
+                    "trailers": getattr(self, "trailers", [])}
             return self._send(200, json.dumps(info).encode(), "application/json")
         m = re.match(r"^/tokens/(\w+)/(\d+)$", path)
         if m:
@@ -442,6 +445,17 @@ class Http2Test(unittest.TestCase):
             self.assertEqual(info["sha256"], hashlib.sha256(body).hexdigest())
         self.assertEqual(json.loads(sized["data"])["content_length"], str(len(body)))
         self.assertEqual(json.loads(unsized["data"])["transfer_encoding"], "chunked")
+
+    def test_request_trailers_reach_an_http1_origin_in_the_last_chunk(self):
+        c = self.client()
+        body = os.urandom(200_000)
+        sid = c.request("/echo", method="POST", body=body, end=False)
+        c.conn.send_headers(sid, [("x-digest", hashlib.sha256(body).hexdigest())], end_stream=True)
+        c.flush()
+        info = json.loads(c.wait(sid)["data"])
+        self.assertEqual(info["length"], len(body))
+        self.assertEqual(info["transfer_encoding"], "chunked")
+        self.assertEqual(info["trailers"], [["x-digest", hashlib.sha256(body).hexdigest()]])
 
     def test_a_large_response_flows_through_the_client_window(self):
         r = self.client().get("/big")

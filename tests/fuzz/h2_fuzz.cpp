@@ -71,6 +71,10 @@ public:
             s.unconsumed = 0;
         }
     }
+    bool on_trailer(std::int32_t id, std::string_view name, std::string_view value) override {
+        CHECK(streams.count(id));
+        return name.size() + value.size() < 1024;
+    }
     void on_request_end(std::int32_t) override {}
     void on_stream_close(std::int32_t id, std::uint32_t) override { streams.erase(id); }
     H2Session::Pull pull_body(std::int32_t id, std::uint8_t* out, std::size_t max) override {
