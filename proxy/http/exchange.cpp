@@ -73,13 +73,19 @@ asio::awaitable<ExchangeEnd> Exchange::run() {
     // Upgrade: websocket with an "upgrade" token in Connection, any case, any
     // order. HTTP/1.0 has no upgrades (RFC 9110 7.8): the request goes on as a
     // plain one, its Upgrade dropped as hop-by-hop.
-    bool upgrade = req_.version >= 11 && req_.connection_has("upgrade") &&
-                   boost::beast::iequals(req_.find(http::field::upgrade), "websocket");
+    bool upgrade = req_.extended_connect || (req_.version >= 11 && req_.connection_has("upgrade") &&
+                                             boost::beast::iequals(req_.find(http::field::upgrade), "websocket"));
     upgrade_ = upgrade && route.spec->websocket;
     if (upgrade && !route.spec->websocket)
         co_return co_await send_error(ErrorKind::websocket_disabled,
                                       "route \"" + route.spec->name +
                                           "\" does not accept WebSocket upgrades (websocket: false)");
+    if (upgrade_ && snap.clusters[route.cluster].http2)
+        co_return co_await send_error(ErrorKind::websocket_disabled,
+                                      "route \"" + route.spec->name + "\" sends WebSocket upgrades to cluster \"" +
+                                          snap.clusters[route.cluster].name +
+                                          "\", which speaks HTTP/2 (protocol: http2); WebSocket needs an HTTP/1.1 "
+                                          "cluster");
     // After a 101 every byte is tunnel data: a body would be read as frames.
     if (upgrade_ && !request_complete())
         co_return co_await send_error(ErrorKind::bad_request, "a WebSocket upgrade request cannot carry a body", true);
@@ -119,6 +125,10 @@ void Exchange::close_upstream() {
 }
 
 void Exchange::client_left() {
+    if (rec_.websocket) {
+        close_upstream();  // a WebSocket's client going is its normal end, not a cancel
+        return;
+    }
     if (queued_) record_cancel(CancelPhase::queued);
     else if (client_.phase() == Phase::response) record_cancel(CancelPhase::streaming);
     else if (!request_complete() || pump_ == Pump::running) record_cancel(CancelPhase::request);
@@ -185,7 +195,7 @@ void Exchange::account() {
     const auto took = now - rec_.start;
     r.duration = std::chrono::duration<double>(took).count();
     r.start = std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(took);
-    r.kind = rec_.stream ? "stream" : "http";
+    r.kind = rec_.websocket ? "websocket" : rec_.stream ? "stream" : "http";
     r.listener = client_.listener_info()->spec.name;
     if (rec_.routed && view_) r.route = snap.routes[route_].spec->name;
     if (rec_.upstream && view_) {

@@ -208,6 +208,7 @@ protected:
 
     UpstreamRequest up_;   // how the request goes upstream (path, framing, fallback Host)
     std::string rewritten_path_;
+    std::string websocket_key_;  // WebSocket from an HTTP/2 client: the key for the upstream
     std::string up_head_;  // request head for the upstream
     std::optional<boost::asio::ip::tcp::resolver> resolver_;
     bool set_affinity_ = false;  // sticky: send the sluice-affinity cookie with the response
@@ -218,6 +219,7 @@ protected:
         bool routed = false;     // route_ names the route
         bool upstream = false;   // cluster_ and endpoint_ name where it went
         bool tunneled = false;   // became a tunnel, which logs itself
+        bool websocket = false;  // a WebSocket over an HTTP/2 stream (logged by the exchange)
         bool stream = false;     // a response of unknown length, relayed as it arrives
         bool streaming = false;  // counted in streams_active now
         bool first_body_byte = false;

@@ -26,10 +26,15 @@ asio::awaitable<ExchangeEnd> H2Exchange::send_error(ErrorKind kind, std::string_
 bool H2Exchange::request_body_done() const { return request_complete() && pump_ != Pump::running; }
 
 // No body bytes are left to forward: the client ended the stream and the pump took them all.
-bool H2Exchange::request_complete() const { return stream_.request_ended() && stream_.body().empty(); }
+// An extended CONNECT has no body: its DATA frames are the tunnel's.
+bool H2Exchange::request_complete() const {
+    return req_.extended_connect || (stream_.request_ended() && stream_.body().empty());
+}
 
 void H2Exchange::set_request_framing(UpstreamRequest& up) {
-    if (stream_.request_ended() && !stream_.trailers().empty()) {
+    if (req_.extended_connect) {
+        up.framing = Framing::none;
+    } else if (stream_.request_ended() && !stream_.trailers().empty()) {
         // Trailers go to an HTTP/1.1 upstream only in the last chunk.
         up.framing = Framing::chunked;
     } else if (req_.has_content_length) {
@@ -78,11 +83,6 @@ void H2Exchange::begin_response(const ResponseParser& parser) {
 
 asio::awaitable<bool> H2Exchange::send_response(const std::vector<asio::const_buffer>& body, bool last) {
     co_return co_await stream_.send_body(body, last, last ? &resp_trailers_ : nullptr);
-}
-
-asio::awaitable<ExchangeEnd> H2Exchange::start_tunnel(std::shared_ptr<UpstreamConn>) {
-    // upgrade_ is never set for an HTTP/2 request, so a 101 is refused as a bad response first.
-    co_return ExchangeEnd::close;
 }
 
 }  // namespace sluice::proxy

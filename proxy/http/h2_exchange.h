@@ -30,10 +30,17 @@ private:
     void begin_response(const ResponseParser& parser) override;
     boost::asio::awaitable<bool> send_response(const std::vector<boost::asio::const_buffer>& body, bool last) override;
     bool response_closes() const override { return false; }
+    // h2_websocket.cpp: after the upstream's 101, a 200 to the extended CONNECT
+    // and the bytes bridged between the stream's DATA frames and the upstream.
     boost::asio::awaitable<ExchangeEnd> start_tunnel(std::shared_ptr<UpstreamConn> conn) override;
+    boost::asio::awaitable<void> relay_upstream_to_stream(std::shared_ptr<UpstreamConn> conn);
 
     H2Stream& stream_;
     std::string error_body_;
+    // The WebSocket bridge: the upstream-to-client direction has ended (and how).
+    bool down_done_ = false;
+    bool down_clean_ = false;  // the upstream closed its side cleanly
+    std::uint64_t tunnel_down_ = 0, tunnel_up_ = 0;
 };
 
 }  // namespace sluice::proxy

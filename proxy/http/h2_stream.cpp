@@ -123,6 +123,14 @@ void H2Stream::submit_head(const ResponseHead& head, bool end,
     conn_->flush();
 }
 
+void H2Stream::submit_tunnel_head(const H2Fields& fields) {
+    out_.clear();
+    out_index_ = 0;
+    out_last_ = out_done_ = false;
+    conn_->session().submit_simple(id_, 200, fields, true);
+    conn_->flush();
+}
+
 void H2Stream::submit_answer(int status, const std::vector<std::pair<std::string, std::string>>& fields,
                              std::string_view body) {
     answer_.assign(body);

@@ -55,6 +55,8 @@ public:
     void wake_body() { body_wake_.cancel(); }
     // For the exchange: the response.
     void submit_head(const ResponseHead& head, bool end, const std::vector<std::pair<std::string, std::string>>& extra);
+    // A 200 that opens a tunnel (extended CONNECT): DATA follows both ways.
+    void submit_tunnel_head(const H2Fields& fields);
     void submit_answer(int status, const std::vector<std::pair<std::string, std::string>>& fields, std::string_view body);
     // Queues body bytes (views that stay valid until this returns) and waits
     // until nghttp2 has taken them all; `trailers` (with `last`) follow them.

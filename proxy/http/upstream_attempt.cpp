@@ -10,6 +10,8 @@
 
 #include <boost/asio/write.hpp>
 
+#include <openssl/evp.h>
+
 #include <array>
 
 namespace sluice::proxy {
@@ -101,7 +103,16 @@ asio::awaitable<ExchangeEnd> Exchange::forward() {
         }
     }
     up_ = UpstreamRequest{path, client_.peer_ip(), client_.listener_info()->scheme, {}};
-    if (upgrade_) up_.upgrade = req_.find(http::field::upgrade);
+    if (upgrade_) up_.upgrade = req_.extended_connect ? "websocket" : req_.find(http::field::upgrade);
+    if (upgrade_ && req_.extended_connect) {
+        // HTTP/2 has no Sec-WebSocket-Key (RFC 8441): the HTTP/1.1 hop gets one made here.
+        std::array<unsigned char, 16> nonce;
+        for (auto& b : nonce) b = static_cast<unsigned char>(client_.worker().rng()());
+        websocket_key_.resize(25);  // 24 characters and the NUL EVP_EncodeBlock writes
+        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(websocket_key_.data()), nonce.data(), nonce.size());
+        websocket_key_.resize(24);
+        up_.websocket_key = websocket_key_;
+    }
     set_request_framing(up_);
     const bool has_body = !request_complete();
     const bool repeatable = !has_body && idempotent(req_.verb);

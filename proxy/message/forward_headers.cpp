@@ -144,7 +144,7 @@ void build_upstream_request(const RequestHead& req, const UpstreamRequest& up, s
     std::size_t xff_count = 0;
     for (const auto& f : req.fields) {
         if (always_hop_by_hop(f) || f.id == http::field::host || (conn.count && conn.names(f.name)) ||
-            underscore_alias(f))
+            underscore_alias(f) || (!up.websocket_key.empty() && f.id == http::field::sec_websocket_key))
             continue;
         if (is_xff(f)) {
             // Several X-Forwarded-For lines are joined below, in order.
@@ -175,6 +175,7 @@ void build_upstream_request(const RequestHead& req, const UpstreamRequest& up, s
     if (!up.upgrade.empty()) {
         append_field(out, "Upgrade", up.upgrade);
         out += "Connection: Upgrade\r\n";
+        if (!up.websocket_key.empty()) append_field(out, "Sec-WebSocket-Key", up.websocket_key);
     }
     append_framing(out, up.framing, up.content_length);
     out += "\r\n";

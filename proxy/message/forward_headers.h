@@ -27,6 +27,7 @@ struct UpstreamRequest {
     Framing framing = Framing::none;
     std::uint64_t content_length = 0;
     std::string_view upgrade;  // "websocket": keep the Upgrade dance for this hop
+    std::string_view websocket_key;  // for a WebSocket from HTTP/2: the Sec-WebSocket-Key sluice made
 };
 
 // The request body's framing on the upstream hop: chunked stays chunked, a

@@ -2,6 +2,8 @@
 
 #include "proxy/message/request_path.h"
 
+#include <boost/beast/core/string.hpp>
+
 #include <charconv>
 
 namespace sluice::proxy {
@@ -48,7 +50,7 @@ std::optional<Refusal> H2RequestBuilder::finish(RequestHead& head, const config:
     // One copy, made once: every view below points into head.raw.
     head.raw = std::move(raw_);
     raw_.clear();
-    std::string_view raw = head.raw, authority;
+    std::string_view raw = head.raw, authority, protocol;
     std::size_t at = 0;
     head.fields.reserve(spans_.size());
     for (auto [nlen, vlen] : spans_) {
@@ -59,6 +61,7 @@ std::optional<Refusal> H2RequestBuilder::finish(RequestHead& head, const config:
             else if (name == ":path") head.target = value;
             else if (name == ":authority") authority = value;
             else if (name == ":scheme") continue;  // the listener says how the client came
+            else if (name == ":protocol") protocol = value;  // extended CONNECT (RFC 8441)
             else return refuse("the pseudo-header " + quoted(name) + " is not supported here");
             continue;
         }
@@ -75,8 +78,18 @@ std::optional<Refusal> H2RequestBuilder::finish(RequestHead& head, const config:
     // RFC 9113 8.3.1: :authority wins over Host.
     if (!authority.empty()) head.host = authority;
     head.verb = http::string_to_verb(head.method);
-    if (head.verb == http::verb::connect)
+    if (head.verb == http::verb::connect && !protocol.empty()) {
+        // RFC 8441: a WebSocket over this stream, sent upstream as an HTTP/1.1 upgrade.
+        if (!boost::beast::iequals(protocol, "websocket"))
+            return refuse("the extended CONNECT protocol " + quoted(protocol) + " is not supported; only websocket is");
+        head.extended_connect = true;
+        head.method = "GET";
+        head.verb = http::verb::get;
+    } else if (head.verb == http::verb::connect) {
         return refuse("CONNECT is not supported (sluice is a reverse proxy)");
+    } else if (!protocol.empty()) {
+        return refuse("the pseudo-header \":protocol\" belongs to an extended CONNECT only");
+    }
     if (head.hosts > 1) return refuse("the request has " + std::to_string(head.hosts) + " Host headers; send one");
     if (head.host.empty()) return refuse("the request has neither :authority nor Host; send one");
     if (!valid_authority(head.host)) return refuse("the authority " + quoted(head.host) + " is not a valid host[:port]");

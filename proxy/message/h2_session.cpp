@@ -167,8 +167,9 @@ H2Session::H2Session(Handler& handler, const Settings& settings) : handler_(hand
     nghttp2_session_callbacks_del(cbs);
     nghttp2_option_del(opt);
     if (rv != 0) throw std::bad_alloc();
-    const std::array<nghttp2_settings_entry, 3> iv{{
+    const std::array<nghttp2_settings_entry, 4> iv{{
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings_.max_concurrent_streams},
+        {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},  // WebSocket over HTTP/2 (RFC 8441)
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<std::uint32_t>(settings_.stream_window)},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<std::uint32_t>(settings_.max_header_list)},
     }};

@@ -48,6 +48,7 @@ void RequestHead::clear() {
     absolute_form = false;
     hosts = 0;
     normalized_path.clear();
+    extended_connect = false;
 }
 
 std::string_view RequestHead::host_name() const {

@@ -55,6 +55,9 @@ struct RequestHead : MessageHead {
     bool absolute_form = false;  // the target was "http://authority/path": its authority is the host
     int hosts = 0;               // Host lines seen
     std::string normalized_path;  // where `path` points when normalization changed it
+    // HTTP/2 extended CONNECT with :protocol websocket (RFC 8441), read as the
+    // GET of a WebSocket upgrade; the stream's DATA frames are the tunnel.
+    bool extended_connect = false;
 
     void clear();
     // Host without port, as received (compare case-insensitively).

@@ -181,8 +181,56 @@ def _peer_gone(conn):
         return True
 
 
+class WebSocketOrigin:
+    """A WebSocket echo server (python3-websockets) that records each upgrade's headers."""
+
+    def __init__(self):
+        import asyncio
+        import websockets
+        self.requests = []
+        ready = threading.Event()
+
+        async def echo(ws, path=None):
+            self.requests.append({k.lower(): v for k, v in ws.request_headers.raw_items()})
+            async for message in ws:
+                await ws.send(message)
+
+        async def main():
+            self.server = await websockets.serve(echo, "127.0.0.1", 0, max_size=None)
+            self.port = self.server.sockets[0].getsockname()[1]
+            ready.set()
+            await asyncio.Future()
+
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_until_complete, args=(main(),), daemon=True).start()
+        ready.wait(10)
+
+
+def ws_frame(payload, opcode=0x1):
+    """One masked WebSocket frame, as a client sends it."""
+    mask = os.urandom(4)
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def ws_unmasked(payload, opcode=0x1):
+    n = len(payload)
+    if n < 126:
+        return bytes([0x80 | opcode, n]) + payload
+    if n < 65536:
+        return bytes([0x80 | opcode, 126]) + n.to_bytes(2, "big") + payload
+    return bytes([0x80 | opcode, 127]) + n.to_bytes(8, "big") + payload
+
+
 class Sluice:
-    def __init__(self, origin_port, certs, timeouts="drain_delay: 0s, drain: 5s"):
+    def __init__(self, origin_port, certs, timeouts="drain_delay: 0s, drain: 5s", ws_port=None):
         self.dir = tempfile.mkdtemp()
         self.config = os.path.join(self.dir, "sluice.yaml")
         self.access_log = os.path.join(self.dir, "access.log")
@@ -198,7 +246,12 @@ clusters:
   - {{name: down, endpoints: ["127.0.0.1:1"]}}
   - {{name: capped, endpoints: ["127.0.0.1:{origin_port}"], max_requests_per_endpoint: 1, queue: {{size: 0}}}}
   - {{name: retry, endpoints: ["127.0.0.1:1", "127.0.0.1:{origin_port}"]}}
+  - {{name: ws, endpoints: ["127.0.0.1:{ws_port or 1}"]}}
+  - {{name: grpcish, endpoints: ["127.0.0.1:{origin_port}"], protocol: http2}}
 routes:
+  - {{name: ws, match: {{path_prefix: /ws/}}, cluster: ws}}
+  - {{name: nows, match: {{path_prefix: /nows/}}, cluster: ws, websocket: false}}
+  - {{name: wsh2, match: {{path_prefix: /wsh2/}}, cluster: grpcish}}
   - {{name: down, match: {{path_prefix: /down}}, cluster: down}}
   - {{name: capped, match: {{path_prefix: /capped/}}, rewrite: {{path_prefix: /}}, cluster: capped}}
   - {{name: retry, match: {{path_prefix: /retry/}}, rewrite: {{path_prefix: /}}, cluster: retry}}
@@ -367,7 +420,8 @@ class Http2Test(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp()
         cls.certs = make_certs(cls.tmp)
         cls.origin = Origin()
-        cls.sluice = Sluice(cls.origin.port, cls.certs)
+        cls.ws_origin = WebSocketOrigin()
+        cls.sluice = Sluice(cls.origin.port, cls.certs, ws_port=cls.ws_origin.port)
         cls.h2c = cls.sluice.ports["h2c"]
 
     @classmethod
@@ -456,6 +510,61 @@ class Http2Test(unittest.TestCase):
         self.assertEqual(info["length"], len(body))
         self.assertEqual(info["transfer_encoding"], "chunked")
         self.assertEqual(info["trailers"], [["x-digest", hashlib.sha256(body).hexdigest()]])
+
+    def websocket(self, c, path):
+        sid = c.request(path, method="CONNECT", headers=[(":protocol", "websocket"), ("sec-websocket-version", "13")],
+                        end=False)
+        c.pump(lambda: c.responses[sid]["headers"] is not None or c.responses[sid]["reset"] is not None)
+        return sid
+
+    def test_websocket_over_http2_is_bridged_to_an_http1_upgrade(self):
+        c = self.client()
+        # sluice's SETTINGS say it takes extended CONNECT (h2 knows the setting as 0 until then).
+        c.pump(lambda: c.conn.remote_settings.get(h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL) == 1)
+        sid = self.websocket(c, "/ws/echo")
+        r = c.responses[sid]
+        self.assertEqual(r["headers"][":status"], "200")
+        self.assertNotIn("sec-websocket-accept", r["headers"])
+        # The upstream saw an HTTP/1.1 upgrade with a key sluice made.
+        up = self.ws_origin.requests[-1]
+        self.assertEqual(up["upgrade"].lower(), "websocket")
+        self.assertEqual(len(up["sec-websocket-key"]), 24)
+        self.assertEqual(up["sec-websocket-version"], "13")
+        # Messages both ways, one small, one many windows long.
+        big = os.urandom(300_000)
+        for payload, opcode in ((b"hello", 0x1), (big, 0x2)):
+            r["data"] = b""
+            c.send_body(sid, ws_frame(payload, opcode), end=False)
+            want = ws_unmasked(payload, opcode)
+            c.pump(lambda: len(r["data"]) >= len(want))
+            self.assertEqual(r["data"], want)
+        # A Close frame: the origin answers it and closes, which ends the stream.
+        r["data"] = b""
+        c.send_body(sid, ws_frame((1000).to_bytes(2, "big"), 0x8), end=False)
+        c.pump(lambda: r["ended"] or r["reset"] is not None)
+        self.assertTrue(r["ended"])
+        self.assertEqual(r["data"][:2], b"\x88\x02")
+        self.assertEqual(self.sluice.metric("sluice_websocket_connections_total", route="ws"), 1)
+        for _ in range(50):
+            lines = [l for l in self.sluice.log_lines() if l.get("kind") == "websocket" and l.get("route") == "ws"]
+            if lines:
+                break
+            time.sleep(0.1)
+        self.assertEqual(lines[-1]["status"], 200)
+        self.assertGreater(lines[-1]["bytes_received"], 300_000)
+
+    def test_websocket_over_http2_refusals(self):
+        c = self.client()
+        sid = self.websocket(c, "/nows/echo")
+        self.assertEqual(c.responses[sid]["headers"][":status"], "403")
+        sid = self.websocket(c, "/wsh2/echo")
+        self.assertEqual(c.responses[sid]["headers"][":status"], "403")
+        c.wait(sid)
+        self.assertIn(b"protocol: http2", c.responses[sid]["data"])
+        other = c.request("/x", method="CONNECT", headers=[(":protocol", "webtransport")], end=False)
+        c.wait(other)
+        self.assertEqual(c.responses[other]["headers"][":status"], "400")
+        self.assertIn(b"only websocket", c.responses[other]["data"])
 
     def test_a_large_response_flows_through_the_client_window(self):
         r = self.client().get("/big")
