@@ -39,6 +39,7 @@ median() { sort -g | awk '{v[NR] = $1} END {print (NR ? v[int((NR + 1) / 2)] : "
 # keep-alive, one worker pinned to CPU 1. Sets http_origin to its port.
 start_http_origin() {
   http_origin=$(free_port)
+  h2_origin=$(free_port)  # the same origin over h2c (prior knowledge), for the HTTP/2-to-HTTP/2 row
   cat > "$work/origin.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -48,7 +49,8 @@ events { worker_connections 16000; }
 http {
   access_log off;
   client_body_temp_path $work/tmp;
-  server { listen 127.0.0.1:$http_origin; keepalive_requests 1000000; location / { return 200 "hello from the origin\n"; } }
+  server { listen 127.0.0.1:$http_origin; listen 127.0.0.1:$h2_origin http2; keepalive_requests 1000000;
+           location / { return 200 "hello from the origin\n"; } }
 }
 CONF
   taskset -c 1 nginx -p "$work" -c "$work/origin.conf" >/dev/null 2>&1 &

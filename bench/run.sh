@@ -16,6 +16,9 @@
 #     request with h2load, 16 connections of 16 streams each; nginx listens with
 #     "http2", HAProxy with "proto h2", sluice on its one listener (no direct row:
 #     the origin speaks HTTP/1.1)
+#   HTTP/2 to an HTTP/2 origin (the same origin nginx over h2c): the same load on
+#     /h2, which sluice sends to a protocol: http2 cluster, HAProxy to a server
+#     with "proto h2" and nginx with grpc_pass (its only HTTP/2 upstream module)
 # Each figure is the median of three runs, and the last column is sluice / nginx.
 # The HTTP rows include sluice's watch for clients that leave mid-request
 # (docs/llm.md): each client socket joins the worker's edge-triggered epoll set
@@ -57,7 +60,9 @@ listeners: [{name: public, address: 127.0.0.1, port: $PORT}]
 clusters:
   - {name: http, endpoints: ["127.0.0.1:$http_origin"]}
   - {name: ws, endpoints: ["127.0.0.1:$ws_origin"]}
+  - {name: h2, endpoints: ["127.0.0.1:$h2_origin"], protocol: http2}
 routes:
+  - {name: h2, match: {path_prefix: /h2}, cluster: h2}
   - {name: ws, match: {path_prefix: /ws}, cluster: ws}
   - {name: stream, match: {path_prefix: /stream}, cluster: ws}
   - {name: http, match: {path_prefix: /}, cluster: http}
@@ -69,13 +74,13 @@ YAML
     nginx)
       H2PORT=$(free_port)
       sed -e "s#@DIR@#$work#g" -e "s#@PORT@#$PORT#g" -e "s#@H2PORT@#$H2PORT#g" -e "s#@HTTP_ORIGIN@#$http_origin#g" -e "s#@WS_ORIGIN@#$ws_origin#g" \
-        bench/nginx-bench.conf.in > "$work/nginx.conf"
+          -e "s#@H2_ORIGIN@#$h2_origin#g" bench/nginx-bench.conf.in > "$work/nginx.conf"
       taskset -c 0 nginx -p "$work" -c "$work/nginx.conf" >/dev/null 2>&1 &
       KILL=$! ;;
     haproxy)
       H2PORT=$(free_port)
       sed -e "s#@PORT@#$PORT#g" -e "s#@H2PORT@#$H2PORT#g" -e "s#@HTTP_ORIGIN@#$http_origin#g" -e "s#@WS_ORIGIN@#$ws_origin#g" \
-        bench/haproxy-bench.cfg.in > "$work/haproxy.cfg"
+          -e "s#@H2_ORIGIN@#$h2_origin#g" bench/haproxy-bench.cfg.in > "$work/haproxy.cfg"
       taskset -c 0 haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 &
       KILL=$! PID=$! ;;
   esac
@@ -111,14 +116,16 @@ ws_run() {  # message size
        "$([ -n "$PID" ] && cpu_per $((after - before)) "$2" || echo -)"
 }
 
-h2_run() {  # h2load: 16 connections of 16 concurrent streams each
+h2_run() {  # [path]: h2load, 16 connections of 16 concurrent streams each
   [ -z "$H2PORT" ] && { echo "- - - -"; return; }
   local before after out n
   before=$(cpu_ticks "$PID")
-  out=$(taskset -c 1 h2load -c16 -m16 -D"$secs" "http://127.0.0.1:$H2PORT/" 2>&1)
+  out=$(taskset -c 1 h2load -c16 -m16 -D"$secs" "http://127.0.0.1:$H2PORT${1:-/}" 2>&1)
   after=$(cpu_ticks "$PID")
-  n=$(echo "$out" | awk '/^requests:/ {print $8}')  # succeeded
-  echo "$(echo "$out" | awk '/^finished in/ {printf "%.0f", $4}')" - - \
+  # Only 2xx answers count: a proxy that fails requests fast must not look fast.
+  n=$(echo "$out" | awk '/^status codes:/ {print $3}')
+  echo "$(echo "$out" | awk -v ok="$n" '/^requests:/ {total = $2} /^finished in/ {rate = $4}
+                             END {printf "%.0f", (total > 0 ? rate * ok / total : 0)}')" - - \
        "$([ -n "$PID" ] && cpu_per $((after - before)) "$n" || echo -)"
 }
 
@@ -148,6 +155,7 @@ for t in "${targets[@]}"; do
   R[$t,ws16k]=$(measure ws_run 16384)
   R[$t,stream]=$(measure stream_run)
   R[$t,h2]=$(measure h2_run)
+  R[$t,h2h2]=$(measure h2_run /h2)
   if [ -n "$KILL" ]; then kill "$KILL"; wait "$KILL" 2>/dev/null || true; fi
 done
 
@@ -193,4 +201,6 @@ printf '%-40s %10s %10s %10s %10s\n' "  first byte minus direct, ms" 0 \
 row "KiB per idle WebSocket ($idle idle)" idle 1
 row "HTTP/2 req/s, 16 conns x 16 streams" h2 1
 row "  proxy CPU us per request" h2 4
+row "HTTP/2 to an HTTP/2 origin, req/s" h2h2 1
+row "  proxy CPU us per request" h2h2 4
 echo "(s/nginx = sluice / nginx: above 1 is better for rates, below 1 for latency, CPU and memory)"
