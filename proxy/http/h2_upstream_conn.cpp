@@ -63,7 +63,7 @@ void H2UpstreamConn::release(H2UpstreamStream& s) {
     if (!in_pool_) close();  // after a GOAWAY, the last stream has ended
 }
 
-asio::awaitable<void> H2UpstreamConn::wait_settings(std::chrono::steady_clock::duration limit) {
+asio::awaitable<void> H2UpstreamConn::wait_ready(std::chrono::steady_clock::duration limit) {
     if (!starting()) co_return;
     // Several exchanges may wait: each on its own timer would be cancelled by
     // another's expires_after, so they share one that only the news cancels.

@@ -48,12 +48,11 @@ public:
     // Streams above this id were never processed by the upstream (GOAWAY).
     std::int32_t last_processed() const { return last_processed_; }
 
-    // Waits (at most `limit`) until the peer's SETTINGS arrived or the connection closed.
-    boost::asio::awaitable<void> wait_settings(std::chrono::steady_clock::duration limit);
-
     // MultiplexedConn
     bool can_open() const override { return !closed_ && session_.can_open(); }
     bool starting() const override { return !closed_ && in_pool_ && !session_.settings_received(); }
+    // Until the peer's SETTINGS arrived or the connection closed.
+    boost::asio::awaitable<void> wait_ready(std::chrono::steady_clock::duration limit) override;
     bool idle(std::chrono::steady_clock::time_point& since) const override;
     void close() override;
 

@@ -5,6 +5,7 @@
 // left unprocessed by a GOAWAY) is sent again like a request that never left.
 #include "proxy/http/balancer.h"
 #include "proxy/http/exchange.h"
+#include "proxy/http/h2_pending_conn.h"
 #include "proxy/http/h2_upstream_conn.h"
 #include "proxy/http/h2_upstream_stream.h"
 #include "proxy/net/log.h"
@@ -26,23 +27,28 @@ constexpr std::size_t kMaxResponseHead = 64 * 1024;
 asio::awaitable<std::shared_ptr<H2UpstreamConn>> Exchange::h2_connection(bool fresh, bool& reused,
                                                                           UpstreamFailure& failure) {
     const auto& pool = view_->clusters[cluster_].pools[endpoint_];
-    // A connection just made takes one stream until its peer's SETTINGS say how
-    // many: the others wait for them (one round trip) rather than open more.
+    // A connection being made, or just made (it takes one stream until its
+    // peer's SETTINGS say how many): the others wait for it, one round trip or
+    // two, rather than open a connection each.
     for (int waits = 0; !fresh; ++waits) {
         if (auto shared = pool->shared_with_room()) {
             reused = true;
             co_return std::static_pointer_cast<H2UpstreamConn>(shared);
         }
         auto starting = pool->shared_starting();
-        if (!starting || waits == 2) break;
+        if (!starting || waits == 3) break;
         client_.set_phase(Phase::connect, deadline_after(view_->snapshot->routes[route_].timeouts.connect));
-        co_await std::static_pointer_cast<H2UpstreamConn>(starting)->wait_settings(std::chrono::seconds(1));
+        co_await starting->wait_ready(std::chrono::seconds(1));
         if (client_.deadline_passed() || client_.aborted()) {
             failure = connect_failure(place(), client_.timed_out(), asio::error::timed_out, false, {});
             co_return nullptr;
         }
     }
+    auto pending = std::make_shared<H2PendingConn>(client_.executor());
+    pool->add_shared(pending);
     auto raw = co_await connect_upstream(failure);
+    pool->remove_shared(pending.get());
+    pending->close();  // the waiters look again (after this exchange has opened its stream)
     upstream_.reset();  // the connection belongs to the pool, not to this exchange
     if (!raw) co_return nullptr;
     if (raw->transport.tls() && !UpstreamTls::agreed_h2(raw->transport.ssl())) {

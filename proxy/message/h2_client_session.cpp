@@ -67,6 +67,10 @@ struct H2ClientCallbacks {
             nghttp2_session_consume(s, id, len);  // nobody takes them: the windows open again
             return 0;
         }
+        // The connection's window opens at once, the stream's only as the client
+        // takes the bytes: a slow client holds its own stream, never the
+        // connection other clients' streams share.
+        nghttp2_session_consume_connection(s, len);
         self(p).handler_.on_data(id, {reinterpret_cast<const char*>(data), len});
         return 0;
     }
@@ -179,7 +183,7 @@ bool H2ClientSession::finished() const {
 void H2ClientSession::resume_data(std::int32_t stream) { nghttp2_session_resume_data(session_, stream); }
 
 void H2ClientSession::consumed(std::int32_t stream, std::size_t bytes) {
-    nghttp2_session_consume(session_, stream, bytes);
+    nghttp2_session_consume_stream(session_, stream, bytes);
 }
 
 void H2ClientSession::reset_stream(std::int32_t stream, std::uint32_t code) {

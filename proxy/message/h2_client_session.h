@@ -5,7 +5,9 @@
 // code that sees frames of an upstream connection.
 //
 // Flow control follows backpressure here too: response bytes open their
-// windows again only when consumed() says they reached the client.
+// stream's window again only when consumed() says they reached the client.
+// The connection's window opens as bytes arrive (each stream holds at most its
+// own window), so one slow client never stalls the streams of others.
 #pragma once
 #include "proxy/message/h2_session.h"
 

@@ -8,6 +8,7 @@
 #include "proxy/net/io_buffer.h"
 #include "proxy/net/transport.h"
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
@@ -39,8 +40,11 @@ public:
     virtual ~MultiplexedConn() = default;
     // Another exchange may start on it now.
     virtual bool can_open() const = 0;
-    // New: it may take more exchanges once its peer says how many (HTTP/2 SETTINGS).
+    // New: it may take more exchanges once its peer says how many (HTTP/2
+    // SETTINGS), or once it is connected.
     virtual bool starting() const = 0;
+    // Waits (at most `limit`) until it is no longer starting.
+    virtual boost::asio::awaitable<void> wait_ready(std::chrono::steady_clock::duration limit) = 0;
     // No exchange on it since `since` (false: it has some now).
     virtual bool idle(std::chrono::steady_clock::time_point& since) const = 0;
     virtual void close() = 0;

@@ -145,6 +145,7 @@ class RawH2Origin:
         conn.initiate_connection()
         s.sendall(conn.data_to_send())
         held = None
+        floods = {}  # stream -> bytes still to send, as fast as the windows allow
         trailers = {}  # stream -> the request's trailers
         try:
             while True:
@@ -180,10 +181,25 @@ class RawH2Origin:
                     elif path == "trailers-only":
                         conn.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc"),
                                                 ("grpc-status", "7"), ("grpc-message", "denied")], end_stream=True)
+                    elif path == "flood":
+                        conn.send_headers(sid, [(":status", "200")])
+                        floods[sid] = 2 << 20
                     elif path == "echo-trailers":
                         trailers[sid] = []  # answered when the request ends, with its trailers
                     else:
                         self.respond(conn, sid, path.encode())
+                for sid in list(floods):
+                    try:
+                        while floods[sid] > 0:
+                            size = min(floods[sid], conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
+                            if size <= 0:
+                                break
+                            conn.send_data(sid, b"f" * size, end_stream=floods[sid] == size)
+                            floods[sid] -= size
+                        if floods[sid] == 0:
+                            del floods[sid]
+                    except (h2.exceptions.StreamClosedError, KeyError):
+                        floods.pop(sid, None)
                 s.sendall(conn.data_to_send())
         except (OSError, h2.exceptions.ProtocolError):
             return
@@ -548,6 +564,27 @@ class GrpcThroughSluice(unittest.TestCase):
                                              [("x-checksum", "abc123"), ("x-count", "2")])
         self.assertEqual(status, 200)
         self.assertEqual(json.loads(body), [["x-checksum", "abc123"], ["x-count", "2"]])
+
+    def test_clients_that_stop_reading_hold_only_their_own_streams(self):
+        # 20 streams whose client reads nothing: each holds its stream window
+        # (64 KiB) at most, more than the upstream connection's 1 MiB together.
+        stalled = socket.create_connection(("127.0.0.1", self.sluice.port), timeout=10)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        conn.initiate_connection()
+        for _ in range(20):
+            sid = conn.get_next_available_stream_id()
+            conn.send_headers(sid, [(":method", "GET"), (":path", "/raw/flood"), (":scheme", "http"),
+                                    (":authority", "test")], end_stream=True)
+        stalled.sendall(conn.data_to_send())
+        time.sleep(1)
+        # Another client's request on the same upstream connection still goes through.
+        got = h2_get_many(self.sluice.port, ["/raw/after-the-flood"], timeout=5)
+        self.assertEqual(got["/raw/after-the-flood"][:2], (200, b"after-the-flood"))
+        stalled.close()
+        # 21 streams that arrived at once on a cold pool shared one new connection.
+        with self.raw.lock:
+            used = {n for n, p in self.raw.seen if p in ("flood", "after-the-flood")}
+        self.assertEqual(len(used), 1, self.raw.seen)
 
     def test_trailers_only_answer(self):
         with self.assertRaises(grpc.RpcError) as e:
