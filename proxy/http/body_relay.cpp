@@ -190,6 +190,10 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::relay_response(const std::shared
         std::size_t body_bytes = 0;
         for (const auto& b : parser->body()) body_bytes += b.size();
         if (!head_sent || body_bytes || last) {
+            if (last) {
+                resp_trailers_ = parser->trailers();  // a chunked body's trailers follow it
+                for (const auto& [n, v] : resp_trailers_) note_grpc_status(n, v);
+            }
             const bool sent = co_await send_response(parser->body(), last);
             if (!sent) {
                 // The client left (a reset shows here first), or stopped reading for stream_idle.

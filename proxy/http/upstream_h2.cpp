@@ -44,11 +44,18 @@ asio::awaitable<std::shared_ptr<H2UpstreamConn>> Exchange::h2_connection(bool fr
             co_return nullptr;
         }
     }
-    auto pending = std::make_shared<H2PendingConn>(client_.executor());
-    pool->add_shared(pending);
+    // However the connect ends (an exception included), the placeholder goes
+    // and its waiters look again (after this exchange has opened its stream).
+    struct Pending {
+        std::shared_ptr<EndpointPool> pool;
+        std::shared_ptr<H2PendingConn> conn;
+        ~Pending() {
+            pool->remove_shared(conn.get());
+            conn->close();
+        }
+    } pending{pool, std::make_shared<H2PendingConn>(client_.executor())};
+    pool->add_shared(pending.conn);
     auto raw = co_await connect_upstream(failure);
-    pool->remove_shared(pending.get());
-    pending->close();  // the waiters look again (after this exchange has opened its stream)
     upstream_.reset();  // the connection belongs to the pool, not to this exchange
     if (!raw) co_return nullptr;
     if (raw->transport.tls() && !UpstreamTls::agreed_h2(raw->transport.ssl())) {

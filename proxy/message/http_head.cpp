@@ -2,6 +2,7 @@
 
 #include <boost/beast/core/string.hpp>
 
+#include <cctype>
 #include <cstring>
 
 namespace sluice::proxy {
@@ -120,7 +121,26 @@ void MessageParser<isRequest>::on_response_impl(int code, boost::beast::string_v
 template <bool isRequest>
 void MessageParser<isRequest>::on_field_impl(http::field name, boost::beast::string_view name_string, boost::beast::string_view value,
                                              boost::beast::error_code& ec) {
-    if (this->is_header_done()) return;  // chunked trailers are not forwarded
+    if (this->is_header_done()) {
+        // Chunked trailers (Beast bounds them with the header limit): copied,
+        // as their bytes are the connection's and are consumed after this.
+        switch (name) {
+        case http::field::content_length:
+        case http::field::transfer_encoding:
+        case http::field::host:
+        case http::field::connection:
+        case http::field::keep_alive:
+        case http::field::proxy_connection:
+        case http::field::te:
+        case http::field::trailer:
+        case http::field::upgrade: return;
+        default: break;
+        }
+        std::string lower(name_string);
+        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        trailers_.emplace_back(std::move(lower), std::string(value));
+        return;
+    }
     // Every view must point into head_.raw, which lives as long as the head.
     // Beast hands out a view into its own reused buffer for a folded value.
     auto inside = [&](boost::beast::string_view v) {

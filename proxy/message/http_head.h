@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -91,6 +92,9 @@ public:
     // A chunked body whose parser waits for the next chunk-size line (or the
     // last chunk and trailers), with no chunk data pending.
     bool between_chunks() const { return between_chunks_; }
+    // The trailers of a chunked body (names lower-cased; fields that frame,
+    // route or connect the message are left out, RFC 9110 6.5.1), once parsed.
+    const std::vector<std::pair<std::string, std::string>>& trailers() const { return trailers_; }
 
 private:
     void on_request_impl(http::verb method, boost::beast::string_view method_str, boost::beast::string_view target, int version,
@@ -109,6 +113,7 @@ private:
     std::uint64_t body_bytes_ = 0;
     bool finished_ = false;
     bool between_chunks_ = false;
+    std::vector<std::pair<std::string, std::string>> trailers_;
 };
 
 using RequestParser = MessageParser<true>;

@@ -164,6 +164,15 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
                     return
                 time.sleep(0.05)
             return
+        if path == "/trailers":
+            # A chunked body whose trailers carry a status, as gRPC-over-HTTP/1.1 bridges do.
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Trailer", "grpc-status, x-checksum")
+            self.end_headers()
+            self._chunk(b"payload")
+            self.wfile.write(b"0\r\ngrpc-status: 0\r\nX-Checksum: abc\r\nHost: elsewhere\r\n\r\n")
+            return
         if path == "/big":
             return self._send(200, b"b" * (1 << 20), "application/octet-stream")
         return self._send(200, f"hello {self.path}\n".encode())
@@ -383,6 +392,8 @@ class Client:
                     r["data"] += e.data
                     if ack:
                         self.conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+                elif isinstance(e, h2.events.TrailersReceived):
+                    r["trailers"] = dict(e.headers)
                 elif isinstance(e, h2.events.StreamEnded):
                     r["ended"] = True
                 elif isinstance(e, h2.events.StreamReset) and r is not None:
@@ -499,6 +510,34 @@ class Http2Test(unittest.TestCase):
             self.assertEqual(info["sha256"], hashlib.sha256(body).hexdigest())
         self.assertEqual(json.loads(sized["data"])["content_length"], str(len(body)))
         self.assertEqual(json.loads(unsized["data"])["transfer_encoding"], "chunked")
+
+    def test_response_trailers_from_an_http1_origin_reach_both_kinds_of_client(self):
+        r = self.client().get("/trailers")
+        self.assertEqual(r["data"], b"payload")
+        # Fields that frame or route a message are never trailers: Host is left out.
+        self.assertEqual(r.get("trailers"), {"grpc-status": "0", "x-checksum": "abc"})
+        code, out, _ = curl("--http1.1", "--raw", f"http://127.0.0.1:{self.sluice.ports['h1only']}/trailers")
+        self.assertEqual(code, 0)
+        # (curl's output is read as text here: its CRLFs arrive as newlines.)
+        self.assertTrue(out.endswith("0\ngrpc-status: 0\nx-checksum: abc\n\n"), repr(out))
+        for _ in range(50):
+            lines = [l for l in self.sluice.log_lines() if l.get("path") == "/trailers"]
+            if len(lines) >= 2:
+                break
+            time.sleep(0.1)
+        self.assertEqual([l.get("grpc_status") for l in lines], ["0", "0"])
+
+    def test_request_trailers_from_an_http1_client_reach_the_origin(self):
+        s = socket.create_connection(("127.0.0.1", self.sluice.ports["h1only"]), timeout=10)
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                  b"5\r\nhello\r\n0\r\nX-Digest: d1\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        s.close()
+        info = json.loads(data.split(b"\r\n\r\n", 1)[1])
+        self.assertEqual(info["length"], 5)
+        self.assertEqual(info["trailers"], [["x-digest", "d1"]])
 
     def test_request_trailers_reach_an_http1_origin_in_the_last_chunk(self):
         c = self.client()
