@@ -104,6 +104,32 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::abandon() {
     co_return AttemptEnd{ExchangeEnd::close, {}};
 }
 
+void Exchange::start_response(const ResponseParser& parser) {
+    client_.set_streaming(Phase::response, view_->snapshot->routes[route_].timeouts.stream_idle);
+    rec_.status = resp_.status;
+    resp_trailers_.clear();
+    begin_response(parser);
+    if (rec_.stream) {
+        RouteStats& stats = *view_->route_stats[route_];
+        ++stats.streams_active;
+        ++stats.streams;
+        rec_.streaming = true;
+    }
+}
+
+asio::awaitable<bool> Exchange::relay_piece(const std::vector<asio::const_buffer>& body, bool last,
+                                           std::size_t bytes) {
+    if (!co_await send_response(body, last)) {
+        // The client left (a reset shows here first), or stopped reading for stream_idle.
+        if (!client_.deadline_passed() && !client_.aborted()) record_cancel(CancelPhase::streaming);
+        co_return false;
+    }
+    const auto now = Watchdog::Clock::now();
+    client_.watchdog().touch(now);
+    count_body_sent(bytes, now);
+    co_return true;
+}
+
 asio::awaitable<Exchange::AttemptEnd> Exchange::upstream_io_failed(const boost::system::error_code& ec,
                                                                    std::string_view step, Retry retry) {
     // A deadline cancelled both sides: let the pump finish so we know which side stalled.
@@ -165,15 +191,7 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::relay_response(const std::shared
         co_return AttemptEnd{tunneled, {}};
     }
 
-    client_.set_streaming(Phase::response, view_->snapshot->routes[route_].timeouts.stream_idle);
-    rec_.status = resp_.status;
-    begin_response(*parser);
-    if (rec_.stream) {
-        RouteStats& stats = *view_->route_stats[route_];
-        ++stats.streams_active;
-        ++stats.streams;
-        rec_.streaming = true;
-    }
+    start_response(*parser);
 
     bool head_sent = false;
     for (;;) {
@@ -194,16 +212,8 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::relay_response(const std::shared
                 resp_trailers_ = parser->trailers();  // a chunked body's trailers follow it
                 for (const auto& [n, v] : resp_trailers_) note_grpc_status(n, v);
             }
-            const bool sent = co_await send_response(parser->body(), last);
-            if (!sent) {
-                // The client left (a reset shows here first), or stopped reading for stream_idle.
-                if (!client_.deadline_passed() && !client_.aborted()) record_cancel(CancelPhase::streaming);
-                co_return co_await abandon();
-            }
+            if (!co_await relay_piece(parser->body(), last, body_bytes)) co_return co_await abandon();
             head_sent = true;
-            const auto now = Watchdog::Clock::now();
-            client_.watchdog().touch(now);
-            count_body_sent(body_bytes, now);
         }
         parser->body().clear();
         conn->in.consume(used);

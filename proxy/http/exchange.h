@@ -149,6 +149,12 @@ protected:
     boost::asio::awaitable<std::optional<AttemptEnd>> read_response_head(UpstreamConn& conn,
                                                                          std::optional<ResponseParser>& parser);
     boost::asio::awaitable<AttemptEnd> relay_response(const std::shared_ptr<UpstreamConn>& conn);
+    // The final response head is parsed: the response phase, its framing for the client, the stream counters.
+    void start_response(const ResponseParser& parser);
+    // A piece of the response (the head with the first) to the client, counted.
+    // False: the client is gone or stopped reading (the exchange abandons).
+    boost::asio::awaitable<bool> relay_piece(const std::vector<boost::asio::const_buffer>& body, bool last,
+                                             std::size_t bytes);
     // A failed upstream read or write, once the pump has settled if a deadline passed.
     boost::asio::awaitable<AttemptEnd> upstream_io_failed(const boost::system::error_code& ec, std::string_view step,
                                                           UpstreamFailure::Retry retry);

@@ -152,17 +152,8 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::relay_h2_response() {
                                                                      " as its final HTTP/2 response")};
     report_endpoint_result(view_->snapshot->clusters[cluster_], endpoint_, resp_.status >= 500, steady_now_ns());
 
-    client_.set_streaming(Phase::response, view_->snapshot->routes[route_].timeouts.stream_idle);
-    rec_.status = resp_.status;
     for (const auto& f : resp_.fields) note_grpc_status(f.name, f.value);  // a trailers-only answer
-    resp_trailers_.clear();
-    begin_response(*parser);
-    if (rec_.stream) {
-        RouteStats& stats = *view_->route_stats[route_];
-        ++stats.streams_active;
-        ++stats.streams;
-        rec_.streaming = true;
-    }
+    start_response(*parser);
     const bool no_body = parser->is_done();  // HEAD, 204, 304, or a head that ended the stream
     std::vector<asio::const_buffer> spans;
     bool head_sent = false;
@@ -184,15 +175,8 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::relay_h2_response() {
         }
         spans.clear();
         if (!no_body && !relay_buf_.empty()) spans.emplace_back(asio::buffer(relay_buf_));
-        const std::size_t n = no_body ? 0 : relay_buf_.size();
-        if (!co_await send_response(spans, last)) {
-            if (!client_.deadline_passed() && !client_.aborted()) record_cancel(CancelPhase::streaming);
-            co_return co_await abandon();
-        }
+        if (!co_await relay_piece(spans, last, no_body ? 0 : relay_buf_.size())) co_return co_await abandon();
         head_sent = true;
-        const auto now = Watchdog::Clock::now();
-        client_.watchdog().touch(now);
-        count_body_sent(n, now);
         // Only now, with the bytes at the client, may the upstream send as many more.
         if (relay_buf_.size() && !st->closed()) conn->consumed(st->id, relay_buf_.size());
         if (last) break;

@@ -1,6 +1,6 @@
 #include "proxy/message/h2_client_session.h"
 
-#include <nghttp2/nghttp2.h>
+#include "proxy/message/h2_nv.h"
 
 #include <array>
 #include <new>
@@ -8,12 +8,6 @@
 namespace sluice::proxy {
 
 namespace {
-
-nghttp2_nv make_nv(const std::string& name, const std::string& value) {
-    return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
-            reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-            NGHTTP2_NV_FLAG_NONE};
-}
 
 // Marks a stream sluice still cares about (its owner has not forgotten it).
 char kOwned;
@@ -84,20 +78,7 @@ struct H2ClientCallbacks {
 
     static ssize_t read_body(nghttp2_session* s, std::int32_t id, std::uint8_t* buf, std::size_t length,
                              std::uint32_t* flags, nghttp2_data_source*, void* p) {
-        H2Session::Pull pull = self(p).handler_.pull_body(id, buf, length);
-        if (pull.deferred && pull.bytes == 0) return NGHTTP2_ERR_DEFERRED;
-        if (pull.end) {
-            *flags |= NGHTTP2_DATA_FLAG_EOF;
-            if (pull.trailers && !pull.trailers->empty()) {
-                // The trailers end the stream (gRPC's grpc-status travels here).
-                *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-                std::vector<nghttp2_nv> nva;
-                nva.reserve(pull.trailers->size());
-                for (const auto& [n, v] : *pull.trailers) nva.push_back(make_nv(n, v));
-                nghttp2_submit_trailer(s, id, nva.data(), nva.size());
-            }
-        }
-        return static_cast<ssize_t>(pull.bytes);
+        return finish_pull(s, id, self(p).handler_.pull_body(id, buf, length), flags);
     }
 
     static int error(nghttp2_session*, int, const char* msg, std::size_t len, void* p) {
@@ -156,29 +137,11 @@ bool H2ClientSession::can_open() const {
     return open_ < nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }
 
-bool H2ClientSession::receive(std::string_view bytes) {
-    auto rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
-    if (rv < 0) {
-        if (error_.empty()) error_ = nghttp2_strerror(static_cast<int>(rv));
-        flooded_ = rv == NGHTTP2_ERR_FLOODED;
-        if (!flooded_) nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
-        return false;
-    }
-    return nghttp2_session_want_read(session_) != 0;
-}
+bool H2ClientSession::receive(std::string_view bytes) { return receive_bytes(session_, bytes, error_, flooded_); }
 
-void H2ClientSession::take_output(std::string& out, std::size_t max) {
-    while (out.size() < max) {
-        const std::uint8_t* data = nullptr;
-        auto n = nghttp2_session_mem_send(session_, &data);
-        if (n <= 0) break;
-        out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-    }
-}
+void H2ClientSession::take_output(std::string& out, std::size_t max) { take_frames(session_, out, max); }
 
-bool H2ClientSession::finished() const {
-    return !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
-}
+bool H2ClientSession::finished() const { return session_finished(session_); }
 
 void H2ClientSession::resume_data(std::int32_t stream) { nghttp2_session_resume_data(session_, stream); }
 

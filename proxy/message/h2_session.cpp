@@ -1,8 +1,7 @@
 #include "proxy/message/h2_session.h"
 
+#include "proxy/message/h2_nv.h"
 #include "proxy/message/http_head.h"
-
-#include <nghttp2/nghttp2.h>
 
 #include <boost/beast/core/string.hpp>
 
@@ -30,12 +29,6 @@ bool connection_specific(http::field id) {
     case http::field::te: return true;
     default: return false;
     }
-}
-
-nghttp2_nv make_nv(std::string_view name, std::string_view value) {
-    return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
-            reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-            NGHTTP2_NV_FLAG_NONE};
 }
 
 }  // namespace
@@ -116,20 +109,7 @@ struct H2Callbacks {
 
     static ssize_t read_body(nghttp2_session* s, std::int32_t id, std::uint8_t* buf, std::size_t length,
                              std::uint32_t* flags, nghttp2_data_source*, void* p) {
-        H2Session::Pull pull = self(p).handler_.pull_body(id, buf, length);
-        if (pull.deferred && pull.bytes == 0) return NGHTTP2_ERR_DEFERRED;
-        if (pull.end) {
-            *flags |= NGHTTP2_DATA_FLAG_EOF;
-            if (pull.trailers && !pull.trailers->empty()) {
-                // The trailers end the stream (gRPC's grpc-status travels here).
-                *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-                std::vector<nghttp2_nv> nva;
-                nva.reserve(pull.trailers->size());
-                for (const auto& [n, v] : *pull.trailers) nva.push_back(make_nv(n, v));
-                nghttp2_submit_trailer(s, id, nva.data(), nva.size());
-            }
-        }
-        return static_cast<ssize_t>(pull.bytes);
+        return finish_pull(s, id, self(p).handler_.pull_body(id, buf, length), flags);
     }
 
     static int error(nghttp2_session*, int, const char* msg, std::size_t len, void* p) {
@@ -179,30 +159,11 @@ H2Session::H2Session(Handler& handler, const Settings& settings) : handler_(hand
 
 H2Session::~H2Session() { nghttp2_session_del(session_); }
 
-bool H2Session::receive(std::string_view bytes) {
-    auto rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
-    if (rv < 0) {
-        if (error_.empty()) error_ = nghttp2_strerror(static_cast<int>(rv));
-        // A flood ends the connection at once; other errors have queued their GOAWAY.
-        flooded_ = rv == NGHTTP2_ERR_FLOODED;
-        if (!flooded_) nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
-        return false;
-    }
-    return nghttp2_session_want_read(session_) != 0;
-}
+bool H2Session::receive(std::string_view bytes) { return receive_bytes(session_, bytes, error_, flooded_); }
 
-void H2Session::take_output(std::string& out, std::size_t max) {
-    while (out.size() < max) {
-        const std::uint8_t* data = nullptr;
-        auto n = nghttp2_session_mem_send(session_, &data);
-        if (n <= 0) break;
-        out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-    }
-}
+void H2Session::take_output(std::string& out, std::size_t max) { take_frames(session_, out, max); }
 
-bool H2Session::finished() const {
-    return !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
-}
+bool H2Session::finished() const { return session_finished(session_); }
 
 void H2Session::submit_response(std::int32_t stream, const ResponseHead& head, bool end,
                                 const std::vector<std::pair<std::string, std::string>>& extra) {
