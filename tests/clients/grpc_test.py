@@ -277,7 +277,7 @@ def h2_get_many(port, paths, timeout=10):
 
 
 class Sluice:
-    def __init__(self, plain_port, tls_port, h1_port, limited_port, raw_port, certs):
+    def __init__(self, plain_port, tls_port, h1_port, limited_port, raw_port, https1_port, certs):
         self.dir = tempfile.mkdtemp()
         self.config = os.path.join(self.dir, "sluice.yaml")
         self.access_log = os.path.join(self.dir, "access.log")
@@ -291,12 +291,14 @@ clusters:
   - {{name: notgrpc, endpoints: ["127.0.0.1:{h1_port}"], protocol: http2}}
   - {{name: limited, endpoints: ["127.0.0.1:{limited_port}"], protocol: http2}}
   - {{name: raw, endpoints: ["127.0.0.1:{raw_port}"], protocol: http2}}
+  - {{name: https1, endpoints: ["127.0.0.1:{https1_port}"], protocol: http2, tls: {{ca: {certs[0]}, sni: localhost}}}}
   - {{name: checked, endpoints: ["127.0.0.1:{plain_port}", "127.0.0.1:{h1_port}"], protocol: http2,
       health_check: {{path: /healthz, interval: 100ms, healthy_threshold: 1, unhealthy_threshold: 1}}}}
   - {{name: checkedtls, endpoints: ["127.0.0.1:{tls_port}"], protocol: http2, tls: {{ca: {certs[0]}, sni: localhost}},
       health_check: {{path: /healthz, interval: 100ms, healthy_threshold: 1, unhealthy_threshold: 1}}}}
 routes:
   - {{name: raw, match: {{path_prefix: /raw/}}, cluster: raw}}
+  - {{name: https1, match: {{path_prefix: /https1/}}, cluster: https1}}
   - {{name: limited, match: {{path_prefix: /limited/}}, rewrite: {{path_prefix: /}}, cluster: limited}}
   - {{name: tls, match: {{path_prefix: /tls/}}, rewrite: {{path_prefix: /}}, cluster: grpctls}}
   - {{name: h1, match: {{path_prefix: /h1/}}, rewrite: {{path_prefix: /}}, cluster: notgrpc}}
@@ -367,8 +369,16 @@ class GrpcThroughSluice(unittest.TestCase):
         cls.h1_port = int(re.search(r"port (\d+)", line).group(1))
         cls.limited = Backend(max_streams=4)
         cls.raw = RawH2Origin()
+        # An HTTPS origin that speaks HTTP/1.1 only (no ALPN h2).
+        import http.server
+        import ssl
+        cls.https1 = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cls.certs[1], cls.certs[2])
+        cls.https1.socket = ctx.wrap_socket(cls.https1.socket, server_side=True)
+        threading.Thread(target=cls.https1.serve_forever, daemon=True).start()
         cls.sluice = Sluice(cls.backend.port, cls.tls_backend.port, cls.h1_port, cls.limited.port, cls.raw.port,
-                            cls.certs)
+                            cls.https1.server_address[1], cls.certs)
         cls.channel = grpc.insecure_channel(f"127.0.0.1:{cls.sluice.port}")
 
     @classmethod
@@ -471,6 +481,12 @@ class GrpcThroughSluice(unittest.TestCase):
     def test_tls_upstream_by_alpn(self):
         reply = self.channel.unary_unary(self.call("Unary", "/tls"))(b"secret", timeout=10)
         self.assertEqual(reply, b"echo:secret")
+        # An HTTPS upstream that does not choose h2 is refused with words.
+        out = subprocess.run(["curl", "-s", "-i", f"http://127.0.0.1:{self.sluice.port}/https1/x"],
+                             capture_output=True, text=True, timeout=20).stdout
+        self.assertIn("HTTP/1.1 502", out)
+        self.assertIn("upstream did not agree to HTTP/2 by ALPN", out)
+        self.assertIn('set protocol: http1 on cluster "https1"', out)
 
     def test_http1_upstream_behind_http2_cluster_fails_clearly(self):
         with self.assertRaises(grpc.RpcError) as e:
