@@ -564,7 +564,12 @@ class Http2Test(unittest.TestCase):
         r = c.responses[sid]
         self.assertEqual(r["headers"][":status"], "200")
         self.assertNotIn("sec-websocket-accept", r["headers"])
-        # The upstream saw an HTTP/1.1 upgrade with a key sluice made.
+        # The upstream saw an HTTP/1.1 upgrade with a key sluice made (its
+        # handler, which records it, runs just after its 101 went out).
+        for _ in range(100):
+            if self.ws_origin.requests:
+                break
+            time.sleep(0.05)
         up = self.ws_origin.requests[-1]
         self.assertEqual(up["upgrade"].lower(), "websocket")
         self.assertEqual(len(up["sec-websocket-key"]), 24)
