@@ -6,8 +6,9 @@
 // view of a parsed head points into its bytes, and that the output stays
 // bounded.
 //
-// Input: one byte choosing how many requests are open (1 to 8, some with a
-// body), then what the upstream sends (starting with its SETTINGS).
+// Input: one byte choosing how many requests to open (1 to 8, some with a
+// body; one before the upstream's SETTINGS, the rest as they allow), then
+// what the upstream sends (starting with its SETTINGS).
 #include "fuzz_check.h"
 #include "proxy/message/h2_client_session.h"
 #include "proxy/message/h2_response.h"
@@ -95,17 +96,25 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     settings.max_header_list = kMaxHead;
     H2ClientSession session(handler, settings);
     handler.session = &session;
+    // Requests open as the session allows: one until the upstream's SETTINGS
+    // say how many it takes, then up to its limit.
     const int requests = 1 + data[0] % 8;
-    for (int i = 0; i < requests; ++i) {
-        const bool body = i % 2 == 1;
-        std::int32_t id = session.open({{":method", body ? "POST" : "GET"},
-                                        {":scheme", "http"},
-                                        {":authority", "upstream"},
-                                        {":path", "/x"}},
-                                       body);
-        CHECK(id > 0);
-        handler.streams[id] = std::make_unique<Stream>();
-    }
+    int opened = 0;
+    auto open_more = [&] {
+        while (opened < requests && session.can_open()) {
+            const bool body = opened % 2 == 1;
+            std::int32_t id = session.open({{":method", body ? "POST" : "GET"},
+                                            {":scheme", "http"},
+                                            {":authority", "upstream"},
+                                            {":path", "/x"}},
+                                           body);
+            CHECK(id > 0);
+            handler.streams[id] = std::make_unique<Stream>();
+            ++opened;
+        }
+    };
+    open_more();
+    CHECK(opened == 1);
     std::string out;
     session.take_output(out, 64 * 1024);
     const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
@@ -113,6 +122,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::size_t n = std::min<std::size_t>(input.size() - at, 1 + (at * 7919) % 4096);
         bool more = session.receive(input.substr(at, n));
         at += n;
+        if (more) open_more();
         out.clear();
         session.take_output(out, 64 * 1024);
         CHECK(out.size() < 64 * 1024 + 17 * 1024);
