@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
 # Memory per idle WebSocket tunnel: opens COUNT (default 5000) WebSocket
 # connections through each proxy to the same echo origin, leaves them idle, and
-# reports the growth of the proxy's resident memory divided by COUNT.
-#   bench/idle_tunnels.sh [COUNT]
+# reports the growth of the proxy's resident memory divided by COUNT. MODE wss
+# makes the clients speak wss:// to each proxy (the same ECDSA P-256
+# certificate for all three; the origin stays plain).
+#   bench/idle_tunnels.sh [COUNT] [ws|wss]
 # Installs nginx and haproxy from Debian if missing. Not a pass/fail test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count="${1:-5000}"
+mode="${2:-ws}"
 ulimit -n 20000
 
 . bench/lib.sh
 prepare "nginx haproxy" sluice ws_echo_origin ws_idle_clients
 
 make_workdir
+tls_arg=""
+: > "$work/tls.conf"
+if [ "$mode" = wss ]; then
+  make_certs
+  tls_arg=tls
+  printf 'ssl_certificate %s;\nssl_certificate_key %s;\nssl_protocols TLSv1.2 TLSv1.3;\n' \
+    "$work/ecdsa.crt" "$work/ecdsa.key" > "$work/tls.conf"
+fi
 
 # Resident KiB of a process and its children (nginx: master + worker).
 rss_tree() {
@@ -33,7 +44,7 @@ measure() {  # name pid port
   sleep 0.5
   local before after per
   before=$(rss_tree "$pid")
-  coproc CLIENTS { ./build/bench/ws_idle_clients "$port" "$count" /ws; }
+  coproc CLIENTS { ./build/bench/ws_idle_clients "$port" "$count" /ws $tls_arg; }
   local result
   read -r result <&"${CLIENTS[0]}"
   sleep 1
@@ -51,11 +62,11 @@ measure() {  # name pid port
   wait "$pid" 2>/dev/null || true
 }
 
-printf '%-8s %-22s %10s %10s %12s\n' proxy clients "RSS before" "RSS after" "KiB/tunnel"
+printf '%-8s %-22s %10s %10s %12s\n' proxy "$mode clients" "RSS before" "RSS after" "KiB/tunnel"
 
 port=$(free_port)
 cat > "$work/sluice.yaml" <<YAML
-listeners: [{name: public, address: 127.0.0.1, port: $port}]
+listeners: [{name: public, address: 127.0.0.1, port: $port$([ "$mode" = wss ] && echo ", tls: {cert: $work/ecdsa.crt, key: $work/ecdsa.key}")}]
 clusters: [{name: ws, endpoints: ["127.0.0.1:$origin_port"]}]
 routes: [{name: ws, match: {path_prefix: /}, cluster: ws}]
 YAML
@@ -65,13 +76,15 @@ pid=$!; pids+=($pid)
 measure sluice "$pid" "$port"
 
 port=$(free_port)
-sed -e "s|@DIR@|$work|g" -e "s|@PORT@|$port|g" -e "s|@ORIGIN_PORT@|$origin_port|g" bench/nginx-websocket.conf.in > "$work/nginx.conf"
+sed -e "s|@DIR@|$work|g" -e "s|@PORT@|$port|g" -e "s|@ORIGIN_PORT@|$origin_port|g" \
+  -e "s|@SSL@|$([ "$mode" = wss ] && echo ssl)|" bench/nginx-websocket.conf.in > "$work/nginx.conf"
 nginx -p "$work" -c "$work/nginx.conf" &
 pid=$!; pids+=($pid)
 measure nginx "$pid" "$port"
 
 port=$(free_port)
-sed -e "s|@PORT@|$port|g" -e "s|@ORIGIN_PORT@|$origin_port|g" bench/haproxy-websocket.cfg.in > "$work/haproxy.cfg"
+sed -e "s|@PORT@|$port|g" -e "s|@ORIGIN_PORT@|$origin_port|g" \
+  -e "s|@BIND_TLS@|$([ "$mode" = wss ] && echo "ssl crt $work/ecdsa.pem")|" bench/haproxy-websocket.cfg.in > "$work/haproxy.cfg"
 haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 &
 pid=$!; pids+=($pid)
 measure haproxy "$pid" "$port"

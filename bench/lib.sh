@@ -66,3 +66,22 @@ start_ws_origin() {
   pids+=($!)
   wait_port "$ws_origin"
 }
+
+# Certificates for "localhost" and 127.0.0.1, made here (no key is committed):
+# one CA, an ECDSA P-256 leaf and an RSA 2048 leaf, as $work/{ecdsa,rsa}.crt
+# (leaf and CA) and .key, and .pem (both, for HAProxy).
+make_certs() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=sluice bench CA" \
+    -keyout "$work/ca.key" -out "$work/ca.crt" 2>/dev/null
+  local name
+  for name in ecdsa rsa; do
+    local newkey=(ec -pkeyopt ec_paramgen_curve:P-256)
+    [ "$name" = rsa ] && newkey=(rsa:2048)
+    openssl req -newkey "${newkey[@]}" -nodes -subj "/CN=localhost" -keyout "$work/$name.key" -out "$work/$name.csr" \
+      2>/dev/null
+    openssl x509 -req -in "$work/$name.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
+      -extfile <(printf 'subjectAltName=DNS:localhost,IP:127.0.0.1') -out "$work/$name.leaf" 2>/dev/null
+    cat "$work/$name.leaf" "$work/ca.crt" > "$work/$name.crt"
+    cat "$work/$name.crt" "$work/$name.key" > "$work/$name.pem"
+  done
+}

@@ -18,19 +18,7 @@ prepare "nginx wrk" sluice
 
 make_workdir
 
-# Certificates for "localhost", made here (no key is committed): one CA, an
-# ECDSA P-256 leaf and an RSA 2048 leaf.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=sluice bench CA" \
-  -keyout "$work/ca.key" -out "$work/ca.crt" 2>/dev/null
-leaf() {  # name, openssl -newkey argument...
-  local name=$1; shift
-  openssl req -newkey "$@" -nodes -subj "/CN=localhost" -keyout "$work/$name.key" -out "$work/$name.csr" 2>/dev/null
-  openssl x509 -req -in "$work/$name.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
-    -extfile <(printf 'subjectAltName=DNS:localhost,IP:127.0.0.1') -out "$work/$name.leaf" 2>/dev/null
-  cat "$work/$name.leaf" "$work/ca.crt" > "$work/$name.crt"
-}
-leaf ecdsa ec -pkeyopt ec_paramgen_curve:P-256
-leaf rsa rsa:2048
+make_certs  # $work/ecdsa.{crt,key} and $work/rsa.{crt,key} for "localhost"
 
 start_http_origin
 origin_port=$http_origin
