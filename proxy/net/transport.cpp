@@ -1,27 +1,230 @@
 #include "proxy/net/transport.h"
 
-#include <openssl/ssl.h>
+#include <boost/asio/error.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <openssl/err.h>
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <new>
 
 namespace sluice::proxy {
+namespace asio = boost::asio;
+namespace {
 
-boost::asio::awaitable<boost::system::error_code> Transport::handshake(
-    boost::asio::ssl::stream_base::handshake_type type) {
-    if (!tls_) co_return boost::system::error_code{};
-    auto [ec] = co_await tls_->async_handshake(type, nothrow);
+// OpenSSL's own socket BIO writes with write(2), which raises SIGPIPE on a
+// socket the peer reset; this one sends with MSG_NOSIGNAL. The descriptor is
+// the BIO's data; the socket stays Asio's to close.
+int fd_of(BIO* b) { return static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(b))); }
+
+bool retryable(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
+
+int bio_write(BIO* b, const char* data, int len) {
+    BIO_clear_retry_flags(b);
+    const ssize_t n = ::send(fd_of(b), data, static_cast<std::size_t>(len), MSG_NOSIGNAL);
+    if (n < 0 && retryable(errno)) BIO_set_retry_write(b);
+    return static_cast<int>(n);
+}
+
+int bio_read(BIO* b, char* out, int len) {
+    BIO_clear_retry_flags(b);
+    const ssize_t n = ::recv(fd_of(b), out, static_cast<std::size_t>(len), 0);
+    if (n < 0 && retryable(errno)) BIO_set_retry_read(b);
+    return static_cast<int>(n);
+}
+
+long bio_ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+
+int bio_create(BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+const BIO_METHOD* socket_method() {
+    static const BIO_METHOD* method = [] {
+        BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "sluice socket");
+        BIO_meth_set_write(m, bio_write);
+        BIO_meth_set_read(m, bio_read);
+        BIO_meth_set_ctrl(m, bio_ctrl);
+        BIO_meth_set_create(m, bio_create);
+        return m;
+    }();
+    return method;
+}
+
+}  // namespace
+
+void Transport::use_tls(asio::ssl::context& ctx) {
+    ssl_.reset(SSL_new(ctx.native_handle()));
+    if (!ssl_) throw std::bad_alloc();
+    // Partial writes report progress record by record; a write repeated after
+    // it would block may pass the same bytes from elsewhere; idle connections
+    // hand their buffers back; a read takes what the socket has, not a record.
+    SSL_set_mode(ssl_.get(),
+                 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    SSL_set_read_ahead(ssl_.get(), 1);
+}
+
+bool Transport::attach() {
+    if (attached_) return true;
+    boost::system::error_code ec;
+    socket_.non_blocking(true, ec);
+    if (ec || !socket_.is_open()) return false;
+    BIO* bio = BIO_new(socket_method());
+    if (!bio) return false;
+    BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(socket_.native_handle())));
+    SSL_set_bio(ssl_.get(), bio, bio);
+    attached_ = true;
+    return true;
+}
+
+Transport::Need Transport::classify(int ret, int saved_errno, boost::system::error_code& ec) {
+    switch (SSL_get_error(ssl_.get(), ret)) {
+    case SSL_ERROR_WANT_READ:
+        return Need::read;
+    case SSL_ERROR_WANT_WRITE:
+        return Need::write;
+    case SSL_ERROR_ZERO_RETURN:  // the peer's close_notify
+        ec = asio::error::eof;
+        return Need::nothing;
+    case SSL_ERROR_SYSCALL: {
+        const unsigned long err = ERR_get_error();
+        if (err) ec = {static_cast<int>(err), asio::error::get_ssl_category()};
+        else if (saved_errno != 0 && !retryable(saved_errno)) ec = {saved_errno, boost::system::system_category()};
+        else ec = asio::ssl::error::stream_truncated;  // TCP ended without close_notify
+        return Need::nothing;
+    }
+    case SSL_ERROR_SSL: {
+        const unsigned long err = ERR_get_error();
+        if (ERR_GET_LIB(err) == ERR_LIB_SSL && ERR_GET_REASON(err) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+            ec = asio::ssl::error::stream_truncated;
+        else ec = {static_cast<int>(err), asio::error::get_ssl_category()};
+        return Need::nothing;
+    }
+    default:
+        ec = asio::ssl::error::unexpected_result;
+        return Need::nothing;
+    }
+}
+
+asio::awaitable<boost::system::error_code> Transport::wait(Need need) {
+    auto [ec] = co_await socket_.async_wait(need == Need::write ? tcp::socket::wait_write : tcp::socket::wait_read,
+                                            nothrow);
     co_return ec;
 }
 
-boost::asio::awaitable<Transport::Result> Transport::read_some(boost::asio::mutable_buffer b) {
-    if (tls_) co_return co_await tls_->async_read_some(b, nothrow);
-    co_return co_await plain_.async_read_some(b, nothrow);
+asio::awaitable<boost::system::error_code> Transport::wait_readable() {
+    if (ssl_ && SSL_has_pending(ssl_.get()) == 1) co_return boost::system::error_code{};
+    co_return co_await wait(Need::read);
 }
 
-boost::asio::awaitable<void> Transport::close_notify() {
-    if (!tls_) co_return;
+asio::awaitable<boost::system::error_code> Transport::handshake(asio::ssl::stream_base::handshake_type type) {
+    if (!ssl_) co_return boost::system::error_code{};
+    if (!attach()) co_return asio::error::bad_descriptor;
+    for (;;) {
+        ERR_clear_error();
+        const int ret = type == asio::ssl::stream_base::client ? SSL_connect(ssl_.get()) : SSL_accept(ssl_.get());
+        if (ret == 1) co_return boost::system::error_code{};
+        const int saved = errno;
+        boost::system::error_code ec;
+        const Need need = classify(ret, saved, ec);
+        if (need == Need::nothing) co_return ec ? ec : asio::ssl::error::unexpected_result;
+        if (auto wec = co_await wait(need)) co_return wec;
+    }
+}
+
+std::size_t Transport::read_now(asio::mutable_buffer b, boost::system::error_code& ec, bool& want_write) {
+    ec = {};
+    want_write = false;
+    if (!ssl_) {
+        const ssize_t n = ::recv(socket_.native_handle(), b.data(), b.size(), MSG_DONTWAIT);
+        if (n > 0) return static_cast<std::size_t>(n);
+        if (n == 0) ec = asio::error::eof;
+        else if (retryable(errno)) ec = asio::error::would_block;
+        else ec = {errno, boost::system::system_category()};
+        return 0;
+    }
+    ERR_clear_error();
+    std::size_t n = 0;
+    const int ret = SSL_read_ex(ssl_.get(), b.data(), b.size(), &n);
+    if (ret == 1) return n;
+    const int saved = errno;
+    const Need need = classify(ret, saved, ec);
+    if (need != Need::nothing) {
+        ec = asio::error::would_block;
+        want_write = need == Need::write;
+    }
+    return 0;
+}
+
+std::size_t Transport::write_now(asio::const_buffer b, boost::system::error_code& ec, bool& want_write) {
+    ec = {};
+    want_write = true;
+    if (!ssl_) {
+        const ssize_t n = ::send(socket_.native_handle(), b.data(), b.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n >= 0) return static_cast<std::size_t>(n);
+        if (retryable(errno)) ec = asio::error::would_block;
+        else ec = {errno, boost::system::system_category()};
+        return 0;
+    }
+    ERR_clear_error();
+    std::size_t n = 0;
+    const int ret = SSL_write_ex(ssl_.get(), b.data(), b.size(), &n);
+    if (ret == 1) return n;
+    const int saved = errno;
+    const Need need = classify(ret, saved, ec);
+    if (need != Need::nothing) {
+        ec = asio::error::would_block;
+        want_write = need == Need::write;
+    }
+    return 0;
+}
+
+asio::awaitable<Transport::Result> Transport::read_some(asio::mutable_buffer b) {
+    if (!ssl_) co_return co_await socket_.async_read_some(b, nothrow);
+    if (b.size() == 0) co_return Result{};
+    for (;;) {
+        boost::system::error_code ec;
+        bool want_write = false;
+        const std::size_t n = read_now(b, ec, want_write);
+        if (ec != asio::error::would_block) co_return Result{ec, n};
+        if (auto wec = co_await wait(want_write ? Need::write : Need::read)) co_return Result{wec, 0};
+    }
+}
+
+asio::awaitable<Transport::Result> Transport::write_tls(asio::const_buffer b) {
+    std::size_t done = 0;
+    while (done < b.size()) {
+        boost::system::error_code ec;
+        bool want_write = true;
+        done += write_now(b + done, ec, want_write);
+        if (ec == asio::error::would_block) {
+            // The rest goes again from the same place once the socket allows.
+            if (auto wec = co_await wait(want_write ? Need::write : Need::read)) co_return Result{wec, done};
+        } else if (ec) {
+            co_return Result{ec, done};
+        }
+    }
+    co_return Result{boost::system::error_code{}, done};
+}
+
+asio::awaitable<void> Transport::close_notify() {
+    if (!ssl_ || !attached_ || SSL_in_init(ssl_.get())) co_return;
     // As if the peer's close_notify had arrived: SSL_shutdown sends ours and
     // completes, instead of waiting for an answer that may never come.
-    SSL_set_shutdown(tls_->native_handle(), SSL_RECEIVED_SHUTDOWN);
-    co_await tls_->async_shutdown(nothrow);
+    SSL_set_shutdown(ssl_.get(), SSL_get_shutdown(ssl_.get()) | SSL_RECEIVED_SHUTDOWN);
+    for (;;) {
+        ERR_clear_error();
+        const int ret = SSL_shutdown(ssl_.get());
+        if (ret >= 0) co_return;
+        const int saved = errno;
+        boost::system::error_code ec;
+        const Need need = classify(ret, saved, ec);
+        if (need == Need::nothing) co_return;
+        if (co_await wait(need)) co_return;
+    }
 }
 
 }  // namespace sluice::proxy

@@ -2,16 +2,26 @@
 // over it. A client connection and every upstream connection read and write through here,
 // so the code above is the same for both; the TCP socket underneath stays
 // reachable for options, readiness waits, cancellation and closing.
+//
+// TLS is OpenSSL reading and writing the non-blocking socket itself, as nginx
+// does, not Asio's TLS stream: that stream keeps four 17 KiB buffers per
+// connection (its own two and a BIO pair's two) and copies every record
+// through them, so an idle wss:// tunnel cost over 80 KiB. Here a record goes
+// from the socket into OpenSSL's buffer and out into the caller's, and an idle
+// connection holds no buffer at all (SSL_MODE_RELEASE_BUFFERS). A read or a
+// write that cannot go on waits for the socket's readiness through Asio.
 #pragma once
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include <optional>
+#include <openssl/ssl.h>
+
+#include <memory>
 #include <span>
 #include <tuple>
 #include <vector>
@@ -23,16 +33,16 @@ public:
     using tcp = boost::asio::ip::tcp;
     using Result = std::tuple<boost::system::error_code, std::size_t>;
 
-    explicit Transport(tcp::socket socket) : plain_(std::move(socket)) {}
+    explicit Transport(tcp::socket socket) : socket_(std::move(socket)) {}
 
     // The TCP socket, whether or not TLS runs over it.
-    tcp::socket& socket() { return tls_ ? tls_->next_layer() : plain_; }
-    const tcp::socket& socket() const { return tls_ ? tls_->next_layer() : plain_; }
-    bool tls() const { return tls_.has_value(); }
-    SSL* ssl() { return tls_ ? tls_->native_handle() : nullptr; }
+    tcp::socket& socket() { return socket_; }
+    const tcp::socket& socket() const { return socket_; }
+    bool tls() const { return ssl_ != nullptr; }
+    SSL* ssl() { return ssl_.get(); }
 
     // Before any byte moves: TLS over the socket, starting with `ctx`.
-    void use_tls(boost::asio::ssl::context& ctx) { tls_.emplace(std::move(plain_), ctx); }
+    void use_tls(boost::asio::ssl::context& ctx);
     // The TLS handshake as server (a client connection) or client (an upstream); plain: nothing.
     boost::asio::awaitable<boost::system::error_code> handshake(boost::asio::ssl::stream_base::handshake_type type);
 
@@ -50,30 +60,60 @@ public:
     // send one). Plain: nothing. The caller shuts the socket down after.
     boost::asio::awaitable<void> close_notify();
 
+    // Without waiting, for callers that keep their own readiness (TlsTunnel):
+    // how many bytes moved; 0 with `ec` would_block when the socket must become
+    // readable (`want_write` false) or writable (true) first, and 0 with
+    // `ec` eof at a clean end. A TLS write that would block must be repeated
+    // with the same bytes (they may have moved).
+    std::size_t read_now(boost::asio::mutable_buffer b, boost::system::error_code& ec, bool& want_write);
+    std::size_t write_now(boost::asio::const_buffer b, boost::system::error_code& ec, bool& want_write);
+    // Until read_now has something to say: at once when OpenSSL holds bytes it
+    // read earlier (no readiness event would announce them), else when the
+    // socket is readable. Then until the socket is writable.
+    boost::asio::awaitable<boost::system::error_code> wait_readable();
+    boost::asio::awaitable<boost::system::error_code> wait_writable() { return wait(Need::write); }
+
     void close() {
         boost::system::error_code ignored;
-        socket().close(ignored);
+        socket_.close(ignored);
     }
 
 private:
+    struct SslFree {
+        void operator()(SSL* s) const { SSL_free(s); }
+    };
+    enum class Need { nothing, read, write };
+
+    boost::asio::awaitable<Result> write_tls(boost::asio::const_buffer b);
+    // After an OpenSSL call returned `ret`: what it waits for, or `ec`.
+    Need classify(int ret, int saved_errno, boost::system::error_code& ec);
+    boost::asio::awaitable<boost::system::error_code> wait(Need need);
+    // The socket under OpenSSL, once it is connected.
+    bool attach();
+
     static constexpr auto nothrow = boost::asio::as_tuple(boost::asio::use_awaitable);
-    tcp::socket plain_;
-    std::optional<boost::asio::ssl::stream<tcp::socket>> tls_;
+    tcp::socket socket_;
+    std::unique_ptr<SSL, SslFree> ssl_;
+    bool attached_ = false;
 };
 
 template <class Buffers>
 boost::asio::awaitable<Transport::Result> Transport::write(Buffers b) {
-    if (!tls_) co_return co_await boost::asio::async_write(plain_, b, nothrow);
-    // Asio's TLS stream writes one buffer of a sequence at a time: a head, a
-    // chunk-size line and a body would go out as three records and three
-    // sendmsg calls. Copied into one buffer they make full records instead.
+    if (!ssl_) co_return co_await boost::asio::async_write(socket_, b, nothrow);
+    // One SSL_write for the whole sequence: a head, a chunk-size line and a
+    // body make full records instead of three records and three sends.
     std::size_t pieces = 0;
-    for (auto it = boost::asio::buffer_sequence_begin(b); it != boost::asio::buffer_sequence_end(b); ++it)
-        pieces += boost::asio::const_buffer(*it).size() > 0;
-    if (pieces <= 1) co_return co_await boost::asio::async_write(*tls_, b, nothrow);
+    boost::asio::const_buffer only;
+    for (auto it = boost::asio::buffer_sequence_begin(b); it != boost::asio::buffer_sequence_end(b); ++it) {
+        boost::asio::const_buffer piece(*it);
+        if (piece.size() == 0) continue;
+        ++pieces;
+        only = piece;
+    }
+    if (pieces <= 1) co_return co_await write_tls(only);
     std::vector<char> joined(boost::asio::buffer_size(b));
     boost::asio::buffer_copy(boost::asio::buffer(joined), b);
-    co_return co_await boost::asio::async_write(*tls_, boost::asio::buffer(joined), nothrow);
+    co_return co_await write_tls(boost::asio::buffer(joined));
 }
 
 }  // namespace sluice::proxy

@@ -70,6 +70,7 @@ asio::awaitable<void> TlsTunnel::copy(Side& from, Side& to, std::string pending)
         if (ec) co_return finish(closed_by(to));
         from.moved += n;
         route_bytes += n;
+        std::string().swap(pending);  // the frame outlives it: give the memory back
     }
     for (;;) {
         if (from.stop_reading) co_return;
@@ -79,9 +80,25 @@ asio::awaitable<void> TlsTunnel::copy(Side& from, Side& to, std::string pending)
             continue;
         }
         from.reading = true;
-        auto [ec, n] = co_await from.transport.read_some(asio::buffer(from.buf.get(), kBuffer));
+        auto ec = co_await from.transport.wait_readable();
         from.reading = false;
         if (closed_ || from.stop_reading) co_return;
+        auto scratch = worker_.scratch();
+        std::size_t n = 0;
+        if (!ec) {
+            bool want_write = false;
+            n = from.transport.read_now(asio::buffer(scratch.data(), scratch.size()), ec, want_write);
+            if (ec == asio::error::would_block) {  // woken for nothing, or TLS must write first
+                if (want_write) {
+                    from.reading = true;
+                    ec = co_await from.transport.wait_writable();
+                    from.reading = false;
+                    if (closed_ || from.stop_reading) co_return;
+                    if (ec) co_return finish(closed_by(from));
+                }
+                continue;
+            }
+        }
         if (from.goodbye) {  // closing: what it still sends (its own Close) is dropped
             if (ec) co_return;
             continue;
@@ -101,13 +118,13 @@ asio::awaitable<void> TlsTunnel::copy(Side& from, Side& to, std::string pending)
         bool goodbye_after = false;
         if (closing_) {
             if (from.frames.lost()) co_return finish(CloseReason::drain);  // no boundary to speak at
-            n = from.frames.feed(from.buf.get(), n, true);  // bytes past the boundary are dropped
+            n = from.frames.feed(scratch.data(), n, true);  // bytes past the boundary are dropped
             goodbye_after = from.frames.at_chosen_boundary();
         } else if (!from.frames.lost()) {
-            from.frames.feed(from.buf.get(), n);
+            from.frames.feed(scratch.data(), n);
         }
         if (n > 0) {
-            auto [wec, m] = co_await to.transport.write(asio::buffer(from.buf.get(), n));
+            auto wec = co_await deliver(to, scratch.data(), n);
             if (closed_) co_return;
             if (wec) co_return finish(closed_by(to));
             from.moved += n;
@@ -118,6 +135,23 @@ asio::awaitable<void> TlsTunnel::copy(Side& from, Side& to, std::string pending)
             co_await send_goodbye(from, to);
         }
     }
+}
+
+asio::awaitable<boost::system::error_code> TlsTunnel::deliver(Side& to, const char* data, std::size_t n) {
+    std::size_t done = 0;
+    boost::system::error_code ec;
+    while (done < n) {
+        bool want_write = true;
+        done += to.transport.write_now(asio::buffer(data + done, n - done), ec, want_write);
+        if (ec == asio::error::would_block) break;
+        if (ec) co_return ec;
+    }
+    if (done == n) co_return boost::system::error_code{};
+    // Pushed back: the rest in a buffer of its own (TLS repeats the write with
+    // these same bytes), held only until it is written.
+    std::string rest(data + done, n - done);
+    auto [wec, m] = co_await to.transport.write(asio::buffer(rest));
+    co_return wec;
 }
 
 void TlsTunnel::abort(CloseReason reason) {
@@ -172,11 +206,8 @@ asio::awaitable<void> TlsTunnel::end_after_goodbye() {
     }
     // The peers answer (their Close, close_notify, FIN); the grace deadline cuts a slow one.
     for (Side* s : {&client_, &upstream_}) {
-        for (;;) {
-            auto [ec, n] = co_await s->transport.socket().async_read_some(asio::buffer(s->buf.get(), kBuffer), nothrow);
-            if (closed_) co_return;
-            if (ec) break;
-        }
+        co_await drain_peer(*s);
+        if (closed_) co_return;
     }
     finish(CloseReason::drain);
 }
@@ -210,12 +241,18 @@ asio::awaitable<void> TlsTunnel::pass_end(Side& from, Side& to) {
     dog_.set_idle(Watchdog::Clock::duration::zero());
     dog_.set_phase(Watchdog::Clock::now() + std::chrono::seconds(2));
     dog_.arm(self());
-    for (;;) {
-        auto [ec, n] = co_await to.transport.socket().async_read_some(asio::buffer(to.buf.get(), kBuffer), nothrow);
-        if (closed_) co_return;
-        if (ec) break;
-    }
+    co_await drain_peer(to);
+    if (closed_) co_return;
     finish(*first_end_);
+}
+
+asio::awaitable<void> TlsTunnel::drain_peer(Side& s) {
+    // The raw bytes (its Close frame, close_notify): nobody reads them.
+    char sink[2048];
+    for (;;) {
+        auto [ec, n] = co_await s.transport.socket().async_read_some(asio::buffer(sink), nothrow);
+        if (closed_ || ec) co_return;
+    }
 }
 
 void TlsTunnel::describe(std::vector<ConnectionInfo>& out) const {

@@ -1,7 +1,11 @@
 // A WebSocket tunnel with TLS on either side or both: wss:// from the client,
 // a TLS upstream, or both. splice(2) cannot see through TLS, so each direction
-// is a coroutine copying through its own 16 KiB buffer: read, then write, then
-// read again (bounded, with backpressure).
+// is a coroutine that waits for its source to be readable, then reads into the
+// worker's scratch buffer and writes on at once. Only bytes the destination
+// does not take are kept (in a buffer of their own, until they are written),
+// and nothing is read meanwhile: bounded, with backpressure. An idle tunnel
+// holds no buffer: its two waits, and OpenSSL's state without its record
+// buffers (Transport).
 //
 // Ends: a clean end from one side (TCP FIN, or TLS close_notify) is passed on.
 // To a plain side it goes as a FIN and the other direction keeps flowing
@@ -47,13 +51,10 @@ public:
     void on_deadline(Watchdog::Which which);
 
 private:
-    static constexpr std::size_t kBuffer = 16 * 1024;
-
     struct Side {
         Side(Transport s, bool c) : transport(std::move(s)), client(c), loop_stopped(transport.socket().get_executor()) {}
         Transport transport;
         bool client;                    // the client side, else the upstream
-        std::unique_ptr<char[]> buf{new char[kBuffer]};  // bytes read from this side
         bool running = false;           // the copy loop reading from this side is alive
         bool reading = false;           // ... and waiting in a read on it
         bool stop_reading = false;      // no new read: we are about to close_notify it
@@ -66,6 +67,11 @@ private:
 
     std::shared_ptr<TlsTunnel> self() { return std::static_pointer_cast<TlsTunnel>(shared_from_this()); }
     boost::asio::awaitable<void> copy(Side& from, Side& to, std::string pending);
+    // Writes bytes read into the worker's scratch buffer: what `to` does not
+    // take at once is copied out before waiting, as the scratch is shared.
+    boost::asio::awaitable<boost::system::error_code> deliver(Side& to, const char* data, std::size_t n);
+    // Reads and drops what a peer still sends after our close_notify, until it ends.
+    boost::asio::awaitable<void> drain_peer(Side& s);
     // `from` ended cleanly: tell `to`.
     boost::asio::awaitable<void> pass_end(Side& from, Side& to);
     CloseReason closed_by(const Side& s) const {
