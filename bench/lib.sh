@@ -85,3 +85,49 @@ make_certs() {
     cat "$work/$name.crt" "$work/$name.key" > "$work/$name.pem"
   done
 }
+
+# Starts a target of bench/run.sh's table on CPU 0, after start_http_origin and
+# start_ws_origin, with the sluice binary in $sluice_bin; sets PORT (HTTP),
+# WSPORT (WebSocket and stream), H2PORT, PID (the process whose CPU is
+# measured) and KILL (what to stop after).
+start_target() {
+  local name=$1
+  PORT=$(free_port) WSPORT=$PORT H2PORT=$PORT PID="" KILL=""
+  case "$name" in
+    direct) PORT=$http_origin WSPORT=$ws_origin H2PORT=""; return ;;
+    sluice)
+      cat > "$work/sluice.yaml" <<YAML
+listeners: [{name: public, address: 127.0.0.1, port: $PORT}]
+clusters:
+  - {name: http, endpoints: ["127.0.0.1:$http_origin"]}
+  - {name: ws, endpoints: ["127.0.0.1:$ws_origin"]}
+  - {name: h2, endpoints: ["127.0.0.1:$h2_origin"], protocol: http2}
+routes:
+  - {name: h2, match: {path_prefix: /h2}, cluster: h2}
+  - {name: ws, match: {path_prefix: /ws}, cluster: ws}
+  - {name: stream, match: {path_prefix: /stream}, cluster: ws}
+  - {name: http, match: {path_prefix: /}, cluster: http}
+access_log: {enabled: false}
+YAML
+      taskset -c 0 "$sluice_bin" run --config "$work/sluice.yaml" --admin 127.0.0.1:0 --workers 1 --log-level error \
+        >/dev/null 2>&1 &
+      KILL=$! PID=$! ;;
+    nginx)
+      H2PORT=$(free_port)
+      sed -e "s#@DIR@#$work#g" -e "s#@PORT@#$PORT#g" -e "s#@H2PORT@#$H2PORT#g" -e "s#@HTTP_ORIGIN@#$http_origin#g" -e "s#@WS_ORIGIN@#$ws_origin#g" \
+          -e "s#@H2_ORIGIN@#$h2_origin#g" bench/nginx-bench.conf.in > "$work/nginx.conf"
+      taskset -c 0 nginx -p "$work" -c "$work/nginx.conf" >/dev/null 2>&1 &
+      KILL=$! ;;
+    haproxy)
+      H2PORT=$(free_port)
+      sed -e "s#@PORT@#$PORT#g" -e "s#@H2PORT@#$H2PORT#g" -e "s#@HTTP_ORIGIN@#$http_origin#g" -e "s#@WS_ORIGIN@#$ws_origin#g" \
+          -e "s#@H2_ORIGIN@#$h2_origin#g" bench/haproxy-bench.cfg.in > "$work/haproxy.cfg"
+      taskset -c 0 haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 &
+      KILL=$! PID=$! ;;
+  esac
+  wait_port "$PORT"
+  sleep 0.2
+  # nginx's master forks the worker that does the work: measure that one.
+  [ "$name" = nginx ] && PID=$(pgrep -P "$KILL" | head -1)
+  return 0
+}

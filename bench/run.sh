@@ -47,50 +47,6 @@ make_workdir
 start_http_origin
 start_ws_origin
 
-# Starts a target on CPU 0; sets PORT (HTTP), WSPORT (WebSocket and stream),
-# PID (the process whose CPU is measured) and KILL (what to stop after).
-start_target() {
-  local name=$1
-  PORT=$(free_port) WSPORT=$PORT H2PORT=$PORT PID="" KILL=""
-  case "$name" in
-    direct) PORT=$http_origin WSPORT=$ws_origin H2PORT=""; return ;;
-    sluice)
-      cat > "$work/sluice.yaml" <<YAML
-listeners: [{name: public, address: 127.0.0.1, port: $PORT}]
-clusters:
-  - {name: http, endpoints: ["127.0.0.1:$http_origin"]}
-  - {name: ws, endpoints: ["127.0.0.1:$ws_origin"]}
-  - {name: h2, endpoints: ["127.0.0.1:$h2_origin"], protocol: http2}
-routes:
-  - {name: h2, match: {path_prefix: /h2}, cluster: h2}
-  - {name: ws, match: {path_prefix: /ws}, cluster: ws}
-  - {name: stream, match: {path_prefix: /stream}, cluster: ws}
-  - {name: http, match: {path_prefix: /}, cluster: http}
-access_log: {enabled: false}
-YAML
-      taskset -c 0 "$sluice_bin" run --config "$work/sluice.yaml" --admin 127.0.0.1:0 --workers 1 --log-level error \
-        >/dev/null 2>&1 &
-      KILL=$! PID=$! ;;
-    nginx)
-      H2PORT=$(free_port)
-      sed -e "s#@DIR@#$work#g" -e "s#@PORT@#$PORT#g" -e "s#@H2PORT@#$H2PORT#g" -e "s#@HTTP_ORIGIN@#$http_origin#g" -e "s#@WS_ORIGIN@#$ws_origin#g" \
-          -e "s#@H2_ORIGIN@#$h2_origin#g" bench/nginx-bench.conf.in > "$work/nginx.conf"
-      taskset -c 0 nginx -p "$work" -c "$work/nginx.conf" >/dev/null 2>&1 &
-      KILL=$! ;;
-    haproxy)
-      H2PORT=$(free_port)
-      sed -e "s#@PORT@#$PORT#g" -e "s#@H2PORT@#$H2PORT#g" -e "s#@HTTP_ORIGIN@#$http_origin#g" -e "s#@WS_ORIGIN@#$ws_origin#g" \
-          -e "s#@H2_ORIGIN@#$h2_origin#g" bench/haproxy-bench.cfg.in > "$work/haproxy.cfg"
-      taskset -c 0 haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 &
-      KILL=$! PID=$! ;;
-  esac
-  wait_port "$PORT"
-  sleep 0.2
-  # nginx's master forks the worker that does the work: measure that one.
-  [ "$name" = nginx ] && PID=$(pgrep -P "$KILL" | head -1)
-  return 0
-}
-
 # Each run prints "rate p50_ms p99_ms cpu_us_per_unit".
 cpu_per() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf (n > 0 && t >= 0 ? "%.1f" : "-"), t / hz / n * 1e6}'; }
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else {sub(/s$/,"",v); v*=1000}; printf "%.2f\n", v}'; }

@@ -13,7 +13,8 @@ namespace asio = boost::asio;
 
 asio::awaitable<ExchangeEnd> Http1Exchange::start_tunnel(std::shared_ptr<UpstreamConn> conn) {
     co_await finish_pump();  // an upgrade request carries no body; nothing to stop
-    conn_.watch().release_socket();  // the tunnel watches the socket its own way
+    conn_.watch().release_socket();  // the tunnel watches the sockets its own way
+    conn->hangup.end(conn->socket().native_handle());
     out_head_.clear();
     build_switching_response(resp_, out_head_, set_affinity_ ? affinity_cookie() : std::string());
     auto [ec, n] = co_await conn_.client().write(asio::buffer(out_head_));

@@ -55,6 +55,29 @@ std::uint64_t Readiness::add_hangup(std::shared_ptr<Handler> handler, int fd) {
     return key;
 }
 
+Readiness::Registration Readiness::watch(std::shared_ptr<Handler> handler, int fd, std::uint32_t events) {
+    const std::uint64_t key = next_key_++;
+    epoll_event ev{};
+    ev.events = events | EPOLLET;
+    ev.data.u64 = key << 1;
+    if (::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_ADD, fd, &ev) != 0) return {};
+    handlers_.emplace(key, std::move(handler));
+    arm();
+    return {alive_, key};
+}
+
+void Readiness::Registration::end(int fd) {
+    if (key_ == 0) return;
+    if (auto set = set_.lock()) (*set)->remove(key_, fd);
+    key_ = 0;
+}
+
+void Readiness::Registration::reset() {
+    if (key_ == 0) return;
+    if (auto set = set_.lock()) (*set)->drop(key_);
+    key_ = 0;
+}
+
 void Readiness::remove(std::uint64_t key, int fd) {
     ::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_DEL, fd, nullptr);
     drop(key);

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
+#include <utility>
 
 namespace sluice::proxy {
 
@@ -32,6 +33,34 @@ public:
         ~Handler() = default;
     };
 
+    // A registration of one socket that ends itself: its holder may outlive
+    // the set (a worker destroys its set before what its io_context holds),
+    // and then there is nothing to end.
+    class Registration {
+    public:
+        Registration() = default;
+        Registration(std::weak_ptr<Readiness*> set, std::uint64_t key) : set_(std::move(set)), key_(key) {}
+        Registration(Registration&& o) noexcept : set_(std::move(o.set_)), key_(std::exchange(o.key_, 0)) {}
+        Registration& operator=(Registration&& o) noexcept {
+            if (this != &o) {
+                reset();
+                set_ = std::move(o.set_);
+                key_ = std::exchange(o.key_, 0);
+            }
+            return *this;
+        }
+        ~Registration() { reset(); }
+        explicit operator bool() const { return key_ != 0; }
+        // Forgets the handler (a closed socket has left the epoll set by itself).
+        void reset();
+        // Takes open socket `fd` out of the set too, for another owner to add.
+        void end(int fd);
+
+    private:
+        std::weak_ptr<Readiness*> set_;
+        std::uint64_t key_ = 0;
+    };
+
     explicit Readiness(boost::asio::io_context& io);
     Readiness(const Readiness&) = delete;
     Readiness& operator=(const Readiness&) = delete;
@@ -43,6 +72,9 @@ public:
     // EPOLLHUP and EPOLLERR come anyway), never for data, so a busy socket
     // raises no event here until it hangs up. Reported as side 0.
     std::uint64_t add_hangup(std::shared_ptr<Handler> handler, int fd);
+    // Watches one socket for `events` (edge-triggered is added) until the
+    // registration ends; empty when epoll refused it.
+    Registration watch(std::shared_ptr<Handler> handler, int fd, std::uint32_t events);
     // Takes `fd` out of the set (its socket lives on) and forgets the handler.
     void remove(std::uint64_t key, int fd);
     // Forgets the handler. It is let go of on a later turn of the io_context,
@@ -59,6 +91,7 @@ private:
     std::unordered_map<std::uint64_t, std::shared_ptr<Handler>> handlers_;
     std::uint64_t next_key_ = 1;
     bool armed_ = false;
+    std::shared_ptr<Readiness*> alive_ = std::make_shared<Readiness*>(this);  // for Registration
 };
 
 }  // namespace sluice::proxy

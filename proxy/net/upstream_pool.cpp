@@ -1,12 +1,30 @@
 #include "proxy/net/upstream_pool.h"
 
+#include <sys/epoll.h>
+
 #include <algorithm>
 
 namespace sluice::proxy {
+namespace {
+
+// What the readiness set holds: a weak reference, so a watch never keeps a
+// connection alive.
+struct Hangup final : Readiness::Handler {
+    explicit Hangup(std::weak_ptr<UpstreamConn> c) : conn(std::move(c)) {}
+    void on_ready(int, std::uint32_t) override {
+        auto c = conn.lock();
+        if (!c) return;
+        c->hung_up = true;  // in use: its exchange reads the end itself, and give() drops it
+        if (c->idle_in) c->idle_in->remove(c);
+    }
+    std::weak_ptr<UpstreamConn> conn;
+};
+
+}  // namespace
 
 EndpointPool::~EndpointPool() {
     for (auto& c : idle_) {
-        ++c->generation;
+        c->idle_in = nullptr;
         c->transport.close();
     }
     auto shared = std::move(shared_);
@@ -35,47 +53,46 @@ std::shared_ptr<UpstreamConn> EndpointPool::take() {
     if (idle_.empty()) return nullptr;
     auto conn = std::move(idle_.back());
     idle_.pop_back();
-    ++conn->generation;  // its pending readability wait no longer owns it
-    boost::system::error_code ec;
-    conn->socket().cancel(ec);
+    conn->idle_in = nullptr;
     return conn;
 }
 
 void EndpointPool::give(std::shared_ptr<UpstreamConn> conn) {
-    if (idle_.size() >= max_idle_ || !conn->in.empty()) {
+    if (idle_.size() >= max_idle_ || !conn->in.empty() || conn->hung_up) {
         conn->transport.close();
         return;
     }
+    if (!conn->hangup) {
+        // Once per connection. A hang-up that came before is reported at once.
+        conn->hangup = readiness_.watch(std::make_shared<Hangup>(conn), conn->socket().native_handle(), EPOLLRDHUP);
+        if (!conn->hangup) {  // epoll refused (out of watches): unwatched, it would fail a request later
+            conn->transport.close();
+            return;
+        }
+        if (conn->hung_up) {
+            conn->transport.close();
+            return;
+        }
+    }
     conn->in.release_if_empty();
     conn->idle_since = std::chrono::steady_clock::now();
-    std::uint64_t gen = ++conn->generation;
-    // Readable while idle means closed by the upstream, or unsolicited bytes: drop it.
-    // The handler holds the connection, not the pool: a pool that is gone closed it first.
-    auto on_readable = [this, conn, gen](const boost::system::error_code& ec, std::size_t = 0) {
-        if (gen != conn->generation || ec == boost::asio::error::operation_aborted) return;
-        remove(conn);
-        conn->transport.close();
-    };
-    // Plain: a 1-byte read, because a readiness wait costs an epoll_ctl per
-    // request. TLS: a wait, which never takes a byte of a record the next
-    // request may still need.
-    if (conn->transport.tls()) conn->socket().async_wait(boost::asio::socket_base::wait_read, on_readable);
-    else conn->socket().async_read_some(boost::asio::buffer(&conn->idle_probe, 1), on_readable);
+    conn->idle_in = this;
     idle_.push_back(std::move(conn));
 }
 
 void EndpointPool::remove(const std::shared_ptr<UpstreamConn>& conn) {
     auto it = std::find(idle_.begin(), idle_.end(), conn);
     if (it != idle_.end()) {
-        ++conn->generation;
         idle_.erase(it);
     }
+    conn->idle_in = nullptr;
+    conn->transport.close();
 }
 
 void EndpointPool::sweep(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration max_idle) {
     auto old = std::remove_if(idle_.begin(), idle_.end(), [&](const std::shared_ptr<UpstreamConn>& c) {
         if (now - c->idle_since < max_idle) return false;
-        ++c->generation;
+        c->idle_in = nullptr;
         c->transport.close();
         return true;
     });

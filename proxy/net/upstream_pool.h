@@ -1,11 +1,15 @@
 // Keep-alive connections to one upstream endpoint, owned by one worker.
 //
 // Pools are keyed by endpoint and live in the worker, not in a config snapshot,
-// so a config change that keeps an endpoint keeps its warm connections. An idle
-// connection waits for readability: if the upstream closes it (or sends bytes
-// nobody asked for) it leaves the pool at once instead of failing a request later.
+// so a config change that keeps an endpoint keeps its warm connections. Each
+// connection joins the worker's edge-triggered readiness set once, for
+// hang-ups only: if the upstream closes or resets it while idle it leaves the
+// pool at once instead of failing a request later, and a request costs no
+// system call for it (a read left pending on an idle connection cost a
+// speculative recv, EAGAIN, per request).
 #pragma once
 #include "proxy/net/io_buffer.h"
+#include "proxy/net/readiness.h"
 #include "proxy/net/transport.h"
 
 #include <boost/asio/awaitable.hpp>
@@ -19,6 +23,8 @@
 
 namespace sluice::proxy {
 
+class EndpointPool;
+
 class UpstreamConn {
 public:
     UpstreamConn(const boost::asio::any_io_executor& ex, BufferPool& buffers)
@@ -29,8 +35,11 @@ public:
     Transport transport;           // TCP, or TLS over it for a cluster with tls
     IoBuffer in;                   // bytes read from the upstream, not yet parsed
     std::chrono::steady_clock::time_point idle_since{};
-    std::uint64_t generation = 0;  // bumped when it leaves the idle list: stale waits ignore it
-    char idle_probe = 0;           // where a byte an idle connection receives (so: drop it) lands
+    // The hang-up watch (Readiness, for EPOLLRDHUP): added when it first goes
+    // idle, kept while it lives.
+    Readiness::Registration hangup;
+    bool hung_up = false;          // the upstream closed or reset it (seen at any time)
+    EndpointPool* idle_in = nullptr;  // the pool it is idle in, if it is
 };
 
 // A connection that carries many exchanges at once (HTTP/2): shared by them,
@@ -52,7 +61,9 @@ public:
 
 class EndpointPool {
 public:
-    EndpointPool(std::string key, std::size_t max_idle) : key_(std::move(key)), max_idle_(max_idle) {}
+    // `readiness`: the worker's set, for idle connections' hang-ups.
+    EndpointPool(std::string key, std::size_t max_idle, Readiness& readiness)
+        : key_(std::move(key)), max_idle_(max_idle), readiness_(readiness) {}
     ~EndpointPool();
     EndpointPool(const EndpointPool&) = delete;
     EndpointPool& operator=(const EndpointPool&) = delete;
@@ -79,11 +90,13 @@ public:
     std::int64_t active_requests = 0;
     std::int64_t active_tunnels = 0;
 
-private:
+    // An idle connection's upstream hung up: it leaves the pool, closed.
     void remove(const std::shared_ptr<UpstreamConn>& conn);
 
+private:
     std::string key_;
     std::size_t max_idle_;
+    Readiness& readiness_;
     std::vector<std::shared_ptr<UpstreamConn>> idle_;  // most recently used last
     std::vector<std::shared_ptr<MultiplexedConn>> shared_;
 };

@@ -200,6 +200,12 @@ std::uint64_t Server::upstream_connects(const std::string& endpoint) {
     return total;
 }
 
+std::size_t Server::upstream_idle(const std::string& endpoint) {
+    std::size_t total = 0;
+    for (auto& w : workers_) total += w->call([&] { return w->context().upstream_idle(endpoint); });
+    return total;
+}
+
 std::map<std::string, TunnelCounters> Server::tunnel_stats() {
     std::map<std::string, TunnelCounters> out;
     for (const auto& [route, r] : collect_stats().routes)

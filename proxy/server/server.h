@@ -54,6 +54,8 @@ public:
     std::size_t worker_count() const { return workers_.size(); }
     // Upstream connections opened to an endpoint ("127.0.0.1:3000"), all workers.
     std::uint64_t upstream_connects(const std::string& endpoint);
+    // Idle keep-alive connections to an endpoint in the pools, all workers.
+    std::size_t upstream_idle(const std::string& endpoint);
     std::size_t live_connections() const;
     // Every worker's counters, summed (any thread, blocking).
     StatsTotals collect_stats() { return views_->collect_stats(); }

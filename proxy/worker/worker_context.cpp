@@ -36,7 +36,7 @@ void WorkerContext::refresh_view() {
         wc.next = static_cast<std::uint32_t>(index_);  // workers start at different endpoints
         for (const auto& e : c.endpoints) {
             auto& pool = pools_[e.pool_key];
-            if (!pool) pool = std::make_shared<EndpointPool>(e.pool_key, kMaxIdlePerEndpoint);
+            if (!pool) pool = std::make_shared<EndpointPool>(e.pool_key, kMaxIdlePerEndpoint, readiness_);
             wc.pools.push_back(pool);
         }
         v->clusters.push_back(std::move(wc));
@@ -66,6 +66,11 @@ void WorkerContext::sweep_pools() {
 std::uint64_t WorkerContext::upstream_connects(const std::string& key) const {
     auto it = pools_.find(key);
     return it == pools_.end() ? 0 : it->second->connects;
+}
+
+std::size_t WorkerContext::upstream_idle(const std::string& key) const {
+    auto it = pools_.find(key);
+    return it == pools_.end() ? 0 : it->second->idle_count();
 }
 
 std::unordered_map<std::string, WorkerContext::EndpointLoad> WorkerContext::endpoint_loads() const {

@@ -95,6 +95,7 @@ public:
 
     // Upstream connections opened to `key` by this worker (tests count reuse with it).
     std::uint64_t upstream_connects(const std::string& key) const;
+    std::size_t upstream_idle(const std::string& key) const;
     struct EndpointLoad {
         std::int64_t active_requests = 0, active_tunnels = 0;
     };

@@ -1,5 +1,6 @@
 // Requests through a real sluice (in-process, port 0) to real origins.
 #include "tests/support/client.h"
+#include "tests/support/deadline.h"
 #include "tests/support/origin.h"
 #include "tests/support/proxy_fixture.h"
 
@@ -49,6 +50,27 @@ TEST(Proxy, KeepAliveReusesUpstreamConnections) {
     EXPECT_EQ(origin.requests(), 25);
     EXPECT_EQ(origin.connections(), 1);
     EXPECT_EQ(proxy.server->upstream_connects(origin.address()), 1u);
+}
+
+// An origin closes a kept-alive connection while it waits in sluice's pool:
+// the hang-up watch takes it out at once, so the next request opens a new
+// connection instead of being written to a dead one.
+TEST(Proxy, AnIdleUpstreamConnectionTheOriginClosesLeavesThePool) {
+    Gate close_it;
+    TestOrigin origin([&](OriginExchange& ex) {
+        ex.write_raw("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");  // keep-alive, as far as sluice knows
+        close_it.wait();
+        ex.keep_alive = false;  // then it closes the connection without a word
+    });
+    RunningProxy proxy(one_route(origin.address()), 1);
+    ASSERT_EQ(http_get(proxy.port(), "/1").status, 200u);
+    EXPECT_TRUE(eventually([&] { return proxy.server->upstream_idle(origin.address()) == 1; }));
+    close_it.open();
+    EXPECT_TRUE(eventually([&] { return proxy.server->upstream_idle(origin.address()) == 0; }))
+        << "the closed connection is still in the pool";
+    EXPECT_EQ(http_get(proxy.port(), "/2").status, 200u);
+    EXPECT_EQ(origin.connections(), 2);
+    EXPECT_EQ(proxy.server->upstream_connects(origin.address()), 2u);
 }
 
 TEST(Proxy, PipelinedRequestsAreAnsweredInOrder) {
