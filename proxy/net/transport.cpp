@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <new>
 
 namespace sluice::proxy {
@@ -15,22 +17,31 @@ namespace asio = boost::asio;
 namespace {
 
 // OpenSSL's own socket BIO writes with write(2), which raises SIGPIPE on a
-// socket the peer reset; this one sends with MSG_NOSIGNAL. The descriptor is
-// the BIO's data; the socket stays Asio's to close.
-int fd_of(BIO* b) { return static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(b))); }
+// socket the peer reset; this one sends with MSG_NOSIGNAL, and reads the
+// staged bytes before the socket. Its data is the Transport's Tls; the socket
+// stays Asio's to close.
+Transport::Tls& tls_of(BIO* b) { return *static_cast<Transport::Tls*>(BIO_get_data(b)); }
 
 bool retryable(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
 
 int bio_write(BIO* b, const char* data, int len) {
     BIO_clear_retry_flags(b);
-    const ssize_t n = ::send(fd_of(b), data, static_cast<std::size_t>(len), MSG_NOSIGNAL);
+    const ssize_t n = ::send(tls_of(b).fd, data, static_cast<std::size_t>(len), MSG_NOSIGNAL);
     if (n < 0 && retryable(errno)) BIO_set_retry_write(b);
     return static_cast<int>(n);
 }
 
 int bio_read(BIO* b, char* out, int len) {
     BIO_clear_retry_flags(b);
-    const ssize_t n = ::recv(fd_of(b), out, static_cast<std::size_t>(len), 0);
+    Transport::Tls& t = tls_of(b);
+    if (t.stage_at < t.stage_end) {
+        const std::size_t n = std::min(t.stage_end - t.stage_at, static_cast<std::size_t>(len));
+        std::memcpy(out, t.stage.data() + t.stage_at, n);
+        t.stage_at += n;
+        return static_cast<int>(n);
+    }
+    if (t.stage_eof) return 0;
+    const ssize_t n = ::recv(t.fd, out, static_cast<std::size_t>(len), 0);
     if (n < 0 && retryable(errno)) BIO_set_retry_read(b);
     return static_cast<int>(n);
 }
@@ -57,31 +68,33 @@ const BIO_METHOD* socket_method() {
 }  // namespace
 
 void Transport::use_tls(asio::ssl::context& ctx) {
-    ssl_.reset(SSL_new(ctx.native_handle()));
-    if (!ssl_) throw std::bad_alloc();
+    tls_ = std::make_unique<Tls>();
+    tls_->ssl.reset(SSL_new(ctx.native_handle()));
+    if (!tls_->ssl) throw std::bad_alloc();
     // Partial writes report progress record by record; a write repeated after
     // it would block may pass the same bytes from elsewhere; idle connections
     // hand their buffers back; a read takes what the socket has, not a record.
-    SSL_set_mode(ssl_.get(),
+    SSL_set_mode(tls_->ssl.get(),
                  SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
-    SSL_set_read_ahead(ssl_.get(), 1);
+    SSL_set_read_ahead(tls_->ssl.get(), 1);
 }
 
 bool Transport::attach() {
-    if (attached_) return true;
+    if (tls_->attached) return true;
     boost::system::error_code ec;
     socket_.non_blocking(true, ec);
     if (ec || !socket_.is_open()) return false;
     BIO* bio = BIO_new(socket_method());
     if (!bio) return false;
-    BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(socket_.native_handle())));
-    SSL_set_bio(ssl_.get(), bio, bio);
-    attached_ = true;
+    tls_->fd = socket_.native_handle();
+    BIO_set_data(bio, tls_.get());
+    SSL_set_bio(tls_->ssl.get(), bio, bio);
+    tls_->attached = true;
     return true;
 }
 
 Transport::Need Transport::classify(int ret, int saved_errno, boost::system::error_code& ec) {
-    switch (SSL_get_error(ssl_.get(), ret)) {
+    switch (SSL_get_error(tls_->ssl.get(), ret)) {
     case SSL_ERROR_WANT_READ:
         return Need::read;
     case SSL_ERROR_WANT_WRITE:
@@ -110,22 +123,36 @@ Transport::Need Transport::classify(int ret, int saved_errno, boost::system::err
 }
 
 asio::awaitable<boost::system::error_code> Transport::wait(Need need) {
-    auto [ec] = co_await socket_.async_wait(need == Need::write ? tcp::socket::wait_write : tcp::socket::wait_read,
-                                            nothrow);
+    if (need == Need::write || !tls_) {
+        auto [ec] = co_await socket_.async_wait(need == Need::write ? tcp::socket::wait_write : tcp::socket::wait_read,
+                                                nothrow);
+        co_return ec;
+    }
+    // TLS wants bytes: a read into the stage. OpenSSL only asks once it has
+    // taken every staged byte, so the stage is empty here.
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(tls_->stage), nothrow);
+    tls_->stage_at = 0;
+    tls_->stage_end = n;
+    if (ec == asio::error::eof) {  // OpenSSL sees the end itself: close_notify first, or a truncation
+        tls_->stage_eof = true;
+        co_return boost::system::error_code{};
+    }
     co_return ec;
 }
 
 asio::awaitable<boost::system::error_code> Transport::wait_readable() {
-    if (ssl_ && SSL_has_pending(ssl_.get()) == 1) co_return boost::system::error_code{};
+    if (tls_ && (SSL_has_pending(tls_->ssl.get()) == 1 || tls_->stage_at < tls_->stage_end || tls_->stage_eof))
+        co_return boost::system::error_code{};
     co_return co_await wait(Need::read);
 }
 
 asio::awaitable<boost::system::error_code> Transport::handshake(asio::ssl::stream_base::handshake_type type) {
-    if (!ssl_) co_return boost::system::error_code{};
+    if (!tls_) co_return boost::system::error_code{};
     if (!attach()) co_return asio::error::bad_descriptor;
+    SSL* ssl = tls_->ssl.get();
     for (;;) {
         ERR_clear_error();
-        const int ret = type == asio::ssl::stream_base::client ? SSL_connect(ssl_.get()) : SSL_accept(ssl_.get());
+        const int ret = type == asio::ssl::stream_base::client ? SSL_connect(ssl) : SSL_accept(ssl);
         if (ret == 1) co_return boost::system::error_code{};
         const int saved = errno;
         boost::system::error_code ec;
@@ -138,7 +165,7 @@ asio::awaitable<boost::system::error_code> Transport::handshake(asio::ssl::strea
 std::size_t Transport::read_now(asio::mutable_buffer b, boost::system::error_code& ec, bool& want_write) {
     ec = {};
     want_write = false;
-    if (!ssl_) {
+    if (!tls_) {
         const ssize_t n = ::recv(socket_.native_handle(), b.data(), b.size(), MSG_DONTWAIT);
         if (n > 0) return static_cast<std::size_t>(n);
         if (n == 0) ec = asio::error::eof;
@@ -148,7 +175,7 @@ std::size_t Transport::read_now(asio::mutable_buffer b, boost::system::error_cod
     }
     ERR_clear_error();
     std::size_t n = 0;
-    const int ret = SSL_read_ex(ssl_.get(), b.data(), b.size(), &n);
+    const int ret = SSL_read_ex(tls_->ssl.get(), b.data(), b.size(), &n);
     if (ret == 1) return n;
     const int saved = errno;
     const Need need = classify(ret, saved, ec);
@@ -162,7 +189,7 @@ std::size_t Transport::read_now(asio::mutable_buffer b, boost::system::error_cod
 std::size_t Transport::write_now(asio::const_buffer b, boost::system::error_code& ec, bool& want_write) {
     ec = {};
     want_write = true;
-    if (!ssl_) {
+    if (!tls_) {
         const ssize_t n = ::send(socket_.native_handle(), b.data(), b.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n >= 0) return static_cast<std::size_t>(n);
         if (retryable(errno)) ec = asio::error::would_block;
@@ -171,7 +198,7 @@ std::size_t Transport::write_now(asio::const_buffer b, boost::system::error_code
     }
     ERR_clear_error();
     std::size_t n = 0;
-    const int ret = SSL_write_ex(ssl_.get(), b.data(), b.size(), &n);
+    const int ret = SSL_write_ex(tls_->ssl.get(), b.data(), b.size(), &n);
     if (ret == 1) return n;
     const int saved = errno;
     const Need need = classify(ret, saved, ec);
@@ -183,7 +210,7 @@ std::size_t Transport::write_now(asio::const_buffer b, boost::system::error_code
 }
 
 asio::awaitable<Transport::Result> Transport::read_some(asio::mutable_buffer b) {
-    if (!ssl_) co_return co_await socket_.async_read_some(b, nothrow);
+    if (!tls_) co_return co_await socket_.async_read_some(b, nothrow);
     if (b.size() == 0) co_return Result{};
     for (;;) {
         boost::system::error_code ec;
@@ -211,13 +238,14 @@ asio::awaitable<Transport::Result> Transport::write_tls(asio::const_buffer b) {
 }
 
 asio::awaitable<void> Transport::close_notify() {
-    if (!ssl_ || !attached_ || SSL_in_init(ssl_.get())) co_return;
+    if (!tls_ || !tls_->attached || SSL_in_init(tls_->ssl.get())) co_return;
+    SSL* ssl = tls_->ssl.get();
     // As if the peer's close_notify had arrived: SSL_shutdown sends ours and
     // completes, instead of waiting for an answer that may never come.
-    SSL_set_shutdown(ssl_.get(), SSL_get_shutdown(ssl_.get()) | SSL_RECEIVED_SHUTDOWN);
+    SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_RECEIVED_SHUTDOWN);
     for (;;) {
         ERR_clear_error();
-        const int ret = SSL_shutdown(ssl_.get());
+        const int ret = SSL_shutdown(ssl);
         if (ret >= 0) co_return;
         const int saved = errno;
         boost::system::error_code ec;

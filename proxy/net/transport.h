@@ -8,8 +8,11 @@
 // connection (its own two and a BIO pair's two) and copies every record
 // through them, so an idle wss:// tunnel cost over 80 KiB. Here a record goes
 // from the socket into OpenSSL's buffer and out into the caller's, and an idle
-// connection holds no buffer at all (SSL_MODE_RELEASE_BUFFERS). A read or a
-// write that cannot go on waits for the socket's readiness through Asio.
+// connection holds no record buffer (SSL_MODE_RELEASE_BUFFERS). A write that
+// cannot go on waits for the socket's readiness through Asio. A read that
+// cannot waits with an Asio read of up to 512 bytes into a small stage that
+// OpenSSL reads first: Asio re-arms epoll (an epoll_ctl) for every readiness
+// wait, but not for a read, and a request's record usually fits the stage.
 #pragma once
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -21,6 +24,7 @@
 
 #include <openssl/ssl.h>
 
+#include <array>
 #include <memory>
 #include <span>
 #include <tuple>
@@ -34,12 +38,15 @@ public:
     using Result = std::tuple<boost::system::error_code, std::size_t>;
 
     explicit Transport(tcp::socket socket) : socket_(std::move(socket)) {}
+    Transport(Transport&&) noexcept = default;
+    Transport& operator=(Transport&&) noexcept = default;
+    ~Transport();
 
     // The TCP socket, whether or not TLS runs over it.
     tcp::socket& socket() { return socket_; }
     const tcp::socket& socket() const { return socket_; }
-    bool tls() const { return ssl_ != nullptr; }
-    SSL* ssl() { return ssl_.get(); }
+    bool tls() const { return tls_ != nullptr; }
+    SSL* ssl();
 
     // Before any byte moves: TLS over the socket, starting with `ctx`.
     void use_tls(boost::asio::ssl::context& ctx);
@@ -78,10 +85,10 @@ public:
         socket_.close(ignored);
     }
 
+    // Where the BIO finds the socket and the staged bytes; stays put when the Transport moves.
+    struct Tls;
+
 private:
-    struct SslFree {
-        void operator()(SSL* s) const { SSL_free(s); }
-    };
     enum class Need { nothing, read, write };
 
     boost::asio::awaitable<Result> write_tls(boost::asio::const_buffer b);
@@ -93,13 +100,28 @@ private:
 
     static constexpr auto nothrow = boost::asio::as_tuple(boost::asio::use_awaitable);
     tcp::socket socket_;
-    std::unique_ptr<SSL, SslFree> ssl_;
-    bool attached_ = false;
+    std::unique_ptr<Tls> tls_;
 };
+
+struct Transport::Tls {
+    struct SslFree {
+        void operator()(SSL* s) const { SSL_free(s); }
+    };
+    std::unique_ptr<SSL, SslFree> ssl;
+    int fd = -1;
+    bool attached = false;
+    // Bytes read from the socket by an Asio read, for OpenSSL before the socket.
+    std::array<char, 512> stage{};
+    std::size_t stage_at = 0, stage_end = 0;
+    bool stage_eof = false;  // that read found the end of the stream
+};
+
+inline Transport::~Transport() = default;
+inline SSL* Transport::ssl() { return tls_ ? tls_->ssl.get() : nullptr; }
 
 template <class Buffers>
 boost::asio::awaitable<Transport::Result> Transport::write(Buffers b) {
-    if (!ssl_) co_return co_await boost::asio::async_write(socket_, b, nothrow);
+    if (!tls_) co_return co_await boost::asio::async_write(socket_, b, nothrow);
     // One SSL_write for the whole sequence: a head, a chunk-size line and a
     // body make full records instead of three records and three sends.
     std::size_t pieces = 0;
