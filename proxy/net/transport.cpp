@@ -43,6 +43,7 @@ int bio_read(BIO* b, char* out, int len) {
     if (t.stage_eof) return 0;
     const ssize_t n = ::recv(t.fd, out, static_cast<std::size_t>(len), 0);
     if (n < 0 && retryable(errno)) BIO_set_retry_read(b);
+    t.drained = n < len;
     return static_cast<int>(n);
 }
 
@@ -133,6 +134,7 @@ asio::awaitable<boost::system::error_code> Transport::wait(Need need) {
     auto [ec, n] = co_await socket_.async_read_some(asio::buffer(tls_->stage), nothrow);
     tls_->stage_at = 0;
     tls_->stage_end = n;
+    tls_->drained = n < tls_->stage.size();
     if (ec == asio::error::eof) {  // OpenSSL sees the end itself: close_notify first, or a truncation
         tls_->stage_eof = true;
         co_return boost::system::error_code{};
@@ -212,6 +214,9 @@ std::size_t Transport::write_now(asio::const_buffer b, boost::system::error_code
 asio::awaitable<Transport::Result> Transport::read_some(asio::mutable_buffer b) {
     if (!tls_) co_return co_await socket_.async_read_some(b, nothrow);
     if (b.size() == 0) co_return Result{};
+    Tls& t = *tls_;
+    if (t.drained && t.stage_at == t.stage_end && !t.stage_eof && SSL_has_pending(t.ssl.get()) != 1)
+        if (auto wec = co_await wait(Need::read)) co_return Result{wec, 0};  // nothing to try before it
     for (;;) {
         boost::system::error_code ec;
         bool want_write = false;

@@ -114,6 +114,9 @@ struct Transport::Tls {
     std::array<char, 512> stage{};
     std::size_t stage_at = 0, stage_end = 0;
     bool stage_eof = false;  // that read found the end of the stream
+    // OpenSSL's last read from the socket came back short: the socket is
+    // empty, so the next read starts with the wait instead of an EAGAIN.
+    bool drained = false;
 };
 
 inline Transport::~Transport() = default;

@@ -4,12 +4,15 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/beast/core/string.hpp>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <stdexcept>
 
 namespace sluice::proxy {
 namespace ssl = boost::asio::ssl;
@@ -204,6 +207,21 @@ std::vector<const std::string*> files_of(const config::ClusterTls& spec) { retur
 
 }  // namespace
 
+namespace {
+
+// Session ticket keys (name, HMAC and AES keys: 80 bytes for OpenSSL), random
+// at start-up and kept in memory only: a restart makes every ticket a full handshake.
+const std::array<unsigned char, 80>& ticket_keys() {
+    static const std::array<unsigned char, 80> keys = [] {
+        std::array<unsigned char, 80> k{};
+        if (RAND_bytes(k.data(), static_cast<int>(k.size())) != 1) throw std::runtime_error("no randomness for TLS ticket keys");
+        return k;
+    }();
+    return keys;
+}
+
+}  // namespace
+
 std::shared_ptr<ServerTls> ServerTls::load(const config::ListenerTls& spec, bool http2, const std::string& pointer,
                                            config::ConfigErrors& errors, std::chrono::system_clock::time_point now) {
     std::shared_ptr<ServerTls> out(new ServerTls);
@@ -233,6 +251,15 @@ std::shared_ptr<ServerTls> ServerTls::load(const config::ListenerTls& spec, bool
     if (out->entries_.empty()) {
         errors.push_back({pointer + "/certificates", "a TLS listener needs at least one certificate"});
         return nullptr;
+    }
+    // Resumption by session tickets, encrypted with one key set for the whole
+    // process, so a ticket stays good across config changes and SNI contexts.
+    // No server-side session cache: nothing to fill per handshake, and no
+    // sweep of it every 255 handshakes on the request path.
+    for (auto& e : out->entries_) {
+        SSL_CTX* ctx = e->ctx.native_handle();
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_tlsext_ticket_keys(ctx, const_cast<unsigned char*>(ticket_keys().data()), ticket_keys().size());
     }
     // Only the context a connection starts with is asked for the name.
     SSL_CTX_set_tlsext_servername_callback(out->initial().native_handle(), on_server_name);

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <filesystem>
 
 using namespace sluice::test;
@@ -74,6 +75,20 @@ protected:
     std::unique_ptr<TestOrigin> origin;
     std::unique_ptr<RunningProxy> proxy;
 };
+
+// One GET /r with `openssl s_client` (extra arguments in `args`): its report.
+std::string s_client(std::uint16_t port, const std::string& args) {
+    const std::string cmd = "printf 'GET /r HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' | "
+                            "timeout 10 openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
+                            " -servername localhost -ign_eof " + args + " 2>&1";
+    std::string out;
+    if (FILE* f = ::popen(cmd.c_str(), "r")) {
+        char buf[4096];
+        while (std::size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+        ::pclose(f);
+    }
+    return out;
+}
 
 }  // namespace
 
@@ -151,6 +166,32 @@ TEST_F(Tls, RenewedFilesUnderTheSamePathsMakeAnIdenticalPutAChange) {
     auto r = admin("PUT", "/config", cfg.dump());
     EXPECT_EQ(r.status, 200u);
     EXPECT_EQ(json::parse(r.body)["version"], 2) << r.body;
+    EXPECT_EQ(TlsClient(proxy->port(), ca.cert_pem()).peer_common_name(), "renewed.localhost");
+}
+
+// A client resumes its session with a ticket, over TLS 1.3 and 1.2 (there is
+// no server-side session cache), also after renewed certificate files rebuilt
+// the listener's contexts: the ticket keys are the process's, not a context's.
+TEST_F(Tls, SessionsResumeByTicketAlsoAfterACertificateRenewal) {
+    const std::vector<std::string> versions{"-tls1_3", "-tls1_2"};
+    for (const auto& v : versions) {
+        auto first = s_client(proxy->port(), v + " -sess_out " + dir + "/session" + v);
+        EXPECT_NE(first.find("New, TLSv1"), std::string::npos) << first;
+        EXPECT_NE(first.find("hello /r"), std::string::npos) << first;
+        auto again = s_client(proxy->port(), v + " -sess_in " + dir + "/session" + v);
+        EXPECT_NE(again.find("Reused, TLSv1"), std::string::npos) << v << ": " << again;
+        EXPECT_NE(again.find("hello /r"), std::string::npos) << again;
+    }
+    write_pair("local", ca.issue({"renewed.localhost", "localhost"}));
+    auto cfg = json::parse(admin("GET", "/config").body)["config"];
+    auto r = admin("PUT", "/config", cfg.dump());
+    ASSERT_EQ(r.status, 200u) << r.body;
+    ASSERT_EQ(json::parse(r.body)["version"], 2) << r.body;
+    for (const auto& v : versions) {
+        auto resumed = s_client(proxy->port(), v + " -sess_in " + dir + "/session" + v);
+        EXPECT_NE(resumed.find("Reused, TLSv1"), std::string::npos) << v << " after the renewal: " << resumed;
+    }
+    // A new handshake sees the renewed certificate.
     EXPECT_EQ(TlsClient(proxy->port(), ca.cert_pem()).peer_common_name(), "renewed.localhost");
 }
 
