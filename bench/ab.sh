@@ -8,7 +8,8 @@
 # each figure is the median of REPS runs. For a change: build the old commit
 # elsewhere, then
 #   bench/ab.sh OLD_SLUICE [NEW_SLUICE] [SECONDS] [REPS]   (defaults build/sluice, 5, 5)
-#   ROWS="ws64 ws16384" bench/ab.sh ...                    (rows; default "http64 http256 ws64 ws16384")
+#   ROWS="ws64 ws16384" bench/ab.sh ...                    (rows; default "http64 http256 ws64 ws16384";
+#                                                           also https64, https256: keep-alive HTTPS, ECDSA P-256)
 # Prints the median and the range (min-max) of each figure over the runs.
 # Not a pass/fail test: it reports figures.
 set -euo pipefail
@@ -21,6 +22,7 @@ ulimit -n 20000
 . bench/lib.sh
 prepare "nginx wrk" sluice ws_echo_origin ws_pingpong
 make_workdir
+make_certs
 
 start_http_origin
 
@@ -32,8 +34,10 @@ cpu_per() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf (n
 run_once() {
   local bin=$1 row=$2 port pid before after out n
   port=$(free_port)
+  local tls="" scheme=http
+  if [[ $row == https* ]]; then tls=", tls: {cert: $work/ecdsa.crt, key: $work/ecdsa.key}" scheme=https; fi
   cat > "$work/ab.yaml" <<YAML
-listeners: [{name: public, address: 127.0.0.1, port: $port}]
+listeners: [{name: public, address: 127.0.0.1, port: $port$tls}]
 clusters:
   - {name: http, endpoints: ["127.0.0.1:$http_origin"]}
   - {name: ws, endpoints: ["127.0.0.1:$ws_origin"]}
@@ -47,9 +51,9 @@ YAML
   wait_port "$port"
   case "$row" in
     http*)
-      taskset -c 1 wrk -t1 -c64 -d1s "http://127.0.0.1:$port/" >/dev/null  # warm the pools
+      taskset -c 1 wrk -t1 -c64 -d1s "$scheme://127.0.0.1:$port/" >/dev/null  # warm the pools
       before=$(cpu_ticks "$pid")
-      out=$(taskset -c 1 wrk -t1 -c"${row#http}" -d"${secs}s" "http://127.0.0.1:$port/")
+      out=$(taskset -c 1 wrk -t1 -c"${row#"$scheme"}" -d"${secs}s" "$scheme://127.0.0.1:$port/")
       after=$(cpu_ticks "$pid")
       n=$(echo "$out" | awk '/requests in/ {print $1}')
       echo "$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}') $(cpu_per $((after - before)) "$n")" ;;
@@ -59,7 +63,7 @@ YAML
       after=$(cpu_ticks "$pid")
       set -- $out  # round_trips N per_second R p50_us A p99_us B errors E
       echo "$4 $(cpu_per $((after - before)) "$2")" ;;
-    *) echo "unknown row $row (http64, http256, ws64, ws16384, ...)" >&2; exit 2 ;;
+    *) echo "unknown row $row (http64, http256, https64, ws64, ws16384, ...)" >&2; exit 2 ;;
   esac
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }

@@ -125,9 +125,14 @@ YAML
       taskset -c 0 haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 &
       KILL=$! PID=$! ;;
   esac
+  await_target "$name"
+}
+
+# After a target started: waits for $PORT, and for nginx sets PID to the
+# worker its master forked, which does the work.
+await_target() {  # name
   wait_port "$PORT"
   sleep 0.2
-  # nginx's master forks the worker that does the work: measure that one.
-  [ "$name" = nginx ] && PID=$(pgrep -P "$KILL" | head -1)
+  [ "$1" = nginx ] && PID=$(pgrep -P "$KILL" | head -1)
   return 0
 }

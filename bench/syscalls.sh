@@ -63,10 +63,7 @@ CFG
       taskset -c 0 haproxy -f "$work/haproxy-tls.cfg" -db >/dev/null 2>&1 &
       KILL=$! PID=$! ;;
   esac
-  wait_port "$PORT"
-  sleep 0.2
-  [ "$name" = nginx ] && PID=$(pgrep -P "$KILL" | head -1)
-  return 0
+  await_target "$name"
 }
 
 # Runs the load under perf on $PID; prints "units user% syscalls-per-unit top-calls".

@@ -178,14 +178,7 @@ std::size_t Transport::read_now(asio::mutable_buffer b, boost::system::error_cod
     ERR_clear_error();
     std::size_t n = 0;
     const int ret = SSL_read_ex(tls_->ssl.get(), b.data(), b.size(), &n);
-    if (ret == 1) return n;
-    const int saved = errno;
-    const Need need = classify(ret, saved, ec);
-    if (need != Need::nothing) {
-        ec = asio::error::would_block;
-        want_write = need == Need::write;
-    }
-    return 0;
+    return done_now(ret, n, ec, want_write);
 }
 
 std::size_t Transport::write_now(asio::const_buffer b, boost::system::error_code& ec, bool& want_write) {
@@ -201,8 +194,12 @@ std::size_t Transport::write_now(asio::const_buffer b, boost::system::error_code
     ERR_clear_error();
     std::size_t n = 0;
     const int ret = SSL_write_ex(tls_->ssl.get(), b.data(), b.size(), &n);
+    return done_now(ret, n, ec, want_write);
+}
+
+std::size_t Transport::done_now(int ret, std::size_t n, boost::system::error_code& ec, bool& want_write) {
     if (ret == 1) return n;
-    const int saved = errno;
+    const int saved = errno;  // before anything else can change it
     const Need need = classify(ret, saved, ec);
     if (need != Need::nothing) {
         ec = asio::error::would_block;

@@ -94,6 +94,8 @@ private:
     boost::asio::awaitable<Result> write_tls(boost::asio::const_buffer b);
     // After an OpenSSL call returned `ret`: what it waits for, or `ec`.
     Need classify(int ret, int saved_errno, boost::system::error_code& ec);
+    // The end of read_now and write_now over TLS: `n` after SSL_*_ex returned `ret`.
+    std::size_t done_now(int ret, std::size_t n, boost::system::error_code& ec, bool& want_write);
     boost::asio::awaitable<boost::system::error_code> wait(Need need);
     // The socket under OpenSSL, once it is connected.
     bool attach();
