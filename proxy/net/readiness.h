@@ -83,6 +83,8 @@ public:
     void drop(std::uint64_t key);
 
 private:
+    // One socket for `events` (edge-triggered); its key, or 0 with errno set.
+    std::uint64_t add_one(std::shared_ptr<Handler> handler, int fd, std::uint32_t events);
     void arm();
     void dispatch();
 

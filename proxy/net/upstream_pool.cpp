@@ -65,11 +65,8 @@ void EndpointPool::give(std::shared_ptr<UpstreamConn> conn) {
     if (!conn->hangup) {
         // Once per connection. A hang-up that came before is reported at once.
         conn->hangup = readiness_.watch(std::make_shared<Hangup>(conn), conn->socket().native_handle(), EPOLLRDHUP);
-        if (!conn->hangup) {  // epoll refused (out of watches): unwatched, it would fail a request later
-            conn->transport.close();
-            return;
-        }
-        if (conn->hung_up) {
+        // Epoll refused (out of watches): unwatched, it would fail a request later.
+        if (!conn->hangup || conn->hung_up) {
             conn->transport.close();
             return;
         }
