@@ -119,14 +119,15 @@ void Exchange::start_response(const ResponseParser& parser) {
 
 asio::awaitable<bool> Exchange::relay_piece(const std::vector<asio::const_buffer>& body, bool last,
                                            std::size_t bytes) {
-    if (!co_await send_response(body, last)) {
+    // Not `if (!co_await ...)`: with that form and this frame, GCC 12 resumed
+    // a garbage state (SIGILL in the first proxied response).
+    const bool sent = co_await send_response(body, last);
+    if (!sent) {
         // The client left (a reset shows here first), or stopped reading for stream_idle.
         if (!client_.deadline_passed() && !client_.aborted()) record_cancel(CancelPhase::streaming);
         co_return false;
     }
-    const auto now = Watchdog::Clock::now();
-    client_.watchdog().touch(now);
-    count_body_sent(bytes, now);
+    count_body_sent(bytes);
     co_return true;
 }
 

@@ -156,9 +156,11 @@ std::string Exchange::affinity_value() const {
            "; Path=/; HttpOnly; SameSite=Lax";
 }
 
-void Exchange::count_body_sent(std::size_t bytes, Watchdog::time_point now) {
+void Exchange::count_body_sent(std::size_t bytes) {
+    client_.watchdog().touch();
     rec_.bytes_out += bytes;
     if (!bytes || !rec_.stream) return;
+    const auto now = Watchdog::Clock::now();  // precise: token gaps are milliseconds
     // Time to the first token, then the gaps between tokens (SSE and NDJSON
     // servers send the head at once, so the body is what counts).
     RouteStats& stats = *view_->route_stats[route_];
@@ -173,10 +175,10 @@ RouteStats& Exchange::route_stats() {
     return client_.worker().stats().route("");
 }
 
-void Exchange::count_response(int status) {
+void Exchange::count_response(int status, Watchdog::time_point now) {
     RouteStats& rs = route_stats();
     rs.count_response(client_.listener_info()->spec.name, status);
-    rs.duration.observe(std::chrono::duration<double>(Watchdog::Clock::now() - rec_.start).count());
+    rs.duration.observe(std::chrono::duration<double>(now - rec_.start).count());
 }
 
 void Exchange::account() {
@@ -186,10 +188,10 @@ void Exchange::account() {
         --rs.streams_active;
         rec_.streaming = false;
     }
-    if (rec_.status) count_response(rec_.status);
+    const auto now = Watchdog::Clock::now();
+    if (rec_.status) count_response(rec_.status, now);
     WorkerContext& worker = client_.worker();
     if (!worker.access_log_enabled()) return;
-    const auto now = Watchdog::Clock::now();
     const auto& snap = view_ ? *view_->snapshot : *worker.view()->snapshot;
     AccessRecord r;
     const auto took = now - rec_.start;

@@ -192,11 +192,11 @@ protected:
     std::string affinity_cookie() const;  // the Set-Cookie line for sticky clusters
     std::string affinity_value() const;   // its value
     // Counts a response head sent to the client (status, duration) on the route's counters.
-    void count_response(int status);
+    void count_response(int status, Watchdog::time_point now = Watchdog::Clock::now());
     // Counts the client leaving once, in `phase`.
     void record_cancel(CancelPhase phase);
-    // A body piece reached the client: stream timing (first token, gaps) and bytes.
-    void count_body_sent(std::size_t bytes, Watchdog::time_point now);
+    // A body piece reached the client: activity, stream timing (first token, gaps) and bytes.
+    void count_body_sent(std::size_t bytes);
     void account();
     RouteStats& route_stats();
 

@@ -1,5 +1,7 @@
 #include "proxy/net/upstream_pool.h"
 
+#include "proxy/net/coarse_clock.h"
+
 #include <sys/epoll.h>
 
 #include <algorithm>
@@ -72,7 +74,7 @@ void EndpointPool::give(std::shared_ptr<UpstreamConn> conn) {
         }
     }
     conn->in.release_if_empty();
-    conn->idle_since = std::chrono::steady_clock::now();
+    conn->idle_since = coarse_now();  // swept after seconds: the coarse clock is enough
     conn->idle_in = this;
     idle_.push_back(std::move(conn));
 }

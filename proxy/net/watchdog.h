@@ -3,7 +3,11 @@
 // Moving a deadline later costs nothing (the timer fires, sees it is early and
 // re-arms); only an earlier deadline re-arms at once. Streaming activity is a plain
 // timestamp store, so a chunk relayed does not touch the timer queue.
+// Activity stamps come from the coarse clock (coarse_clock.h), deadlines from
+// the precise one.
 #pragma once
+#include "proxy/net/coarse_clock.h"
+
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
@@ -22,10 +26,11 @@ public:
 
     // A fixed deadline for the current phase (time_point::max() for none).
     void set_phase(time_point deadline) { phase_ = deadline; }
-    // No activity for `idle` (0 = off) ends the phase; counts from now.
+    // No activity for `idle` (0 = off) ends the phase; counts from now, give
+    // or take the coarse clock's few milliseconds.
     void set_idle(Clock::duration idle) {
         idle_ = idle;
-        last_activity_ = Clock::now();
+        if (idle > Clock::duration::zero()) last_activity_ = coarse_now();
     }
     // A phase with a fixed deadline and no idle timeout.
     void fixed(time_point deadline) {
@@ -37,8 +42,7 @@ public:
         set_phase(time_point::max());
         set_idle(idle);
     }
-    void touch() { last_activity_ = Clock::now(); }
-    void touch(time_point now) { last_activity_ = now; }
+    void touch() { last_activity_ = coarse_now(); }
     // A deadline for the whole exchange (max_duration).
     void set_hard(time_point deadline) { hard_ = deadline; }
     time_point hard() const { return hard_; }

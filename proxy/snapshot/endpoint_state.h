@@ -5,6 +5,7 @@
 // so an endpoint that stays in its cluster keeps its health and ejection.
 #pragma once
 #include "config/spec.h"
+#include "proxy/net/coarse_clock.h"
 
 #include <atomic>
 #include <chrono>
@@ -16,9 +17,9 @@
 
 namespace sluice::proxy {
 
+// Ejections last seconds: the coarse clock is enough (proxy/net/coarse_clock.h).
 inline std::int64_t steady_now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(coarse_now().time_since_epoch()).count();
 }
 
 struct EndpointState {
