@@ -120,7 +120,8 @@ void Exchange::start_response(const ResponseParser& parser) {
 asio::awaitable<bool> Exchange::relay_piece(const std::vector<asio::const_buffer>& body, bool last,
                                            std::size_t bytes) {
     // Not `if (!co_await ...)`: with that form and this frame, GCC 12 resumed
-    // a garbage state (SIGILL in the first proxied response).
+    // a garbage state (SIGILL in the first proxied response). Awaited values
+    // go into locals first everywhere for that reason.
     const bool sent = co_await send_response(body, last);
     if (!sent) {
         // The client left (a reset shows here first), or stopped reading for stream_idle.
@@ -177,7 +178,8 @@ asio::awaitable<std::optional<Exchange::AttemptEnd>> Exchange::read_response_hea
             co_return std::nullopt;
         }
         // Interim 1xx (100 Continue, 103 Early Hints): relayed where the client can take them, then read on.
-        if (!co_await relay_interim()) co_return co_await abandon();  // the client left
+        const bool relayed = co_await relay_interim();
+        if (!relayed) co_return co_await abandon();  // the client left
     }
 }
 
@@ -213,7 +215,8 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::relay_response(const std::shared
                 resp_trailers_ = parser->trailers();  // a chunked body's trailers follow it
                 for (const auto& [n, v] : resp_trailers_) note_grpc_status(n, v);
             }
-            if (!co_await relay_piece(parser->body(), last, body_bytes)) co_return co_await abandon();
+            const bool relayed = co_await relay_piece(parser->body(), last, body_bytes);
+            if (!relayed) co_return co_await abandon();
             head_sent = true;
         }
         parser->body().clear();

@@ -62,8 +62,8 @@ asio::awaitable<Exchange::Pump> H2Exchange::pump_body() {
         const bool last = stream_.request_ended();
         if (body.empty() && !last && pump_head_sent_) continue;
         spans.assign({asio::buffer(body.data(), body.size())});
-        if (!co_await send_request_body(spans, last, last ? &stream_.trailers() : nullptr))
-            co_return stop_pump_ ? Pump::stopped : Pump::upstream_failed;
+        const bool sent = co_await send_request_body(spans, last, last ? &stream_.trailers() : nullptr);
+        if (!sent) co_return stop_pump_ ? Pump::stopped : Pump::upstream_failed;
         rec_.bytes_in += body.size();
         if (!body.empty()) stream_.consume_body(body.size());
         if (last) co_return Pump::done;

@@ -121,7 +121,8 @@ asio::awaitable<void> H2Exchange::relay_upstream_to_stream(std::shared_ptr<Upstr
         if (!conn->in.empty()) {
             spans.assign({asio::buffer(conn->in.data().data(), conn->in.size())});
             const std::size_t n = conn->in.size();
-            if (!co_await stream_.send_body(spans, false)) break;
+            const bool sent = co_await stream_.send_body(spans, false);
+            if (!sent) break;
             tunnel_down_ += n;
             conn->in.consume(n);
             stream_.watchdog().touch();

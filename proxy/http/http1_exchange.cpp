@@ -64,8 +64,8 @@ asio::awaitable<Exchange::Pump> Http1Exchange::pump_body() {
         const std::size_t used = step.used;
         const bool last = req_parser_->is_done();
         for (const auto& b : req_parser_->body()) rec_.bytes_in += b.size();
-        if (!co_await send_request_body(req_parser_->body(), last, last ? &req_parser_->trailers() : nullptr))
-            co_return stop_pump_ ? Pump::stopped : Pump::upstream_failed;
+        const bool sent = co_await send_request_body(req_parser_->body(), last, last ? &req_parser_->trailers() : nullptr);
+        if (!sent) co_return stop_pump_ ? Pump::stopped : Pump::upstream_failed;
         req_parser_->body().clear();
         in.consume(used);
         if (last) co_return Pump::done;

@@ -140,10 +140,17 @@ asio::awaitable<void> HttpConnection::run() {
     }
     bool first = true;
     while (!aborted_) {
-        if (!co_await wait_for_request(first)) break;
-        if (first && !client_.tls() && co_await prior_knowledge()) co_return hand_to_h2();
+        // The awaited values go into locals first: GCC 12 miscompiles some
+        // co_await in conditions (see Exchange::relay_piece).
+        const bool arrived = co_await wait_for_request(first);
+        if (!arrived) break;
+        if (first && !client_.tls()) {
+            const bool h2 = co_await prior_knowledge();
+            if (h2) co_return hand_to_h2();
+        }
         exchange_.begin();
-        if (!co_await read_request_head()) {
+        const bool head = co_await read_request_head();
+        if (!head) {
             exchange_.finish_refused();
             break;
         }

@@ -175,7 +175,8 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::relay_h2_response() {
         }
         spans.clear();
         if (!no_body && !relay_buf_.empty()) spans.emplace_back(asio::buffer(relay_buf_));
-        if (!co_await relay_piece(spans, last, no_body ? 0 : relay_buf_.size())) co_return co_await abandon();
+        const bool relayed = co_await relay_piece(spans, last, no_body ? 0 : relay_buf_.size());
+        if (!relayed) co_return co_await abandon();
         head_sent = true;
         // Only now, with the bytes at the client, may the upstream send as many more.
         if (relay_buf_.size() && !st->closed()) conn->consumed(st->id, relay_buf_.size());

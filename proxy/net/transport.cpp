@@ -253,7 +253,8 @@ asio::awaitable<void> Transport::close_notify() {
         boost::system::error_code ec;
         const Need need = classify(ret, saved, ec);
         if (need == Need::nothing) co_return;
-        if (co_await wait(need)) co_return;
+        const auto waited = co_await wait(need);
+        if (waited) co_return;
     }
 }
 
