@@ -1,5 +1,7 @@
 #include "proxy/net/readiness.h"
 
+#include <boost/asio/detail/reactor.hpp>
+#include <boost/asio/detail/reactor_op.hpp>
 #include <boost/asio/post.hpp>
 
 #include <sys/epoll.h>
@@ -10,6 +12,8 @@
 
 namespace sluice::proxy {
 namespace {
+
+namespace asio_detail = boost::asio::detail;
 
 int make_epoll() {
     int fd = ::epoll_create1(EPOLL_CLOEXEC);
@@ -22,7 +26,48 @@ constexpr int kBatch = 64;
 
 }  // namespace
 
-Readiness::Readiness(boost::asio::io_context& io) : io_(io), epoll_(io, make_epoll()) {}
+// An operation that never completes, as Asio's own signal pipe has: the
+// reactor calls perform() whenever it sees the nested set readable
+// (edge-triggered), and perform takes the events there and then. Asio's
+// public waits would re-arm the set's registration (an epoll_ctl) per batch.
+struct Readiness::InReactor {
+    struct Op final : asio_detail::reactor_op {
+        explicit Op(Readiness* s) : reactor_op(boost::system::error_code(), &Op::perform_now, &Op::end), set(s) {}
+        static status perform_now(reactor_op* base) {
+            static_cast<Op*>(base)->set->dispatch();
+            return not_done;  // stays registered
+        }
+        // Only when the registration ends, or the io_context shuts down first.
+        static void end(void*, asio_detail::scheduler_operation* base, const boost::system::error_code&, std::size_t) {
+            delete static_cast<Op*>(base);
+        }
+        Readiness* set;
+    };
+
+    explicit InReactor(asio_detail::reactor& r) : reactor(r) {}
+    asio_detail::reactor& reactor;
+    asio_detail::reactor::per_descriptor_data data = nullptr;
+};
+
+Readiness::Readiness(boost::asio::io_context& io) : io_(io), epoll_fd_(make_epoll()) {
+    auto& reactor = boost::asio::use_service<asio_detail::reactor>(static_cast<boost::asio::execution_context&>(io));
+    reactor.init_task();
+    in_reactor_ = std::make_unique<InReactor>(reactor);
+    const int err = reactor.register_internal_descriptor(asio_detail::reactor::read_op, epoll_fd_, in_reactor_->data,
+                                                         new InReactor::Op(this));
+    if (err != 0) {
+        reactor.deregister_internal_descriptor(epoll_fd_, in_reactor_->data);  // frees the operation
+        reactor.cleanup_descriptor_data(in_reactor_->data);
+        ::close(epoll_fd_);
+        throw std::system_error(err, std::generic_category(), "adding the readiness set to the worker's epoll set");
+    }
+}
+
+Readiness::~Readiness() {
+    in_reactor_->reactor.deregister_internal_descriptor(epoll_fd_, in_reactor_->data);
+    in_reactor_->reactor.cleanup_descriptor_data(in_reactor_->data);
+    ::close(epoll_fd_);
+}
 
 std::uint64_t Readiness::add(std::shared_ptr<Handler> handler, int fd0, int fd1) {
     const std::uint64_t key = next_key_++;
@@ -30,17 +75,16 @@ std::uint64_t Readiness::add(std::shared_ptr<Handler> handler, int fd0, int fd1)
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
         ev.data.u64 = key << 1 | side;
-        return ::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_ADD, fd, &ev) == 0;
+        return ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) == 0;
     };
     if (!watch(fd0, 0)) return 0;
     if (!watch(fd1, 1)) {
         int err = errno;
-        ::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_DEL, fd0, nullptr);
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd0, nullptr);
         errno = err;
         return 0;
     }
     handlers_.emplace(key, std::move(handler));
-    arm();
     return key;
 }
 
@@ -49,9 +93,8 @@ std::uint64_t Readiness::add_one(std::shared_ptr<Handler> handler, int fd, std::
     epoll_event ev{};
     ev.events = events | EPOLLET;
     ev.data.u64 = key << 1;
-    if (::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_ADD, fd, &ev) != 0) return 0;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) return 0;
     handlers_.emplace(key, std::move(handler));
-    arm();
     return key;
 }
 
@@ -78,7 +121,7 @@ void Readiness::Registration::reset() {
 }
 
 void Readiness::remove(std::uint64_t key, int fd) {
-    ::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_DEL, fd, nullptr);
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
     drop(key);
 }
 
@@ -90,35 +133,26 @@ void Readiness::drop(std::uint64_t key) {
     handlers_.erase(it);
 }
 
-void Readiness::arm() {
-    if (armed_ || handlers_.empty()) return;
-    armed_ = true;
-    epoll_.async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
-        if (ec == boost::asio::error::operation_aborted) return;  // shutting down: `this` may be gone
-        armed_ = false;
-        dispatch();
-    });
-}
-
 void Readiness::dispatch() {
     epoll_event events[kBatch];
-    int n = ::epoll_wait(epoll_.native_handle(), events, kBatch, 0);
+    int n = ::epoll_wait(epoll_fd_, events, kBatch, 0);
     for (int i = 0; i < n; ++i) {
         auto it = handlers_.find(events[i].data.u64 >> 1);
         if (it == handlers_.end()) continue;  // dropped earlier in this batch
         // A raw pointer is enough: a dropped handler is released on a later turn.
         it->second->on_ready(static_cast<int>(events[i].data.u64 & 1), events[i].events);
     }
-    if (n == kBatch) {
-        // Probably more: let the worker's other work run first.
-        armed_ = true;
-        boost::asio::post(io_, [this] {
-            armed_ = false;
-            dispatch();
+    // A full batch: probably more, which raise no new edge. Let the worker's
+    // other work run first, then take them.
+    if (n == kBatch && !more_posted_) {
+        more_posted_ = true;
+        boost::asio::post(io_, [alive = std::weak_ptr<Readiness*>(alive_)] {
+            if (auto set = alive.lock()) {
+                (*set)->more_posted_ = false;
+                (*set)->dispatch();
+            }
         });
-        return;
     }
-    arm();
 }
 
 }  // namespace sluice::proxy

@@ -6,13 +6,14 @@
 // waited through Asio paid a system call per small WebSocket message on top of
 // its recv and its send. Here a socket is registered once, edge-triggered, and
 // its owner keeps its own readable/writable flags, as nginx does: a message
-// costs its recv and its send. The nested set is re-armed in the io_context
-// once per batch of events, not once per message.
+// costs its recv and its send. The nested set itself sits in Asio's reactor
+// once, with an operation of ours that stays registered and takes the
+// nested set's events when Asio sees it readable: a batch of events costs
+// one epoll_wait, with no re-arm (an Asio wait would cost an epoll_ctl each).
 //
 // Runs on its worker's thread only.
 #pragma once
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -62,6 +63,7 @@ public:
     };
 
     explicit Readiness(boost::asio::io_context& io);
+    ~Readiness();
     Readiness(const Readiness&) = delete;
     Readiness& operator=(const Readiness&) = delete;
 
@@ -85,14 +87,18 @@ public:
 private:
     // One socket for `events` (edge-triggered); its key, or 0 with errno set.
     std::uint64_t add_one(std::shared_ptr<Handler> handler, int fd, std::uint32_t events);
-    void arm();
+    // Takes a batch of events from the nested set and calls their handlers.
     void dispatch();
 
+    // The nested set's registration in Asio's reactor (readiness.cpp).
+    struct InReactor;
+
     boost::asio::io_context& io_;
-    boost::asio::posix::stream_descriptor epoll_;
+    int epoll_fd_;
+    std::unique_ptr<InReactor> in_reactor_;
     std::unordered_map<std::uint64_t, std::shared_ptr<Handler>> handlers_;
     std::uint64_t next_key_ = 1;
-    bool armed_ = false;
+    bool more_posted_ = false;  // a full batch was taken: a dispatch waits in the io_context
     std::shared_ptr<Readiness*> alive_ = std::make_shared<Readiness*>(this);  // for Registration
 };
 
