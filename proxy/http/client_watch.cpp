@@ -3,6 +3,8 @@
 #include "proxy/http/http_connection.h"
 #include "proxy/worker/worker_context.h"
 
+#include <sys/epoll.h>
+
 namespace sluice::proxy {
 
 // What the readiness set holds: a weak reference, so a registration never
@@ -15,17 +17,11 @@ struct ClientWatch::Hangup final : Readiness::Handler {
     std::weak_ptr<HttpConnection> conn;
 };
 
-void ClientWatch::forget() {
-    armed_ = false;
-    if (key_) conn_.worker().readiness().drop(key_);
-    key_ = 0;
-}
-
 void ClientWatch::arm() {
-    if (!key_) {
-        key_ = conn_.worker().readiness().add_hangup(std::make_shared<Hangup>(conn_.self()),
-                                                    conn_.client().socket().native_handle());
-        if (!key_) return;  // out of memory for epoll: the exchange goes on unwatched
+    if (!registration_) {
+        registration_ = conn_.worker().readiness().watch(std::make_shared<Hangup>(conn_.self()),
+                                                         conn_.client().socket().native_handle(), EPOLLRDHUP);
+        if (!registration_) return;  // out of memory for epoll: the exchange goes on unwatched
     }
     armed_ = true;
     if (hung_up_) on_hangup();
@@ -33,9 +29,7 @@ void ClientWatch::arm() {
 
 void ClientWatch::release_socket() {
     armed_ = false;
-    if (!key_) return;
-    conn_.worker().readiness().remove(key_, conn_.client().socket().native_handle());
-    key_ = 0;
+    registration_.end(conn_.client().socket().native_handle());
 }
 
 void ClientWatch::on_hangup() {

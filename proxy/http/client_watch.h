@@ -13,7 +13,7 @@
 //
 // Runs on the connection's worker thread.
 #pragma once
-#include <cstdint>
+#include "proxy/net/readiness.h"
 
 namespace sluice::proxy {
 
@@ -32,16 +32,18 @@ public:
     // The socket lives on elsewhere (a tunnel registers it itself): forget it.
     void release_socket();
     // The connection has closed its socket (which left the epoll set with it):
-    // the registration goes. Not in a destructor: a worker torn down destroys
-    // its readiness set before the connections its io_context still holds.
-    void forget();
+    // the registration goes (also when the watch does, if the set is still there).
+    void forget() {
+        armed_ = false;
+        registration_.reset();
+    }
 
 private:
     struct Hangup;
     void on_hangup();
 
     HttpConnection& conn_;
-    std::uint64_t key_ = 0;  // in the worker's readiness set; 0: not added
+    Readiness::Registration registration_;  // in the worker's readiness set, once added
     bool armed_ = false;
     bool hung_up_ = false;  // seen at any time, armed or not: edge-triggered events come once
 };

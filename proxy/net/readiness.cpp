@@ -88,23 +88,13 @@ std::uint64_t Readiness::add(std::shared_ptr<Handler> handler, int fd0, int fd1)
     return key;
 }
 
-std::uint64_t Readiness::add_one(std::shared_ptr<Handler> handler, int fd, std::uint32_t events) {
+Readiness::Registration Readiness::watch(std::shared_ptr<Handler> handler, int fd, std::uint32_t events) {
     const std::uint64_t key = next_key_++;
     epoll_event ev{};
     ev.events = events | EPOLLET;
     ev.data.u64 = key << 1;
-    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) return 0;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) return {};
     handlers_.emplace(key, std::move(handler));
-    return key;
-}
-
-std::uint64_t Readiness::add_hangup(std::shared_ptr<Handler> handler, int fd) {
-    return add_one(std::move(handler), fd, EPOLLRDHUP);
-}
-
-Readiness::Registration Readiness::watch(std::shared_ptr<Handler> handler, int fd, std::uint32_t events) {
-    const std::uint64_t key = add_one(std::move(handler), fd, events);
-    if (key == 0) return {};
     return {alive_, key};
 }
 

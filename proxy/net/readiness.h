@@ -1,5 +1,5 @@
 // Edge-triggered readiness for the sockets of plain tunnels, and hang-ups of
-// client connections with an exchange in progress (http/client_watch.h): one
+// client connections (http/client_watch.h) and idle pooled upstream connections: one
 // epoll set per worker, nested in the worker's io_context.
 //
 // Asio re-arms epoll (EPOLL_CTL_MOD) on every async_wait, so a tunnel that
@@ -70,10 +70,6 @@ public:
     // Watches sockets fd0 (side 0) and fd1 (side 1) for `handler`, which stays
     // alive until drop(). Returns a key for drop(), or 0 with errno set.
     std::uint64_t add(std::shared_ptr<Handler> handler, int fd0, int fd1);
-    // Watches one socket for its peer closing or resetting only (EPOLLRDHUP;
-    // EPOLLHUP and EPOLLERR come anyway), never for data, so a busy socket
-    // raises no event here until it hangs up. Reported as side 0.
-    std::uint64_t add_hangup(std::shared_ptr<Handler> handler, int fd);
     // Watches one socket for `events` (edge-triggered is added) until the
     // registration ends; empty when epoll refused it.
     Registration watch(std::shared_ptr<Handler> handler, int fd, std::uint32_t events);
@@ -85,8 +81,6 @@ public:
     void drop(std::uint64_t key);
 
 private:
-    // One socket for `events` (edge-triggered); its key, or 0 with errno set.
-    std::uint64_t add_one(std::shared_ptr<Handler> handler, int fd, std::uint32_t events);
     // Takes a batch of events from the nested set and calls their handlers.
     void dispatch();
 
