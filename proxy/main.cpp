@@ -142,7 +142,13 @@ int run(const RunFlags& f) {
                  server->config_version());
     int status = server->wait();
     spdlog::info("sluice stopped");
-    spdlog::shutdown();  // flushes the asynchronous logger
+    // The logging thread writes the queued lines and is joined before the
+    // logger goes: deleting the logger while the thread still lived was safe
+    // only by a reference count that TSan cannot see (its release code may be
+    // another library's uninstrumented copy), which it reported as a race.
+    auto logger = spdlog::default_logger();
+    spdlog::shutdown();  // joins the logging thread after the last line
+    logger.reset();
     return status;
 }
 
