@@ -68,7 +68,11 @@ Tunnel::Tunnel(WorkerContext& worker, Setup setup, tcp::socket client, tcp::sock
     // The client gets whole messages; the upstream may get a Close between frames.
     down_.frames.want_message_boundary(true);
     up_.frames.want_message_boundary(false);
-    for (Flow* f : {&up_, &down_}) f->frames.feed(f->pending.data(), f->pending.size());
+    for (Flow* f : {&up_, &down_}) {
+        f->frames.feed(f->pending.data(), f->pending.size());
+        f->moved = f->pending.size();  // read past the handshake: tunnel bytes too
+        *f->bytes += f->moved;
+    }
     tunnel_opened(worker_, this, s_, counters_);
 }
 

@@ -324,6 +324,26 @@ TEST(WebSocket, CopyPathAloneIsByteExact) {
     EXPECT_GT(paths.copied_bytes, 16u << 20);
 }
 
+TEST(WebSocket, BytesThatCameWithThe101AreTunnelBytes) {
+    RawUpgradeOrigin raw;
+    raw.response_extra = "\r\nlast words";  // the head ends before them: they come in the 101's write
+    raw.after_101 = [](tcp::socket& s, std::string) {
+        s.shutdown(tcp::socket::shutdown_send);
+        char sink[64];
+        boost::system::error_code ec;
+        while (!ec) s.read_some(asio::buffer(sink), ec);
+    };
+    TestOrigin origin(raw.handler());
+    RunningProxy proxy(config(origin.address()));
+    RawClient c(proxy.port());
+    c.send(kUpgrade);
+    ASSERT_EQ(c.read_head().status, 101u);
+    EXPECT_EQ(c.read_until_close(), "last words\r\n");
+    c.socket().close();  // the tunnel passed the upstream's FIN on; it ends with the client's
+    ASSERT_TRUE(eventually([&] { return proxy.server->tunnel_stats()["ws"].active == 0; }));
+    EXPECT_EQ(proxy.server->tunnel_stats()["ws"].bytes_downstream, 12u);
+}
+
 TEST(WebSocket, CountersPerRoute) {
     TestOrigin origin(websocket_echo_handler());
     RunningProxy proxy(config(origin.address()));

@@ -96,15 +96,18 @@ public:
         timeout_ = saved;
         return r.first == asio::error::eof || r.first == asio::error::connection_reset;
     }
-    // Raw bytes until the server closes.
-    std::string read_until_close() {
+    // Raw bytes until the server closes; `end`, when given, gets how it closed.
+    std::string read_until_close(boost::system::error_code* end = nullptr) {
         std::string out(static_cast<const char*>(buffer_.data().data()), buffer_.size());
         buffer_.consume(buffer_.size());
         char buf[16 * 1024];
         for (;;) {
             auto [ec, n] = run([&](auto handler) { stream_.async_read_some(asio::buffer(buf), handler); });
             out.append(buf, n);
-            if (ec) break;
+            if (ec) {
+                if (end) *end = ec;
+                break;
+            }
         }
         return out;
     }
