@@ -1,4 +1,4 @@
-// Edge-triggered readiness for the sockets of plain tunnels, and hang-ups of
+// Edge-triggered readiness for the sockets of tunnels (plain and TLS), and hang-ups of
 // client connections (http/client_watch.h) and idle pooled upstream connections: one
 // epoll set per worker, nested in the worker's io_context.
 //

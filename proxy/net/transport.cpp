@@ -142,9 +142,22 @@ asio::awaitable<boost::system::error_code> Transport::wait(Need need) {
     co_return ec;
 }
 
+bool Transport::buffered() const {
+    return tls_ && (SSL_has_pending(tls_->ssl.get()) == 1 || tls_->stage_at < tls_->stage_end || tls_->stage_eof);
+}
+
+bool Transport::drained() const { return tls_ && tls_->drained && !buffered(); }
+
+int Transport::release_socket() {
+    boost::system::error_code ec;
+    socket_.non_blocking(true, ec);
+    if (ec) return -1;
+    const int fd = socket_.release(ec);
+    return ec ? -1 : fd;
+}
+
 asio::awaitable<boost::system::error_code> Transport::wait_readable() {
-    if (tls_ && (SSL_has_pending(tls_->ssl.get()) == 1 || tls_->stage_at < tls_->stage_end || tls_->stage_eof))
-        co_return boost::system::error_code{};
+    if (buffered()) co_return boost::system::error_code{};
     co_return co_await wait(Need::read);
 }
 
@@ -239,21 +252,29 @@ asio::awaitable<Transport::Result> Transport::write_tls(asio::const_buffer b) {
     co_return Result{boost::system::error_code{}, done};
 }
 
-asio::awaitable<void> Transport::close_notify() {
-    if (!tls_ || !tls_->attached || SSL_in_init(tls_->ssl.get())) co_return;
+bool Transport::close_notify_now(bool& want_write) {
+    want_write = false;
+    if (!tls_ || !tls_->attached || SSL_in_init(tls_->ssl.get())) return true;
     SSL* ssl = tls_->ssl.get();
     // As if the peer's close_notify had arrived: SSL_shutdown sends ours and
     // completes, instead of waiting for an answer that may never come.
     SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_RECEIVED_SHUTDOWN);
+    ERR_clear_error();
+    const int ret = SSL_shutdown(ssl);
+    if (ret >= 0) return true;
+    const int saved = errno;
+    boost::system::error_code ec;
+    const Need need = classify(ret, saved, ec);
+    if (need == Need::nothing) return true;  // failed: nothing more to send
+    want_write = need == Need::write;
+    return false;
+}
+
+asio::awaitable<void> Transport::close_notify() {
     for (;;) {
-        ERR_clear_error();
-        const int ret = SSL_shutdown(ssl);
-        if (ret >= 0) co_return;
-        const int saved = errno;
-        boost::system::error_code ec;
-        const Need need = classify(ret, saved, ec);
-        if (need == Need::nothing) co_return;
-        const auto waited = co_await wait(need);
+        bool want_write = false;
+        if (close_notify_now(want_write)) co_return;
+        const auto waited = co_await wait(want_write ? Need::write : Need::read);
         if (waited) co_return;
     }
 }

@@ -74,6 +74,20 @@ public:
     // with the same bytes (they may have moved).
     std::size_t read_now(boost::asio::mutable_buffer b, boost::system::error_code& ec, bool& want_write);
     std::size_t write_now(boost::asio::const_buffer b, boost::system::error_code& ec, bool& want_write);
+    // TLS: bytes OpenSSL (or the stage) holds that no readiness event will
+    // announce: read_now has something to say without the socket.
+    bool buffered() const;
+    // After read_now returned bytes: the socket had no more (its last read
+    // came back short) and nothing is buffered, so the next read would only
+    // find EAGAIN. Plain sockets: the caller knows (a short recv).
+    bool drained() const;
+    // close_notify without waiting: true when it went out (or cannot go);
+    // false when the socket must become writable (`want_write`) or readable first.
+    bool close_notify_now(bool& want_write);
+    // Takes the descriptor out of Asio for a caller that watches it itself
+    // (TlsTunnel), non-blocking; OpenSSL keeps using it. The caller closes it.
+    // -1 when the socket is not open.
+    int release_socket();
     // Until read_now has something to say: at once when OpenSSL holds bytes it
     // read earlier (no readiness event would announce them), else when the
     // socket is readable. Then until the socket is writable.

@@ -2,156 +2,351 @@
 
 #include "proxy/worker/worker_context.h"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace sluice::proxy {
 namespace asio = boost::asio;
 namespace {
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+// Reads and writes per wake-up before yielding to other connections.
+constexpr int kTlsRoundsPerWake = 16;
 // How long a drain's goodbye may wait for a message to end and for the peers' answers.
-constexpr auto kCloseGrace = std::chrono::seconds(1);
-constexpr std::uint16_t kGoingAway = 1001;
-}
+constexpr auto kGoodbyeGrace = std::chrono::seconds(1);
+// How long a tunnel that ends may take to write what is in flight and hear the peer's end.
+constexpr auto kEndLinger = std::chrono::seconds(2);
+constexpr std::uint16_t kGoingAwayCode = 1001;
+
+bool blocked(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+}  // namespace
 
 TlsTunnel::TlsTunnel(WorkerContext& worker, Tunnel::Setup meta, Transport client, Transport upstream)
     : worker_(worker),
       s_(std::move(meta)),
       client_(std::move(client), true),
       upstream_(std::move(upstream), false),
-      dog_(client_.transport.socket().get_executor()),
+      dog_(worker.io().get_executor()),
       counters_(s_.stats->tunnels) {
+    up_.from = &client_;
+    up_.to = &upstream_;
+    down_.from = &upstream_;
+    down_.to = &client_;
+    up_.bytes = &counters_.bytes_upstream;
+    down_.bytes = &counters_.bytes_downstream;
+    // Bytes read past the handshakes go first (pump flushes `pending` before reading).
+    up_.pending = std::move(s_.to_upstream);
+    down_.pending = std::move(s_.to_client);
+    // The client gets whole messages; the upstream may get a Close between frames.
+    down_.frames.want_message_boundary(true);
+    up_.frames.want_message_boundary(false);
+    for (Flow* f : {&up_, &down_}) {
+        f->frames.feed(f->pending.data(), f->pending.size());
+        f->moved = f->pending.size();  // read past the handshakes: tunnel bytes too
+        *f->bytes += f->moved;
+    }
     tunnel_opened(worker_, this, s_, counters_);
 }
 
-TlsTunnel::~TlsTunnel() { tunnel_gone(worker_, this, s_); }
+TlsTunnel::~TlsTunnel() {
+    for (Side* side : {&client_, &upstream_})
+        if (side->fd >= 0) ::close(side->fd);
+    tunnel_gone(worker_, this, s_);
+}
 
 void TlsTunnel::start() {
     // Both sockets already have TCP_NODELAY (HttpConnection and connect_upstream set it).
-    for (Side* s : {&client_, &upstream_}) {
-        s->loop_stopped.expires_at(asio::steady_timer::time_point::max());
-        s->running = true;
+    client_.fd = client_.transport.release_socket();
+    upstream_.fd = upstream_.transport.release_socket();
+    if (client_.fd < 0 || upstream_.fd < 0) {
+        spdlog::warn("TLS tunnel on route \"{}\" could not take over its sockets; closing it", s_.route);
+        return finish(CloseReason::error);
+    }
+    readiness_key_ = worker_.readiness().add(std::shared_ptr<Readiness::Handler>(self(), this), client_.fd, upstream_.fd);
+    if (readiness_key_ == 0) {
+        spdlog::warn("TLS tunnel on route \"{}\" could not watch its sockets ({}); closing it", s_.route,
+                     std::strerror(errno));
+        return finish(CloseReason::error);
     }
     dog_.set_idle(s_.idle);
     dog_.set_hard(s_.hard_deadline);
     dog_.arm(self());
     worker_.join_drain(weak_from_this());
-    // The client gets whole messages; the upstream may get a Close between frames.
-    upstream_.frames.want_message_boundary(true);
-    client_.frames.want_message_boundary(false);
-    client_.frames.feed(s_.to_upstream.data(), s_.to_upstream.size());
-    upstream_.frames.feed(s_.to_client.data(), s_.to_client.size());
-    // Bytes read past the handshakes go first.
-    auto ex = client_.transport.socket().get_executor();
-    asio::co_spawn(ex, [self = self(), p = std::move(s_.to_upstream)]() mutable {
-        return self->copy(self->client_, self->upstream_, std::move(p));
-    }, asio::detached);
-    asio::co_spawn(ex, [self = self(), p = std::move(s_.to_client)]() mutable {
-        return self->copy(self->upstream_, self->client_, std::move(p));
-    }, asio::detached);
+    pump(up_);
+    pump(down_);
 }
 
-asio::awaitable<void> TlsTunnel::copy(Side& from, Side& to, std::string pending) {
-    struct Stopped {  // wakes a pass_end waiting for this loop to be gone
-        Side& s;
-        ~Stopped() {
-            s.running = false;
-            s.loop_stopped.cancel();
+void TlsTunnel::on_ready(int side, std::uint32_t events) {
+    if (closed_) return;
+    Side& s = side == 0 ? client_ : upstream_;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s.readable = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s.peer_closed = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) s.writable = true;
+    if (ending_) return advance_ending();
+    // TLS ties both directions to each socket (a read may wait to write):
+    // the direction that writes to this socket first, then the one that reads it.
+    pump(side == 0 ? down_ : up_);
+    pump(side == 0 ? up_ : down_);
+}
+
+bool TlsTunnel::can_read(const Side& s) const {
+    if (s.transport.buffered()) return true;  // no event will announce these
+    return s.read_waits_write ? s.writable : s.readable;
+}
+
+std::size_t TlsTunnel::read_side(Side& s, char* out, std::size_t n, boost::system::error_code& ec, bool& empty_after) {
+    ec = {};
+    empty_after = false;
+    if (s.transport.tls()) {
+        bool want_write = false;
+        const std::size_t got = s.transport.read_now(asio::buffer(out, n), ec, want_write);
+        if (ec == asio::error::would_block) {
+            s.read_waits_write = want_write;
+            (want_write ? s.writable : s.readable) = false;
+        } else {
+            s.read_waits_write = false;
+            empty_after = s.transport.drained();
         }
-    } stopped{from};
-    std::uint64_t& route_bytes = from.client ? counters_.bytes_upstream : counters_.bytes_downstream;
-    if (!pending.empty()) {
-        auto [ec, n] = co_await to.transport.write(asio::buffer(pending));
-        if (closed_) co_return;
-        if (ec) co_return finish(closed_by(to));
-        from.moved += n;
-        route_bytes += n;
-        std::string().swap(pending);  // the frame outlives it: give the memory back
+        return got;
     }
-    for (;;) {
-        if (from.stop_reading) co_return;
-        if (closing_ && !from.goodbye && from.frames.at_chosen_boundary()) {
-            from.goodbye = true;
-            co_await send_goodbye(from, to);
-            continue;
+    const ssize_t got = ::recv(s.fd, out, n, MSG_DONTWAIT);
+    if (got > 0) {
+        empty_after = static_cast<std::size_t>(got) < n;
+        return static_cast<std::size_t>(got);
+    }
+    if (got == 0) {
+        ec = asio::error::eof;
+    } else if (blocked(errno)) {
+        ec = asio::error::would_block;
+        s.readable = false;
+    } else {
+        ec = {errno, boost::system::system_category()};
+    }
+    return 0;
+}
+
+std::size_t TlsTunnel::write_side(Side& s, const char* data, std::size_t n, boost::system::error_code& ec) {
+    ec = {};
+    if (s.transport.tls()) {
+        bool want_write = true;
+        const std::size_t put = s.transport.write_now(asio::buffer(data, n), ec, want_write);
+        if (ec == asio::error::would_block) {
+            s.write_waits_read = !want_write;
+            (want_write ? s.writable : s.readable) = false;
+        } else {
+            s.write_waits_read = false;
         }
-        from.reading = true;
-        auto ec = co_await from.transport.wait_readable();
-        from.reading = false;
-        if (closed_ || from.stop_reading) co_return;
-        auto scratch = worker_.scratch();
-        std::size_t n = 0;
-        if (!ec) {
-            bool want_write = false;
-            n = from.transport.read_now(asio::buffer(scratch.data(), scratch.size()), ec, want_write);
-            if (ec == asio::error::would_block) {  // woken for nothing, or TLS must write first
-                if (want_write) {
-                    from.reading = true;
-                    ec = co_await from.transport.wait_writable();
-                    from.reading = false;
-                    if (closed_ || from.stop_reading) co_return;
-                    if (ec) co_return finish(closed_by(from));
-                }
-                continue;
+        return put;
+    }
+    const ssize_t put = ::send(s.fd, data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (put >= 0) return static_cast<std::size_t>(put);
+    if (blocked(errno)) {
+        ec = asio::error::would_block;
+        s.writable = false;
+    } else {
+        ec = {errno, boost::system::system_category()};
+    }
+    return 0;
+}
+
+void TlsTunnel::pump(Flow& f) {
+    for (int round = 0; round < kTlsRoundsPerWake; ++round) {
+        if (closed_ || ending_) return;  // an ending moves its own bytes
+        if (!flush(f)) return;
+        if (f.goodbye && !f.goodbye_out) {
+            f.goodbye_out = true;
+            if (++goodbyes_out_ == 2) {
+                // Both Close frames are out: close_notify, FIN, and the peers' answers.
+                return begin_ending({CloseReason::drain, {&client_, &upstream_}, {&client_, &upstream_}});
             }
         }
-        if (from.goodbye) {  // closing: what it still sends (its own Close) is dropped
-            if (ec) co_return;
+        if (f.stopped) return;
+        if (closing_ && !f.goodbye && f.frames.at_chosen_boundary()) {
+            queue_goodbye(f);
             continue;
         }
-        if (ec && closing_) co_return finish(CloseReason::drain);  // a peer left before the goodbye
-        if (ec == asio::error::eof) {  // FIN, or close_notify: this side is done sending
-            from.ended = true;
-            co_return co_await pass_end(from, to);
-        }
-        if (ec == asio::ssl::error::stream_truncated) {
-            spdlog::debug("TLS tunnel on route \"{}\": the {} closed TCP without TLS close_notify (truncated)", s_.route,
-                          from.client ? "client" : "upstream");
-            co_return finish(CloseReason::error);
-        }
-        if (ec) co_return finish(closed_by(from));
-        dog_.touch();
-        bool goodbye_after = false;
-        if (closing_) {
-            if (from.frames.lost()) co_return finish(CloseReason::drain);  // no boundary to speak at
-            n = from.frames.feed(scratch.data(), n, true);  // bytes past the boundary are dropped
-            goodbye_after = from.frames.at_chosen_boundary();
-        } else if (!from.frames.lost()) {
-            from.frames.feed(scratch.data(), n);
-        }
-        if (n > 0) {
-            auto wec = co_await deliver(to, scratch.data(), n);
-            if (closed_) co_return;
-            if (wec) co_return finish(closed_by(to));
-            from.moved += n;
-            route_bytes += n;
-        }
-        if (goodbye_after && !from.goodbye) {
-            from.goodbye = true;
-            co_await send_goodbye(from, to);
-        }
+        if (!read_once(f)) return;
     }
+    // Busy: let the worker's other connections run, then continue.
+    asio::post(worker_.io(), [self = self(), &f] { self->pump(f); });
 }
 
-asio::awaitable<boost::system::error_code> TlsTunnel::deliver(Side& to, const char* data, std::size_t n) {
-    std::size_t done = 0;
-    boost::system::error_code ec;
-    while (done < n) {
-        bool want_write = true;
-        done += to.transport.write_now(asio::buffer(data + done, n - done), ec, want_write);
-        if (ec == asio::error::would_block) break;
-        if (ec) co_return ec;
+bool TlsTunnel::flush(Flow& f) {
+    while (f.pending_off < f.pending.size()) {
+        if (!can_write(*f.to)) return false;
+        boost::system::error_code ec;
+        // A TLS write that would block is repeated from the same byte (OpenSSL may hold part of a record).
+        f.pending_off += write_side(*f.to, f.pending.data() + f.pending_off, f.pending.size() - f.pending_off, ec);
+        if (ec == asio::error::would_block) return false;
+        if (ec) {
+            finish(closing_ ? CloseReason::drain : closed_by(*f.to));
+            return false;
+        }
+        dog_.touch();
     }
-    if (done == n) co_return boost::system::error_code{};
-    // Pushed back: the rest in a buffer of its own (TLS repeats the write with
-    // these same bytes), held only until it is written.
-    std::string rest(data + done, n - done);
-    auto [wec, m] = co_await to.transport.write(asio::buffer(rest));
-    co_return wec;
+    if (!f.pending.empty()) {
+        std::string().swap(f.pending);  // give the memory back: idle tunnels hold none
+        f.pending_off = 0;
+    }
+    return true;
+}
+
+bool TlsTunnel::read_once(Flow& f) {
+    Side& from = *f.from;
+    if (!can_read(from)) return false;
+    auto scratch = worker_.scratch();
+    boost::system::error_code ec;
+    bool empty_after = false;
+    std::size_t n = read_side(from, scratch.data(), scratch.size(), ec, empty_after);
+    if (ec == asio::error::would_block) return false;
+    if (f.goodbye) {  // closing: what it still sends (its own Close) is dropped, up to its end
+        if (ec) f.stopped = true;
+        return !ec;
+    }
+    if (ec && closing_) {  // a peer left before the goodbye
+        finish(CloseReason::drain);
+        return false;
+    }
+    if (ec == asio::error::eof) {  // FIN, or close_notify: this side is done sending
+        from.ended = true;
+        f.stopped = true;
+        pass_end(f);
+        return false;
+    }
+    if (ec == asio::ssl::error::stream_truncated) {
+        spdlog::debug("TLS tunnel on route \"{}\": the {} closed TCP without TLS close_notify (truncated)", s_.route,
+                      from.client ? "client" : "upstream");
+        finish(CloseReason::error);
+        return false;
+    }
+    if (ec) {
+        finish(closed_by(from));
+        return false;
+    }
+    dog_.touch();
+    bool goodbye_after = false;
+    if (closing_) {
+        if (f.frames.lost()) {  // no boundary to speak at
+            finish(CloseReason::drain);
+            return false;
+        }
+        n = f.frames.feed(scratch.data(), n, true);  // bytes past the boundary are dropped
+        goodbye_after = f.frames.at_chosen_boundary();
+    } else if (!f.frames.lost()) {
+        f.frames.feed(scratch.data(), n);
+    }
+    *f.bytes += n;
+    f.moved += n;
+    worker_.stats().paths().copied_bytes += n;
+    // Straight on to the destination; keep only what it did not take.
+    std::size_t sent = 0;
+    while (sent < n && can_write(*f.to)) {
+        const std::size_t put = write_side(*f.to, scratch.data() + sent, n - sent, ec);
+        if (ec == asio::error::would_block) break;
+        if (ec) {
+            finish(closing_ ? CloseReason::drain : closed_by(*f.to));
+            return false;
+        }
+        sent += put;
+    }
+    if (sent < n) f.pending.assign(scratch.data() + sent, n - sent);
+    if (goodbye_after) queue_goodbye(f);
+    // A short read took all there was: wait for the next edge instead of an
+    // EAGAIN. A FIN that came with the bytes raises none, so after one read on.
+    if (empty_after && !from.peer_closed) from.readable = false;
+    return true;
+}
+
+void TlsTunnel::queue_goodbye(Flow& f) {
+    // After what is in flight; toward the upstream sluice speaks as a client, so the frame is masked.
+    f.pending.erase(0, f.pending_off);
+    f.pending_off = 0;
+    f.pending += WebSocketFrames::close_frame(kGoingAwayCode, f.from->client, static_cast<std::uint32_t>(worker_.rng()()));
+    f.goodbye = true;
+}
+
+void TlsTunnel::pass_end(Flow& f) {
+    Side& from = *f.from;
+    Side& to = *f.to;
+    if (!first_end_) first_end_ = closed_by(from);
+    if (!to.transport.tls()) {
+        // Half-close: `to` hears FIN and may go on answering.
+        ::shutdown(to.fd, SHUT_WR);
+        if (to.ended) finish(*first_end_);
+        return;
+    }
+    // The tunnel ends: close_notify to `to`, and to a TLS `from` too (a bare
+    // FIN would be a truncation); then `to` may finish its side for a moment:
+    // closing at once would answer its last bytes with a reset.
+    Ending e{*first_end_, {&to, &from}, {}};
+    if (!to.ended) e.linger[0] = &to;
+    dog_.set_idle(Watchdog::Clock::duration::zero());
+    dog_.set_phase(Watchdog::Clock::now() + kEndLinger);
+    dog_.arm(self());
+    begin_ending(e);
+}
+
+void TlsTunnel::begin_ending(Ending e) {
+    up_.stopped = down_.stopped = true;
+    ending_ = e;
+    advance_ending();
+}
+
+void TlsTunnel::advance_ending() {
+    // What is in flight goes before close_notify (TLS cannot send it beside a pending write).
+    for (Flow* f : {&up_, &down_})
+        if (!flush(*f)) return;
+    for (Side* s : ending_->notify)
+        if (s && !s->notified) {
+            if (!notify_end(*s)) return;
+            s->notified = true;
+        }
+    bool all_heard = true;
+    for (Side* s : ending_->linger)
+        if (s && !s->heard_end) {
+            s->heard_end = read_to_end(*s);
+            if (closed_) return;
+            all_heard = all_heard && s->heard_end;
+        }
+    if (all_heard) finish(ending_->reason);
+}
+
+bool TlsTunnel::notify_end(Side& s) {
+    if (s.transport.tls()) {
+        if (!can_write(s)) return false;
+        bool want_write = false;
+        if (!s.transport.close_notify_now(want_write)) {
+            s.write_waits_read = !want_write;
+            (want_write ? s.writable : s.readable) = false;
+            return false;
+        }
+        s.write_waits_read = false;
+    }
+    ::shutdown(s.fd, SHUT_WR);
+    return true;
+}
+
+bool TlsTunnel::read_to_end(Side& s) {
+    // The raw bytes (its Close frame, its close_notify): nobody reads them.
+    auto scratch = worker_.scratch();
+    while (s.readable) {
+        const ssize_t n = ::recv(s.fd, scratch.data(), scratch.size(), MSG_DONTWAIT);
+        if (n > 0) continue;
+        if (n < 0 && blocked(errno)) {
+            s.readable = false;
+            return false;
+        }
+        return true;  // its end, or an error: nothing more will come
+    }
+    return false;
 }
 
 void TlsTunnel::abort(CloseReason reason) {
@@ -160,108 +355,26 @@ void TlsTunnel::abort(CloseReason reason) {
         if (reason != CloseReason::drain) finish(reason);
         return;
     }
-    if (reason != CloseReason::drain || !client_.running || !upstream_.running || client_.frames.lost() ||
-        upstream_.frames.lost())
+    if (reason != CloseReason::drain || ending_ || up_.stopped || down_.stopped || up_.frames.lost() ||
+        down_.frames.lost())
         return finish(reason);
     closing_ = true;
     dog_.set_idle(Watchdog::Clock::duration::zero());
-    dog_.set_phase(Watchdog::Clock::now() + kCloseGrace);
+    dog_.set_phase(Watchdog::Clock::now() + kGoodbyeGrace);
     dog_.arm(self());
-    // A direction waiting for bytes between messages says goodbye now; a busy
-    // one does when its write is done, or when its message ends.
-    auto ex = client_.transport.socket().get_executor();
-    for (auto [from, to] : {std::pair{&client_, &upstream_}, std::pair{&upstream_, &client_}}) {
-        if (!from->reading || from->goodbye || !from->frames.at_chosen_boundary()) continue;
-        from->goodbye = true;
-        asio::co_spawn(ex, [self = self(), from, to]() { return self->send_goodbye(*from, *to); }, asio::detached);
-    }
-}
-
-asio::awaitable<void> TlsTunnel::send_goodbye(Side& from, Side& to) {
-    // Toward the upstream sluice speaks as a client, so the frame is masked.
-    const std::string frame =
-        WebSocketFrames::close_frame(kGoingAway, from.client, static_cast<std::uint32_t>(worker_.rng()()));
-    auto [ec, n] = co_await to.transport.write(asio::buffer(frame));
-    if (closed_) co_return;
-    if (ec) co_return finish(CloseReason::drain);
-    if (++goodbyes_sent_ == 2)
-        asio::co_spawn(client_.transport.socket().get_executor(),
-                       [self = self()]() { return self->end_after_goodbye(); }, asio::detached);
-}
-
-asio::awaitable<void> TlsTunnel::end_after_goodbye() {
-    // No write is pending now; stop the reads so close_notify may go out.
-    boost::system::error_code ignored;
-    for (Side* s : {&client_, &upstream_}) {
-        s->stop_reading = true;
-        if (s->reading) s->transport.socket().cancel(ignored);
-    }
-    for (Side* s : {&client_, &upstream_})
-        while (s->running && !closed_) co_await s->loop_stopped.async_wait(nothrow);
-    for (Side* s : {&client_, &upstream_}) {
-        if (closed_) co_return;
-        co_await s->transport.close_notify();
-        if (closed_) co_return;
-        s->transport.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-    }
-    // The peers answer (their Close, close_notify, FIN); the grace deadline cuts a slow one.
-    for (Side* s : {&client_, &upstream_}) {
-        co_await drain_peer(*s);
-        if (closed_) co_return;
-    }
-    finish(CloseReason::drain);
-}
-
-asio::awaitable<void> TlsTunnel::pass_end(Side& from, Side& to) {
-    if (!first_end_) first_end_ = closed_by(from);
-    boost::system::error_code ignored;
-    if (!to.transport.tls()) {
-        // Half-close: `to` hears FIN and may go on answering.
-        to.transport.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-        if (to.ended) finish(*first_end_);
-        co_return;
-    }
-    // The tunnel ends. close_notify cannot go out beside a pending read or
-    // write on the same TLS stream: stop the other direction first.
-    to.stop_reading = true;
-    if (to.reading) to.transport.socket().cancel(ignored);
-    while (to.running) co_await to.loop_stopped.async_wait(nothrow);
-    if (closed_) co_return;
-    co_await to.transport.close_notify();
-    if (closed_) co_return;
-    to.transport.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-    // `from` said goodbye; a TLS `from` hears ours too, not a bare FIN (a truncation).
-    co_await from.transport.close_notify();
-    if (closed_) co_return;
-    from.transport.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-    if (to.ended) co_return finish(*first_end_);
-    // Let the peer finish its side (its own close_notify) for a moment:
-    // closing at once would answer those bytes with a reset.
-    lingering_ = *first_end_;
-    dog_.set_idle(Watchdog::Clock::duration::zero());
-    dog_.set_phase(Watchdog::Clock::now() + std::chrono::seconds(2));
-    dog_.arm(self());
-    co_await drain_peer(to);
-    if (closed_) co_return;
-    finish(*first_end_);
-}
-
-asio::awaitable<void> TlsTunnel::drain_peer(Side& s) {
-    // The raw bytes (its Close frame, close_notify): nobody reads them.
-    char sink[2048];
-    for (;;) {
-        auto [ec, n] = co_await s.transport.socket().async_read_some(asio::buffer(sink), nothrow);
-        if (closed_ || ec) co_return;
-    }
+    // A direction between messages (or frames) says goodbye now; one in the
+    // middle of one does when its message ends (read_once).
+    pump(up_);
+    pump(down_);
 }
 
 void TlsTunnel::describe(std::vector<ConnectionInfo>& out) const {
-    if (!closed_) describe_tunnel(s_, client_.moved, upstream_.moved, out.emplace_back());
+    if (!closed_) describe_tunnel(s_, up_.moved, down_.moved, out.emplace_back());
 }
 
 void TlsTunnel::on_deadline(Watchdog::Which which) {
     if (closing_) return finish(CloseReason::drain);  // the goodbye took too long
-    if (lingering_) return finish(*lingering_);
+    if (ending_) return finish(ending_->reason);      // the peer did not finish in time
     finish(which == Watchdog::Which::hard ? CloseReason::max_duration : CloseReason::idle_timeout);
 }
 
@@ -269,11 +382,14 @@ void TlsTunnel::finish(CloseReason reason) {
     if (closed_) return;
     closed_ = true;
     dog_.stop();
-    for (Side* s : {&client_, &upstream_}) {
-        s->transport.close();
-        s->loop_stopped.cancel();
+    // Closing the descriptors takes them out of the readiness set; the set
+    // lets go of this tunnel on a later turn.
+    if (readiness_key_) worker_.readiness().drop(readiness_key_);
+    for (Side* side : {&client_, &upstream_}) {
+        if (side->fd >= 0) ::close(side->fd);
+        side->fd = -1;
     }
-    tunnel_ended(worker_, s_, counters_, reason, client_.moved, upstream_.moved);
+    tunnel_ended(worker_, s_, counters_, reason, up_.moved, down_.moved);
 }
 
 }  // namespace sluice::proxy

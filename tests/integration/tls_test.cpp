@@ -45,6 +45,17 @@ protected:
         origin = std::make_unique<TestOrigin>([this](OriginExchange& ex) {
             std::string t = ex.target();
             if (t == "/ws") return websocket_echo_handler()(ex);
+            if (t == "/ends") {  // an upstream that says its last words, ends its side, then hears ours
+                ex.write_raw("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                             "last words");
+                ex.socket.shutdown(tcp::socket::shutdown_send);
+                char sink[256];
+                boost::system::error_code ec;
+                while (!ec) ex.socket.read_some(boost::asio::buffer(sink), ec);
+                upstream_heard_end = ec == boost::asio::error::eof;
+                ex.keep_alive = false;
+                return;
+            }
             if (t == "/stream") {
                 ex.begin_chunked(200, "text/event-stream");
                 ex.chunk("data: one\n\n");
@@ -72,6 +83,7 @@ protected:
     TempDir tmp{"sluice-tls-it-"};
     const std::string dir = tmp.path;
     Gate gate;
+    std::atomic<bool> upstream_heard_end{false};
     std::unique_ptr<TestOrigin> origin;
     std::unique_ptr<RunningProxy> proxy;
 };
@@ -129,6 +141,27 @@ TEST_F(Tls, WssEchoesThroughATlsTunnel) {
     EXPECT_EQ(stats.opened, 1u);
     EXPECT_GT(stats.bytes_upstream, 300000u);
     EXPECT_GT(stats.bytes_downstream, 300000u);
+    EXPECT_EQ(stats.closes[static_cast<std::size_t>(sluice::proxy::CloseReason::error)], 0u);
+}
+
+// The upstream ends first: its last bytes, then a TLS close_notify (not a
+// bare FIN, which a TLS client takes for a truncation) reach the client; the
+// upstream hears a FIN; the tunnel ends once the client has ended too.
+TEST_F(Tls, AnUpstreamEndReachesAWssClientAsCloseNotifyAfterItsLastBytes) {
+    TlsClient c(proxy->port(), ca.cert_pem());
+    c.send("GET /ends HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    ASSERT_EQ(c.read_head().status, 101u);
+    boost::system::error_code end;
+    const std::string got = c.read_until_close(&end);  // also what came with the 101
+    EXPECT_EQ(got, "last words");
+    EXPECT_EQ(end, boost::asio::error::eof) << end.message();  // close_notify, not stream_truncated
+    EXPECT_TRUE(eventually([&] { return upstream_heard_end.load(); }));
+    c.stream().lowest_layer().close();
+    ASSERT_TRUE(eventually([&] { return proxy->server->tunnel_stats()["all"].active == 0; }));
+    auto stats = proxy->server->tunnel_stats()["all"];
+    EXPECT_EQ(stats.closes[static_cast<std::size_t>(sluice::proxy::CloseReason::upstream_closed)], 1u);
+    EXPECT_EQ(stats.bytes_downstream, 10u);  // also when they came with the 101
     EXPECT_EQ(stats.closes[static_cast<std::size_t>(sluice::proxy::CloseReason::error)], 0u);
 }
 
