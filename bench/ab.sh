@@ -9,7 +9,8 @@
 # elsewhere, then
 #   bench/ab.sh OLD_SLUICE [NEW_SLUICE] [SECONDS] [REPS]   (defaults build/sluice, 5, 5)
 #   ROWS="ws64 ws16384" bench/ab.sh ...                    (rows; default "http64 http256 ws64 ws16384";
-#                                                           also https64, https256: keep-alive HTTPS, ECDSA P-256)
+#                                                           also https64, https256: keep-alive HTTPS, ECDSA P-256;
+#                                                           wss64, wss16384: the round trips over wss://)
 # Prints the median and the range (min-max) of each figure over the runs.
 # Not a pass/fail test: it reports figures.
 set -euo pipefail
@@ -35,7 +36,7 @@ run_once() {
   local bin=$1 row=$2 port pid before after out n
   port=$(free_port)
   local tls="" scheme=http
-  if [[ $row == https* ]]; then tls=", tls: {cert: $work/ecdsa.crt, key: $work/ecdsa.key}" scheme=https; fi
+  if [[ $row == https* || $row == wss* ]]; then tls=", tls: {cert: $work/ecdsa.crt, key: $work/ecdsa.key}" scheme=https; fi
   cat > "$work/ab.yaml" <<YAML
 listeners: [{name: public, address: 127.0.0.1, port: $port$tls}]
 clusters:
@@ -58,12 +59,14 @@ YAML
       n=$(echo "$out" | awk '/requests in/ {print $1}')
       echo "$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}') $(cpu_per $((after - before)) "$n")" ;;
     ws*)
+      local size=${row#ws} client_tls=""
+      if [[ $row == wss* ]]; then size=${row#wss} client_tls=tls; fi
       before=$(cpu_ticks "$pid")
-      out=$(taskset -c 1 ./build/bench/ws_pingpong "$port" 64 "${row#ws}" "$secs" /ws)
+      out=$(taskset -c 1 ./build/bench/ws_pingpong "$port" 64 "$size" "$secs" /ws $client_tls)
       after=$(cpu_ticks "$pid")
       set -- $out  # round_trips N per_second R p50_us A p99_us B errors E
       echo "$4 $(cpu_per $((after - before)) "$2")" ;;
-    *) echo "unknown row $row (http64, http256, https64, ws64, ws16384, ...)" >&2; exit 2 ;;
+    *) echo "unknown row $row (http64, http256, https64, ws64, ws16384, wss64, ...)" >&2; exit 2 ;;
   esac
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
