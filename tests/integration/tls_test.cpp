@@ -36,6 +36,18 @@ clusters: [{name: app, endpoints: ["{o}"]}]
 routes: [{name: all, match: {path_prefix: /}, cluster: app}]
 )";
 
+// What /flood sends: 64 MiB, more than the socket buffers between the origin
+// and a client that takes 64 KiB at a time can hold; made once.
+constexpr std::size_t kFloodChunk = 256u << 10;
+const std::string& flood() {
+    static const std::string p = [] {
+        std::string bytes(64u << 20, '\0');
+        for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 7 + i / 65521) & 0xff);
+        return bytes;
+    }();
+    return p;
+}
+
 class Tls : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -45,6 +57,18 @@ protected:
         origin = std::make_unique<TestOrigin>([this](OriginExchange& ex) {
             std::string t = ex.target();
             if (t == "/ws") return websocket_echo_handler()(ex);
+            if (t == "/flood") {  // more than the sockets on the way hold, in chunks, counted
+                ex.write_raw("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+                for (std::size_t off = 0; off < flood().size(); off += kFloodChunk) {
+                    boost::system::error_code ec;
+                    boost::asio::write(ex.socket, boost::asio::buffer(flood().data() + off, kFloodChunk), ec);
+                    if (ec) return;
+                    flooded += kFloodChunk;
+                }
+                flood_done.open();
+                ex.keep_alive = false;
+                return;
+            }
             if (t == "/ends") {  // an upstream that says its last words, ends its side, then hears ours
                 ex.write_raw("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
                              "last words");
@@ -84,6 +108,8 @@ protected:
     const std::string dir = tmp.path;
     Gate gate;
     std::atomic<bool> upstream_heard_end{false};
+    std::atomic<std::size_t> flooded{0};  // /flood: bytes the origin got rid of
+    Gate flood_done;
     std::unique_ptr<TestOrigin> origin;
     std::unique_ptr<RunningProxy> proxy;
 };
@@ -163,6 +189,23 @@ TEST_F(Tls, AnUpstreamEndReachesAWssClientAsCloseNotifyAfterItsLastBytes) {
     EXPECT_EQ(stats.closes[static_cast<std::size_t>(sluice::proxy::CloseReason::upstream_closed)], 1u);
     EXPECT_EQ(stats.bytes_downstream, 10u);  // also when they came with the 101
     EXPECT_EQ(stats.closes[static_cast<std::size_t>(sluice::proxy::CloseReason::error)], 0u);
+}
+
+// Backpressure through TLS: a wss:// client that stops reading stops the
+// origin; reading again brings every byte, in order (a TLS write that would
+// block is repeated with the same bytes).
+TEST_F(Tls, AWssClientThatStopsReadingStopsTheOrigin) {
+    TlsClient c(proxy->port(), ca.cert_pem(), "localhost", 60000);
+    c.socket().set_option(boost::asio::socket_base::receive_buffer_size(64 << 10));
+    c.send("GET /flood HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    ASSERT_EQ(c.read_head().status, 101u);
+    EXPECT_FALSE(flood_done.wait(1000));
+    EXPECT_LT(flooded.load(), flood().size());
+    const std::string got = c.read_until_close();
+    EXPECT_TRUE(flood_done.wait());
+    ASSERT_EQ(got.size(), flood().size());
+    EXPECT_TRUE(got == flood()) << "the bytes differ from what the origin sent";
 }
 
 TEST_F(Tls, ServerNamePicksTheCertificateExactThenWildcardThenDefault) {
