@@ -4,7 +4,7 @@
 # origins and the load on CPU 1): per request at 64 keep-alive connections
 # (wrk), per 64 B WebSocket round trip (bench/ws_pingpong, 64 connections), and
 # per HTTPS keep-alive request (wrk, 64 connections, the same ECDSA certificate
-# for all three). Counted with `perf stat -e 'syscalls:sys_enter_*'` on the
+# for all three) and per 64 B wss:// round trip on that listener. Counted with `perf stat -e 'syscalls:sys_enter_*'` on the
 # worker over the run; one run per row (the counts move little between runs).
 #   bench/syscalls.sh [SECONDS]     (default 4)
 #   SLUICE_BIN=/path/to/sluice bench/syscalls.sh ...
@@ -31,15 +31,15 @@ start_https() {  # name -> sets PORT, PID, KILL
     sluice)
       cat > "$work/sluice-tls.yaml" <<YAML
 listeners: [{name: public, address: 127.0.0.1, port: $PORT, tls: {cert: $work/ecdsa.crt, key: $work/ecdsa.key}}]
-clusters: [{name: o, endpoints: ["127.0.0.1:$http_origin"]}]
-routes: [{name: all, match: {path_prefix: /}, cluster: o}]
+clusters: [{name: o, endpoints: ["127.0.0.1:$http_origin"]}, {name: ws, endpoints: ["127.0.0.1:$ws_origin"]}]
+routes: [{name: ws, match: {path_prefix: /ws}, cluster: ws}, {name: all, match: {path_prefix: /}, cluster: o}]
 access_log: {enabled: false}
 YAML
       taskset -c 0 "$sluice_bin" run --config "$work/sluice-tls.yaml" --admin 127.0.0.1:0 --workers 1 \
         --log-level error >/dev/null 2>&1 &
       KILL=$! PID=$! ;;
     nginx)
-      sed -e "s#@DIR@#$work#g" -e "s#@PORT@#$PORT#g" -e "s#@ORIGIN_PORT@#$http_origin#g" \
+      sed -e "s#@DIR@#$work#g" -e "s#@PORT@#$PORT#g" -e "s#@ORIGIN_PORT@#$http_origin#g" -e "s#@WS_ORIGIN_PORT@#$ws_origin#g" \
         -e "s#@CERT@#$work/ecdsa.crt#g" -e "s#@KEY@#$work/ecdsa.key#g" bench/nginx-https.conf.in > "$work/nginx-tls.conf"
       taskset -c 0 nginx -p "$work" -c "$work/nginx-tls.conf" >/dev/null 2>&1 &
       KILL=$! ;;
@@ -53,12 +53,16 @@ defaults
     timeout connect 5s
     timeout client 30s
     timeout server 30s
+    timeout tunnel 1h
     http-reuse always
 frontend fe
     bind 127.0.0.1:$PORT ssl crt $work/ecdsa.pem
+    use_backend ws if { path_beg /ws }
     default_backend be
 backend be
     server origin 127.0.0.1:$http_origin
+backend ws
+    server origin 127.0.0.1:$ws_origin
 CFG
       taskset -c 0 haproxy -f "$work/haproxy-tls.cfg" -db >/dev/null 2>&1 &
       KILL=$! PID=$! ;;
@@ -67,7 +71,7 @@ CFG
 }
 
 # Runs the load under perf on $PID; prints "units user% syscalls-per-unit top-calls".
-count() {  # kind (http|ws|https)
+count() {  # kind (http|ws|https|wss)
   local kind=$1 out units before_u before_s after_u after_s
   read -r before_u before_s < <(awk '{print $14, $15}' /proc/"$PID"/stat)
   perf stat -x, -e 'syscalls:sys_enter_*' -p "$PID" -o "$work/perf.out" -- sleep "$((secs + 1))" &
@@ -80,6 +84,8 @@ count() {  # kind (http|ws|https)
            units=$(echo "$out" | awk '/requests in/ {print $1}') ;;
     ws) out=$(taskset -c 1 ./build/bench/ws_pingpong "$WSPORT" 64 64 "$secs" /ws)
         units=$(echo "$out" | awk '{print $2}') ;;
+    wss) out=$(taskset -c 1 ./build/bench/ws_pingpong "$PORT" 64 64 "$secs" /ws tls)
+         units=$(echo "$out" | awk '{print $2}') ;;
   esac
   wait "$perf_pid" || true
   read -r after_u after_s < <(awk '{print $14, $15}' /proc/"$PID"/stat)
@@ -106,7 +112,9 @@ for name in sluice nginx haproxy; do
   done
   kill "$KILL"; wait "$KILL" 2>/dev/null || true
   start_https "$name"
-  printf '%-8s %-6s %s\n' "$name" https "$(count https)"
+  for kind in https wss; do
+    printf '%-8s %-6s %s\n' "$name" "$kind" "$(count "$kind")"
+  done
   kill "$KILL"; wait "$KILL" 2>/dev/null || true
 done
 echo "(units: requests or round trips in the run; user: the worker's user-space share of its CPU time;"

@@ -35,7 +35,7 @@ YAML
     taskset -c 0 ./build/sluice run --config "$work/sluice.yaml" --admin 127.0.0.1:0 --workers 1 --log-level error \
       >/dev/null &
   else
-    sed -e "s#@DIR@#$work#g" -e "s#@PORT@#$port#g" -e "s#@ORIGIN_PORT@#$origin_port#g" \
+    sed -e "s#@DIR@#$work#g" -e "s#@PORT@#$port#g" -e "s#@ORIGIN_PORT@#$origin_port#g" -e "s#@WS_ORIGIN_PORT@#$origin_port#g" \
       -e "s#@CERT@#$work/$cert.crt#g" -e "s#@KEY@#$work/$cert.key#g" bench/nginx-https.conf.in > "$work/nginx.conf"
     taskset -c 0 nginx -p "$work" -c "$work/nginx.conf" >/dev/null 2>&1 &
   fi
