@@ -7,7 +7,6 @@
 #include <boost/asio/ssl/error.hpp>
 #include <spdlog/spdlog.h>
 
-#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
