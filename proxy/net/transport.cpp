@@ -153,12 +153,9 @@ int Transport::release_socket() {
     socket_.non_blocking(true, ec);
     if (ec) return -1;
     const int fd = socket_.release(ec);
-    return ec ? -1 : fd;
-}
-
-asio::awaitable<boost::system::error_code> Transport::wait_readable() {
-    if (buffered()) co_return boost::system::error_code{};
-    co_return co_await wait(Need::read);
+    if (ec) return -1;
+    released_fd_ = fd;
+    return fd;
 }
 
 asio::awaitable<boost::system::error_code> Transport::handshake(asio::ssl::stream_base::handshake_type type) {
@@ -181,7 +178,7 @@ std::size_t Transport::read_now(asio::mutable_buffer b, boost::system::error_cod
     ec = {};
     want_write = false;
     if (!tls_) {
-        const ssize_t n = ::recv(socket_.native_handle(), b.data(), b.size(), MSG_DONTWAIT);
+        const ssize_t n = ::recv(fd(), b.data(), b.size(), MSG_DONTWAIT);
         if (n > 0) return static_cast<std::size_t>(n);
         if (n == 0) ec = asio::error::eof;
         else if (retryable(errno)) ec = asio::error::would_block;
@@ -198,7 +195,7 @@ std::size_t Transport::write_now(asio::const_buffer b, boost::system::error_code
     ec = {};
     want_write = true;
     if (!tls_) {
-        const ssize_t n = ::send(socket_.native_handle(), b.data(), b.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        const ssize_t n = ::send(fd(), b.data(), b.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n >= 0) return static_cast<std::size_t>(n);
         if (retryable(errno)) ec = asio::error::would_block;
         else ec = {errno, boost::system::system_category()};

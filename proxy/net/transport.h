@@ -85,14 +85,9 @@ public:
     // false when the socket must become writable (`want_write`) or readable first.
     bool close_notify_now(bool& want_write);
     // Takes the descriptor out of Asio for a caller that watches it itself
-    // (TlsTunnel), non-blocking; OpenSSL keeps using it. The caller closes it.
-    // -1 when the socket is not open.
+    // (TlsTunnel), non-blocking; OpenSSL, read_now and write_now keep using
+    // it. The caller closes it. -1 when the socket is not open.
     int release_socket();
-    // Until read_now has something to say: at once when OpenSSL holds bytes it
-    // read earlier (no readiness event would announce them), else when the
-    // socket is readable. Then until the socket is writable.
-    boost::asio::awaitable<boost::system::error_code> wait_readable();
-    boost::asio::awaitable<boost::system::error_code> wait_writable() { return wait(Need::write); }
 
     void close() {
         boost::system::error_code ignored;
@@ -115,7 +110,12 @@ private:
     bool attach();
 
     static constexpr auto nothrow = boost::asio::as_tuple(boost::asio::use_awaitable);
+    // The descriptor read_now and write_now use: the socket's, or the one
+    // release_socket gave away.
+    int fd() { return released_fd_ >= 0 ? released_fd_ : socket_.native_handle(); }
+
     tcp::socket socket_;
+    int released_fd_ = -1;
     std::unique_ptr<Tls> tls_;
 };
 

@@ -102,58 +102,29 @@ bool TlsTunnel::can_read(const Side& s) const {
 }
 
 std::size_t TlsTunnel::read_side(Side& s, char* out, std::size_t n, boost::system::error_code& ec, bool& empty_after) {
-    ec = {};
-    empty_after = false;
-    if (s.transport.tls()) {
-        bool want_write = false;
-        const std::size_t got = s.transport.read_now(asio::buffer(out, n), ec, want_write);
-        if (ec == asio::error::would_block) {
-            s.read_waits_write = want_write;
-            (want_write ? s.writable : s.readable) = false;
-        } else {
-            s.read_waits_write = false;
-            empty_after = s.transport.drained();
-        }
-        return got;
-    }
-    const ssize_t got = ::recv(s.fd, out, n, MSG_DONTWAIT);
-    if (got > 0) {
-        empty_after = static_cast<std::size_t>(got) < n;
-        return static_cast<std::size_t>(got);
-    }
-    if (got == 0) {
-        ec = asio::error::eof;
-    } else if (blocked(errno)) {
-        ec = asio::error::would_block;
-        s.readable = false;
+    bool want_write = false;
+    const std::size_t got = s.transport.read_now(asio::buffer(out, n), ec, want_write);
+    if (ec == asio::error::would_block) {
+        s.read_waits_write = want_write;
+        (want_write ? s.writable : s.readable) = false;
+        empty_after = false;
     } else {
-        ec = {errno, boost::system::system_category()};
+        s.read_waits_write = false;
+        empty_after = s.transport.tls() ? s.transport.drained() : got < n;
     }
-    return 0;
+    return got;
 }
 
 std::size_t TlsTunnel::write_side(Side& s, const char* data, std::size_t n, boost::system::error_code& ec) {
-    ec = {};
-    if (s.transport.tls()) {
-        bool want_write = true;
-        const std::size_t put = s.transport.write_now(asio::buffer(data, n), ec, want_write);
-        if (ec == asio::error::would_block) {
-            s.write_waits_read = !want_write;
-            (want_write ? s.writable : s.readable) = false;
-        } else {
-            s.write_waits_read = false;
-        }
-        return put;
-    }
-    const ssize_t put = ::send(s.fd, data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (put >= 0) return static_cast<std::size_t>(put);
-    if (blocked(errno)) {
-        ec = asio::error::would_block;
-        s.writable = false;
+    bool want_write = true;
+    const std::size_t put = s.transport.write_now(asio::buffer(data, n), ec, want_write);
+    if (ec == asio::error::would_block) {
+        s.write_waits_read = !want_write;
+        (want_write ? s.writable : s.readable) = false;
     } else {
-        ec = {errno, boost::system::system_category()};
+        s.write_waits_read = false;
     }
-    return 0;
+    return put;
 }
 
 void TlsTunnel::pump(Flow& f) {
