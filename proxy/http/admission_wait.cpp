@@ -52,7 +52,7 @@ asio::awaitable<std::optional<ExchangeEnd>> Exchange::admit() {
     const std::size_t preferred = endpoint_;
     for (;;) {
         EndpointState* slot = nullptr;
-        auto outcome = admission_->acquire(cr.endpoints[preferred].state.get(), steady_now_ns(), waiter_, true, slot);
+        auto outcome = admission_->acquire(cr.endpoints[preferred].state.get(), coarse_now_ns(), waiter_, true, slot);
         if (outcome == Admission::Outcome::admitted) {
             if (!take_slot(slot, preferred)) continue;
             stats.queue_wait.observe(0);
@@ -113,7 +113,7 @@ bool Exchange::readmit() {
     slot_ = nullptr;
     EndpointState* slot = nullptr;
     const ClusterRuntime& cr = view_->snapshot->clusters[cluster_];
-    if (admission_->acquire(cr.endpoints[endpoint_].state.get(), steady_now_ns(), waiter_, false, slot) ==
+    if (admission_->acquire(cr.endpoints[endpoint_].state.get(), coarse_now_ns(), waiter_, false, slot) ==
             Admission::Outcome::admitted &&
         take_slot(slot, endpoint_))
         return true;

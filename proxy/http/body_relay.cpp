@@ -187,7 +187,7 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::relay_response(const std::shared
     std::optional<ResponseParser> parser;
     if (auto done = co_await read_response_head(*conn, parser)) co_return std::move(*done);
     // Passive outlier detection counts 5xx answers as failures of the endpoint.
-    report_endpoint_result(view_->snapshot->clusters[cluster_], endpoint_, resp_.status >= 500, steady_now_ns());
+    report_endpoint_result(view_->snapshot->clusters[cluster_], endpoint_, resp_.status >= 500, coarse_now_ns());
     if (resp_.status == 101) {
         // Not inside the braces: GCC 12 mishandles a co_await in an aggregate's initializer.
         ExchangeEnd tunneled = co_await start_tunnel(conn);

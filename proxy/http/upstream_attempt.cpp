@@ -129,10 +129,10 @@ asio::awaitable<ExchangeEnd> Exchange::forward() {
     for (;;) {
         if (!fresh_same_endpoint) {
             Pick pick = pick_endpoint({cr, cluster, req_, client_.peer_ip(), std::span(tried.data(), ntried),
-                                       client_.worker().rng(), steady_now_ns()});
+                                       client_.worker().rng(), coarse_now_ns()});
             if (pick.endpoint == Pick::npos) {
                 // After a failure, the client hears about that failure.
-                if (!last) last = no_healthy_endpoint(place(), available_count(cr, steady_now_ns()));
+                if (!last) last = no_healthy_endpoint(place(), available_count(cr, coarse_now_ns()));
                 co_return co_await fail(*last);
             }
             endpoint_ = pick.endpoint;
@@ -161,7 +161,7 @@ asio::awaitable<ExchangeEnd> Exchange::forward() {
         fresh_same_endpoint = false;
         const bool others_left = ntried < kMaxRetries && cr.endpoints.size() > ntried + 1;
         // A failure another endpoint could have answered counts against this one.
-        if (f.endpoint_at_fault || (safe && others_left)) report_endpoint_result(cr, endpoint_, true, steady_now_ns());
+        if (f.endpoint_at_fault || (safe && others_left)) report_endpoint_result(cr, endpoint_, true, coarse_now_ns());
         if (!safe || !others_left || !budget.allows()) co_return co_await fail(f);
         close_upstream();
         upstream_.reset();

@@ -150,7 +150,7 @@ asio::awaitable<Exchange::AttemptEnd> Exchange::relay_h2_response() {
     if (resp_.status < 200)
         co_return AttemptEnd{std::nullopt, bad_response(place(), "upstream answered " + std::to_string(resp_.status) +
                                                                      " as its final HTTP/2 response")};
-    report_endpoint_result(view_->snapshot->clusters[cluster_], endpoint_, resp_.status >= 500, steady_now_ns());
+    report_endpoint_result(view_->snapshot->clusters[cluster_], endpoint_, resp_.status >= 500, coarse_now_ns());
 
     for (const auto& f : resp_.fields) note_grpc_status(f.name, f.value);  // a trailers-only answer
     start_response(*parser);

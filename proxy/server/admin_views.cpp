@@ -179,7 +179,7 @@ std::string AdminViews::metrics_text(const admin::AdminServer* admin, const admi
                            "1 when the endpoint passes its active health checks (or has none)", MetricType::Gauge);
     auto& ejected = family(out, "sluice_upstream_endpoint_ejected",
                            "1 while passive outlier detection keeps the endpoint out of rotation", MetricType::Gauge);
-    const auto now = steady_now_ns();
+    const auto now = coarse_now_ns();
     for (const auto& c : snap->clusters)
         for (const auto& e : c.endpoints) {
             add_value(healthy, {{"cluster", c.name}, {"endpoint", e.key}},
@@ -297,7 +297,7 @@ nlohmann::json AdminViews::clusters_json() {
     auto snap = store_.current();
     const auto loads = endpoint_loads();
     auto clusters = nlohmann::json::array();
-    const auto now = steady_now_ns();
+    const auto now = coarse_now_ns();
     for (const auto& c : snap->clusters) {
         auto endpoints = nlohmann::json::array();
         for (const auto& e : c.endpoints) {

@@ -233,7 +233,7 @@ std::string Server::not_ready() const {
     // servers answer at all (start() runs the control thread last).
     auto snap = store_.current();
     if (!snap->config.probes) return {};
-    const auto now = steady_now_ns();
+    const auto now = coarse_now_ns();
     for (const auto& name : snap->config.probes->ready_clusters) {
         for (std::size_t i = 0; i < snap->clusters.size(); ++i) {
             const auto& c = snap->clusters[i];

@@ -99,7 +99,7 @@ bool Admission::withdraw(const std::shared_ptr<Waiter>& w) {
 void Admission::admit_waiting_locked(std::vector<std::shared_ptr<Waiter>>& woken) {
     // An endpoint of the cluster is picked by room alone: the one that frees up
     // first serves the one that waited longest.
-    const std::int64_t now = steady_now_ns();
+    const std::int64_t now = coarse_now_ns();
     while (!queue_.empty()) {
         EndpointState* e = room_locked(nullptr, now);
         if (!e) break;

@@ -17,8 +17,9 @@
 
 namespace sluice::proxy {
 
-// Ejections last seconds: the coarse clock is enough (proxy/net/coarse_clock.h).
-inline std::int64_t steady_now_ns() {
+// Ejections last seconds: the coarse clock (proxy/net/coarse_clock.h, a
+// memory read) is enough to start them and to check against them.
+inline std::int64_t coarse_now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(coarse_now().time_since_epoch()).count();
 }
 

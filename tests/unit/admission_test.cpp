@@ -27,7 +27,7 @@ protected:
     }
     Admission::Outcome take(EndpointState* preferred, const std::shared_ptr<Admission::Waiter>& w,
                             EndpointState*& slot, bool may_queue = true) {
-        return admission.acquire(preferred, sluice::proxy::steady_now_ns(), w, may_queue, slot);
+        return admission.acquire(preferred, sluice::proxy::coarse_now_ns(), w, may_queue, slot);
     }
     EndpointState* ep(int i) { return endpoints[static_cast<std::size_t>(i)].get(); }
 
