@@ -39,19 +39,7 @@ TlsTunnel::TlsTunnel(WorkerContext& worker, Tunnel::Setup meta, Transport client
     up_.to = &upstream_;
     down_.from = &upstream_;
     down_.to = &client_;
-    up_.bytes = &counters_.bytes_upstream;
-    down_.bytes = &counters_.bytes_downstream;
-    // Bytes read past the handshakes go first (pump flushes `pending` before reading).
-    up_.pending = std::move(s_.to_upstream);
-    down_.pending = std::move(s_.to_client);
-    // The client gets whole messages; the upstream may get a Close between frames.
-    down_.frames.want_message_boundary(true);
-    up_.frames.want_message_boundary(false);
-    for (Flow* f : {&up_, &down_}) {
-        f->frames.feed(f->pending.data(), f->pending.size());
-        f->moved = f->pending.size();  // read past the handshakes: tunnel bytes too
-        *f->bytes += f->moved;
-    }
+    start_flows(s_, counters_, up_, down_);  // pump flushes `pending` before reading
     tunnel_opened(worker_, this, s_, counters_);
 }
 
@@ -203,15 +191,9 @@ bool TlsTunnel::read_once(Flow& f) {
     }
     dog_.touch();
     bool goodbye_after = false;
-    if (closing_) {
-        if (f.frames.lost()) {  // no boundary to speak at
-            finish(CloseReason::drain);
-            return false;
-        }
-        n = f.frames.feed(scratch.data(), n, true);  // bytes past the boundary are dropped
-        goodbye_after = f.frames.at_chosen_boundary();
-    } else if (!f.frames.lost()) {
-        f.frames.feed(scratch.data(), n);
+    if (!follow_frames(f, closing_, scratch.data(), n, goodbye_after)) {
+        finish(CloseReason::drain);  // no boundary to speak at
+        return false;
     }
     *f.bytes += n;
     f.moved += n;

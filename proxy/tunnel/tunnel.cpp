@@ -61,18 +61,7 @@ Tunnel::Tunnel(WorkerContext& worker, Setup setup, tcp::socket client, tcp::sock
       counters_(s_.stats->tunnels) {
     up_ = Flow{&client_, &upstream_, true};
     down_ = Flow{&upstream_, &client_, false};
-    up_.bytes = &counters_.bytes_upstream;
-    down_.bytes = &counters_.bytes_downstream;
-    up_.pending = std::move(s_.to_upstream);
-    down_.pending = std::move(s_.to_client);
-    // The client gets whole messages; the upstream may get a Close between frames.
-    down_.frames.want_message_boundary(true);
-    up_.frames.want_message_boundary(false);
-    for (Flow* f : {&up_, &down_}) {
-        f->frames.feed(f->pending.data(), f->pending.size());
-        f->moved = f->pending.size();  // read past the handshake: tunnel bytes too
-        *f->bytes += f->moved;
-    }
+    start_flows(s_, counters_, up_, down_);
     tunnel_opened(worker_, this, s_, counters_);
 }
 
@@ -269,15 +258,9 @@ bool Tunnel::read_some(Flow& f) {
     auto got = static_cast<std::size_t>(n);
     if (f.close_queued) return true;  // closing: the source's answer is dropped
     bool close_after = false;
-    if (closing_) {
-        if (f.frames.lost()) {
-            finish(CloseReason::drain);  // no boundary to speak at
-            return false;
-        }
-        got = f.frames.feed(scratch.data(), got, true);  // bytes past the boundary are dropped
-        close_after = f.frames.at_chosen_boundary();
-    } else if (!f.frames.lost()) {
-        f.frames.feed(scratch.data(), got);
+    if (!follow_frames(f, closing_, scratch.data(), got, close_after)) {
+        finish(CloseReason::drain);  // no boundary to speak at
+        return false;
     }
     *f.bytes += got;
     f.moved += got;

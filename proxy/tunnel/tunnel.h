@@ -143,6 +143,42 @@ void tunnel_gone(WorkerContext& worker, Downstream* tunnel, const Tunnel::Setup&
 void describe_tunnel(const Tunnel::Setup& s, std::uint64_t bytes_from_client, std::uint64_t bytes_to_client,
                      ConnectionInfo& out);
 
+// Both directions of a new tunnel (Tunnel's flows or TlsTunnel's): the bytes
+// read past the handshakes go first and count as tunnel bytes, and each
+// direction follows its frames (the client gets whole messages; the upstream
+// may get a Close between frames).
+template <class Flow>
+void start_flows(Tunnel::Setup& s, TunnelCounters& counters, Flow& up, Flow& down) {
+    up.bytes = &counters.bytes_upstream;
+    down.bytes = &counters.bytes_downstream;
+    up.pending = std::move(s.to_upstream);
+    down.pending = std::move(s.to_client);
+    down.frames.want_message_boundary(true);
+    up.frames.want_message_boundary(false);
+    for (Flow* f : {&up, &down}) {
+        f->frames.feed(f->pending.data(), f->pending.size());
+        f->moved = f->pending.size();
+        *f->bytes += f->moved;
+    }
+}
+
+// A piece read on the copy path: its WebSocket frames are followed; while
+// closing, the bytes past the chosen boundary are dropped (`n` shrinks) and
+// `at_boundary` says the goodbye goes after it. False when there is no
+// boundary to speak at (the frames were lost): the tunnel must end.
+template <class Flow>
+bool follow_frames(Flow& f, bool closing, const char* data, std::size_t& n, bool& at_boundary) {
+    at_boundary = false;
+    if (closing) {
+        if (f.frames.lost()) return false;
+        n = f.frames.feed(data, n, true);
+        at_boundary = f.frames.at_chosen_boundary();
+    } else if (!f.frames.lost()) {
+        f.frames.feed(data, n);
+    }
+    return true;
+}
+
 // The end of any tunnel: its route's counters, and its access log line.
 void tunnel_ended(WorkerContext& worker, const Tunnel::Setup& s, TunnelCounters& counters, CloseReason reason,
                   std::uint64_t bytes_from_client, std::uint64_t bytes_to_client);
