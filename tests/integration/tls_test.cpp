@@ -14,8 +14,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include <openssl/ssl.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
+#include <stdexcept>
 
 using namespace sluice::test;
 using json = nlohmann::json;
@@ -35,6 +43,71 @@ listeners:
 clusters: [{name: app, endpoints: ["{o}"]}]
 routes: [{name: all, match: {path_prefix: /}, cluster: app}]
 )";
+
+// A TLS client on a blocking socket, with OpenSSL itself: Asio's TLS stream
+// cannot send close_notify and go on reading (its shutdown waits for the
+// peer's). Reads time out after 10 s instead of hanging a broken test.
+class BlockingTlsClient {
+public:
+    explicit BlockingTlsClient(std::uint16_t port) : ctx_(SSL_CTX_new(TLS_client_method())) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        timeval limit{10, 0};
+        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+        if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("connect");
+        SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);  // this test is about the end, not the certificate
+        ssl_ = SSL_new(ctx_);
+        SSL_set_fd(ssl_, fd_);
+        SSL_set_tlsext_host_name(ssl_, "localhost");
+        if (SSL_connect(ssl_) != 1) throw std::runtime_error("TLS handshake");
+    }
+    ~BlockingTlsClient() {
+        SSL_free(ssl_);
+        SSL_CTX_free(ctx_);
+        ::close(fd_);
+    }
+    void write(std::string_view bytes) {
+        std::size_t n = 0;
+        if (SSL_write_ex(ssl_, bytes.data(), bytes.size(), &n) != 1) throw std::runtime_error("TLS write");
+    }
+    // Everything until the peer ends; `clean` says whether it ended with close_notify.
+    std::string read_to_end(bool& clean) {
+        std::string out;
+        char buf[4096];
+        for (;;) {
+            std::size_t n = 0;
+            const int ret = SSL_read_ex(ssl_, buf, sizeof buf, &n);
+            if (ret != 1) {
+                clean = SSL_get_error(ssl_, ret) == SSL_ERROR_ZERO_RETURN;
+                return out;
+            }
+            out.append(buf, n);
+        }
+    }
+    // Up to the end of the response head; what came after it stays in `rest`.
+    std::string read_head(std::string& rest) {
+        std::string got;
+        char buf[4096];
+        for (std::size_t end; (end = got.find("\r\n\r\n")) == std::string::npos;) {
+            std::size_t n = 0;
+            if (SSL_read_ex(ssl_, buf, sizeof buf, &n) != 1) throw std::runtime_error("TLS read of the head");
+            got.append(buf, n);
+        }
+        const std::size_t end = got.find("\r\n\r\n") + 4;
+        rest = got.substr(end);
+        return got.substr(0, end);
+    }
+    // close_notify, without waiting for the peer's.
+    bool close_notify() { return SSL_shutdown(ssl_) >= 0; }
+
+private:
+    SSL_CTX* ctx_;
+    SSL* ssl_ = nullptr;
+    int fd_ = -1;
+};
 
 // What /flood sends: 64 MiB, more than the socket buffers between the origin
 // and a client that takes 64 KiB at a time can hold; made once.
@@ -66,6 +139,15 @@ protected:
                     flooded += kFloodChunk;
                 }
                 flood_done.open();
+                ex.keep_alive = false;
+                return;
+            }
+            if (t == "/halfclose") {  // answers only once the client has ended its side
+                ex.write_raw("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+                char sink[256];
+                boost::system::error_code ec;
+                while (!ec) ex.socket.read_some(boost::asio::buffer(sink), ec);
+                if (ec == boost::asio::error::eof) ex.write_raw("after your end");
                 ex.keep_alive = false;
                 return;
             }
@@ -188,6 +270,26 @@ TEST_F(Tls, AnUpstreamEndReachesAWssClientAsCloseNotifyAfterItsLastBytes) {
     auto stats = proxy->server->tunnel_stats()["all"];
     EXPECT_EQ(stats.closes[static_cast<std::size_t>(sluice::proxy::CloseReason::upstream_closed)], 1u);
     EXPECT_EQ(stats.bytes_downstream, 10u);  // also when they came with the 101
+    EXPECT_EQ(stats.closes[static_cast<std::size_t>(sluice::proxy::CloseReason::error)], 0u);
+}
+
+// Half-close through TLS: a wss:// client's close_notify reaches a plain
+// upstream as a FIN, the upstream still answers, and the client gets that
+// answer and then sluice's own close_notify.
+TEST_F(Tls, AWssClientsCloseNotifyIsAFinToAPlainUpstreamThatMayStillAnswer) {
+    BlockingTlsClient c(proxy->port());
+    c.write("GET /halfclose HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    std::string rest;
+    EXPECT_EQ(c.read_head(rest).rfind("HTTP/1.1 101 ", 0), 0u);
+    ASSERT_TRUE(c.close_notify());
+    bool clean = false;
+    rest += c.read_to_end(clean);
+    EXPECT_EQ(rest, "after your end");
+    EXPECT_TRUE(clean) << "the tunnel's end should reach the client as close_notify";
+    ASSERT_TRUE(eventually([&] { return proxy->server->tunnel_stats()["all"].active == 0; }));
+    auto stats = proxy->server->tunnel_stats()["all"];
+    EXPECT_EQ(stats.closes[static_cast<std::size_t>(sluice::proxy::CloseReason::client_closed)], 1u);
     EXPECT_EQ(stats.closes[static_cast<std::size_t>(sluice::proxy::CloseReason::error)], 0u);
 }
 
