@@ -10,7 +10,8 @@
 // (no event announces them, so they are read before waiting), and a TLS read
 // may need the socket writable (or a write readable) first. An idle tunnel
 // holds its two sockets, OpenSSL's state without its record buffers
-// (Transport), and no buffer, coroutine or Asio operation.
+// (Transport) and its deadline's timer: no buffer, coroutine or socket
+// operation.
 //
 // Ends: a clean end from one side (TCP FIN, or TLS close_notify) is passed on.
 // To a plain side it goes as a FIN and the other direction keeps flowing
