@@ -41,7 +41,7 @@ void raise_descriptor_limit() {
 struct RunFlags {
     std::string config_path, admin, log_level = "info", log_format = "text", state_dir;
     std::size_t workers = 0;
-    bool resume = false, watch = false;
+    bool resume = false, watch = false, no_splice = false;
 };
 
 int run(const RunFlags& f) {
@@ -128,6 +128,7 @@ int run(const RunFlags& f) {
     }
     raise_descriptor_limit();
     options.workers = f.workers;
+    options.splice = !f.no_splice;
     options.handle_signals = true;
     if (!config_path.empty()) options.config_path = config_path;
     options.watch = f.watch;
@@ -172,6 +173,8 @@ int main(int argc, char** argv) {
     run_cmd->add_option("--log-format", flags.log_format, "text, or json (one object per line: time, level, msg)")
         ->capture_default_str();
     run_cmd->add_flag("--watch", flags.watch, "Reload --config when the file changes (SIGHUP always reloads)");
+    run_cmd->add_flag("--no-splice", flags.no_splice,
+                      "WebSocket tunnels copy through user space instead of using splice(2) (diagnosis, benchmarks)");
 
     std::string validate_path;
     auto* validate_cmd = app.add_subcommand("validate", "Check a config file and list every error");

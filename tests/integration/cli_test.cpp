@@ -4,8 +4,10 @@
 #include "tests/support/deadline.h"
 #include "tests/support/origin.h"
 #include "tests/support/process.h"
+#include "tests/support/prometheus_text.h"
 #include "tests/support/proxy_fixture.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/websocket.h"
 
 #include <gtest/gtest.h>
 
@@ -157,6 +159,46 @@ TEST(Cli, DefaultConfigListensOn8080WhenFree) {
 
 // 100 MiB up and 100 MiB down through the real binary: both arrive intact, a
 // paused reader holds the origin back, and the proxy's peak memory barely moves.
+// --no-splice: a bulk frame that a tunnel would splice is copied instead;
+// without the flag the same traffic is spliced.
+TEST(Cli, NoSpliceMakesTunnelsCopy) {
+    TestOrigin origin(websocket_echo_handler());
+    TempFile f(".yaml", fill(R"(
+listeners: [{name: public, address: 127.0.0.1, port: 0}]
+clusters: [{name: o, endpoints: ["{o}"]}]
+routes: [{name: all, match: {path_prefix: /}, cluster: o}]
+)",
+                             {{"o", origin.address()}}));
+    std::string big(8 << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 131) >> 3);
+    for (bool no_splice : {true, false}) {
+        std::vector<std::string> args{sluice_binary(), "run", "--config", f.path, "--admin", "127.0.0.1:0",
+                                      "--workers", "1"};
+        if (no_splice) args.push_back("--no-splice");
+        Process p(args);
+        auto listening = p.read_line();
+        auto admin = p.read_line();
+        ASSERT_TRUE(listening && admin) << p.stderr_text();
+        {
+            WsClient ws(port_of(*listening));
+            // One 8 MiB frame, sent at once: the traffic LargeTransfersSpliceSmallMessagesCopy splices.
+            ws.stream().auto_fragment(false);
+            ws.stream().write_buffer_bytes(big.size());
+            ws.send(big, true);
+            EXPECT_EQ(ws.receive(), big);
+        }
+        auto m = parse_exposition(http_get(port_of(*admin), "/metrics").body);
+        const double spliced = m.value_or_zero("sluice_tunnel_bytes_total", {{"path", "splice"}});
+        if (no_splice) {
+            EXPECT_EQ(spliced, 0) << "--no-splice";
+            EXPECT_GT(m.value_or_zero("sluice_tunnel_bytes_total", {{"path", "copy"}}), 16.0 * (1 << 20));
+        } else {
+            EXPECT_GT(spliced, 64 * 1024) << "without --no-splice";
+        }
+        p.signal(SIGKILL);
+    }
+}
+
 TEST(Cli, HundredMebibytesEachWayWithBoundedMemory) {
     constexpr std::uint64_t kTotal = 100ull * 1024 * 1024;
     constexpr std::size_t kPiece = 64 * 1024;
