@@ -157,18 +157,11 @@ TEST(Cli, DefaultConfigListensOn8080WhenFree) {
     EXPECT_EQ(p.wait(3000), 0);
 }
 
-// 100 MiB up and 100 MiB down through the real binary: both arrive intact, a
-// paused reader holds the origin back, and the proxy's peak memory barely moves.
 // --no-splice: a bulk frame that a tunnel would splice is copied instead;
 // without the flag the same traffic is spliced.
 TEST(Cli, NoSpliceMakesTunnelsCopy) {
     TestOrigin origin(websocket_echo_handler());
-    TempFile f(".yaml", fill(R"(
-listeners: [{name: public, address: 127.0.0.1, port: 0}]
-clusters: [{name: o, endpoints: ["{o}"]}]
-routes: [{name: all, match: {path_prefix: /}, cluster: o}]
-)",
-                             {{"o", origin.address()}}));
+    TempFile f(".yaml", one_route(origin.address()));
     std::string big(8 << 20, '\0');
     for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 131) >> 3);
     for (bool no_splice : {true, false}) {
@@ -199,6 +192,8 @@ routes: [{name: all, match: {path_prefix: /}, cluster: o}]
     }
 }
 
+// 100 MiB up and 100 MiB down through the real binary: both arrive intact, a
+// paused reader holds the origin back, and the proxy's peak memory barely moves.
 TEST(Cli, HundredMebibytesEachWayWithBoundedMemory) {
     constexpr std::uint64_t kTotal = 100ull * 1024 * 1024;
     constexpr std::size_t kPiece = 64 * 1024;
