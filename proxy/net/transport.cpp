@@ -5,6 +5,7 @@
 #include <openssl/err.h>
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <algorithm>
@@ -147,6 +148,13 @@ bool Transport::buffered() const {
 }
 
 bool Transport::drained() const { return tls_ && tls_->drained && !buffered(); }
+
+void Transport::close() {
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    if (released_fd_ >= 0) ::close(released_fd_);
+    released_fd_ = -1;
+}
 
 int Transport::release_socket() {
     boost::system::error_code ec;

@@ -86,13 +86,15 @@ public:
     bool close_notify_now(bool& want_write);
     // Takes the descriptor out of Asio for a caller that watches it itself
     // (TlsTunnel), non-blocking; OpenSSL, read_now and write_now keep using
-    // it. The caller closes it. -1 when the socket is not open.
+    // it. close() closes it; the caller must call it. -1 when the socket is
+    // not open.
     int release_socket();
+    // The descriptor read_now and write_now use: the socket's, or the one
+    // release_socket gave away.
+    int fd() { return released_fd_ >= 0 ? released_fd_ : socket_.native_handle(); }
 
-    void close() {
-        boost::system::error_code ignored;
-        socket_.close(ignored);
-    }
+    // The socket, or the descriptor release_socket gave away. Idempotent.
+    void close();
 
     // Where the BIO finds the socket and the staged bytes; stays put when the Transport moves.
     struct Tls;
@@ -110,9 +112,6 @@ private:
     bool attach();
 
     static constexpr auto nothrow = boost::asio::as_tuple(boost::asio::use_awaitable);
-    // The descriptor read_now and write_now use: the socket's, or the one
-    // release_socket gave away.
-    int fd() { return released_fd_ >= 0 ? released_fd_ : socket_.native_handle(); }
 
     tcp::socket socket_;
     int released_fd_ = -1;

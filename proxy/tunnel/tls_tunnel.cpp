@@ -44,20 +44,19 @@ TlsTunnel::TlsTunnel(WorkerContext& worker, Tunnel::Setup meta, Transport client
 }
 
 TlsTunnel::~TlsTunnel() {
-    for (Side* side : {&client_, &upstream_})
-        if (side->fd >= 0) ::close(side->fd);
+    for (Side* side : {&client_, &upstream_}) side->transport.close();
     tunnel_gone(worker_, this, s_);
 }
 
 void TlsTunnel::start() {
     // Both sockets already have TCP_NODELAY (HttpConnection and connect_upstream set it).
-    client_.fd = client_.transport.release_socket();
-    upstream_.fd = upstream_.transport.release_socket();
-    if (client_.fd < 0 || upstream_.fd < 0) {
+    const int client_fd = client_.transport.release_socket();
+    const int upstream_fd = upstream_.transport.release_socket();
+    if (client_fd < 0 || upstream_fd < 0) {
         spdlog::warn("TLS tunnel on route \"{}\" could not take over its sockets; closing it", s_.route);
         return finish(CloseReason::error);
     }
-    readiness_key_ = worker_.readiness().add(std::shared_ptr<Readiness::Handler>(self(), this), client_.fd, upstream_.fd);
+    readiness_key_ = worker_.readiness().add(std::shared_ptr<Readiness::Handler>(self(), this), client_fd, upstream_fd);
     if (readiness_key_ == 0) {
         spdlog::warn("TLS tunnel on route \"{}\" could not watch its sockets ({}); closing it", s_.route,
                      std::strerror(errno));
@@ -191,13 +190,10 @@ bool TlsTunnel::read_once(Flow& f) {
     }
     dog_.touch();
     bool goodbye_after = false;
-    if (!follow_frames(f, closing_, scratch.data(), n, goodbye_after)) {
+    if (!take_copied(f, closing_, scratch.data(), n, goodbye_after, worker_.stats().paths())) {
         finish(CloseReason::drain);  // no boundary to speak at
         return false;
     }
-    *f.bytes += n;
-    f.moved += n;
-    worker_.stats().paths().copied_bytes += n;
     // Straight on to the destination; keep only what it did not take.
     std::size_t sent = 0;
     while (sent < n && can_write(*f.to)) {
@@ -231,7 +227,7 @@ void TlsTunnel::pass_end(Flow& f) {
     if (!first_end_) first_end_ = closed_by(from);
     if (!to.transport.tls()) {
         // Half-close: `to` hears FIN and may go on answering.
-        ::shutdown(to.fd, SHUT_WR);
+        ::shutdown(to.fd(), SHUT_WR);
         if (to.ended) finish(*first_end_);
         return;
     }
@@ -282,7 +278,7 @@ bool TlsTunnel::notify_end(Side& s) {
         }
         s.write_waits_read = false;
     }
-    ::shutdown(s.fd, SHUT_WR);
+    ::shutdown(s.fd(), SHUT_WR);
     return true;
 }
 
@@ -290,7 +286,7 @@ bool TlsTunnel::read_to_end(Side& s) {
     // The raw bytes (its Close frame, its close_notify): nobody reads them.
     auto scratch = worker_.scratch();
     while (s.readable) {
-        const ssize_t n = ::recv(s.fd, scratch.data(), scratch.size(), MSG_DONTWAIT);
+        const ssize_t n = ::recv(s.fd(), scratch.data(), scratch.size(), MSG_DONTWAIT);
         if (n > 0) continue;
         if (n < 0 && blocked(errno)) {
             s.readable = false;
@@ -337,10 +333,7 @@ void TlsTunnel::finish(CloseReason reason) {
     // Closing the descriptors takes them out of the readiness set; the set
     // lets go of this tunnel on a later turn.
     if (readiness_key_) worker_.readiness().drop(readiness_key_);
-    for (Side* side : {&client_, &upstream_}) {
-        if (side->fd >= 0) ::close(side->fd);
-        side->fd = -1;
-    }
+    for (Side* side : {&client_, &upstream_}) side->transport.close();
     tunnel_ended(worker_, s_, counters_, reason, up_.moved, down_.moved);
 }
 

@@ -61,7 +61,7 @@ private:
         Side(Transport t, bool c) : transport(std::move(t)), client(c) {}
         Transport transport;
         bool client;               // the client side, else the upstream
-        int fd = -1;
+        int fd() { return transport.fd(); }
         bool readable = true;      // until a read finds the socket empty
         bool writable = true;      // until a write finds it full
         bool peer_closed = false;  // epoll saw the FIN (or an error): read until the read says so

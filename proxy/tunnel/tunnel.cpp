@@ -258,13 +258,10 @@ bool Tunnel::read_some(Flow& f) {
     auto got = static_cast<std::size_t>(n);
     if (f.close_queued) return true;  // closing: the source's answer is dropped
     bool close_after = false;
-    if (!follow_frames(f, closing_, scratch.data(), got, close_after)) {
+    if (!take_copied(f, closing_, scratch.data(), got, close_after, worker_.stats().paths())) {
         finish(CloseReason::drain);  // no boundary to speak at
         return false;
     }
-    *f.bytes += got;
-    f.moved += got;
-    worker_.stats().paths().copied_bytes += got;
     dog_.touch();
     if (got == scratch.size()) f.bulk = true;  // a burst: splice the rest
     // Straight on to the destination; keep only what it did not take.

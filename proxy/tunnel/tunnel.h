@@ -164,10 +164,11 @@ void start_flows(Tunnel::Setup& s, TunnelCounters& counters, Flow& up, Flow& dow
 
 // A piece read on the copy path: its WebSocket frames are followed; while
 // closing, the bytes past the chosen boundary are dropped (`n` shrinks) and
-// `at_boundary` says the goodbye goes after it. False when there is no
+// `at_boundary` says the goodbye goes after it. What is kept counts on the
+// flow, the route and the worker's copy path. False when there is no
 // boundary to speak at (the frames were lost): the tunnel must end.
 template <class Flow>
-bool follow_frames(Flow& f, bool closing, const char* data, std::size_t& n, bool& at_boundary) {
+bool take_copied(Flow& f, bool closing, const char* data, std::size_t& n, bool& at_boundary, TunnelPaths& paths) {
     at_boundary = false;
     if (closing) {
         if (f.frames.lost()) return false;
@@ -176,6 +177,9 @@ bool follow_frames(Flow& f, bool closing, const char* data, std::size_t& n, bool
     } else if (!f.frames.lost()) {
         f.frames.feed(data, n);
     }
+    *f.bytes += n;
+    f.moved += n;
+    paths.copied_bytes += n;
     return true;
 }
 
