@@ -10,7 +10,9 @@
 #   bench/ab.sh OLD_SLUICE [NEW_SLUICE] [SECONDS] [REPS]   (defaults build/sluice, 5, 5)
 #   ROWS="ws64 ws16384" bench/ab.sh ...                    (rows; default "http64 http256 ws64 ws16384";
 #                                                           also https64, https256: keep-alive HTTPS, ECDSA P-256;
-#                                                           wss64, wss16384: the round trips over wss://)
+#                                                           wss64, wss16384: the round trips over wss://;
+#                                                           bulk1, bulk8: one-way bulk through 1 or 8 tunnels,
+#                                                           in MiB per second and CPU µs per MiB)
 # Prints the median and the range (min-max) of each figure over the runs.
 # Not a pass/fail test: it reports figures.
 set -euo pipefail
@@ -29,6 +31,11 @@ start_http_origin
 
 start_ws_origin
 
+bulk_origin=$(free_port)
+taskset -c 1 python3 bench/ws_bulk.py origin "$bulk_origin" &
+pids+=($!)
+wait_port "$bulk_origin"
+
 cpu_per() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf (n > 0 ? "%.2f" : "-"), t / hz / n * 1e6}'; }
 
 # One run of row $2 through binary $1: "per_second cpu_us_each" (requests or round trips).
@@ -42,7 +49,9 @@ listeners: [{name: public, address: 127.0.0.1, port: $port$tls}]
 clusters:
   - {name: http, endpoints: ["127.0.0.1:$http_origin"]}
   - {name: ws, endpoints: ["127.0.0.1:$ws_origin"]}
+  - {name: bulk, endpoints: ["127.0.0.1:$bulk_origin"]}
 routes:
+  - {name: bulk, match: {path_prefix: /bulk}, cluster: bulk}
   - {name: ws, match: {path_prefix: /ws}, cluster: ws}
   - {name: http, match: {path_prefix: /}, cluster: http}
 access_log: {enabled: false}
@@ -66,6 +75,12 @@ YAML
       after=$(cpu_ticks "$pid")
       set -- $out  # round_trips N per_second R p50_us A p99_us B errors E
       echo "$4 $(cpu_per $((after - before)) "$2")" ;;
+    bulk*)
+      before=$(cpu_ticks "$pid")
+      out=$(taskset -c 1 python3 bench/ws_bulk.py client "$port" "${row#bulk}" "$secs")
+      after=$(cpu_ticks "$pid")
+      set -- $out  # bytes N mib_per_second R
+      echo "$4 $(cpu_per $((after - before)) "$(($2 >> 20))")" ;;
     *) echo "unknown row $row (http64, http256, https64, ws64, ws16384, wss64, ...)" >&2; exit 2 ;;
   esac
   kill "$pid"; wait "$pid" 2>/dev/null || true

@@ -205,10 +205,12 @@ bool Tunnel::read_some(Flow& f) {
     if (!f.from->readable) return false;  // an EPOLLIN edge comes with more
     int from = f.from->fd;
     // Splice stays within a frame's payload; a frame header is read by a copy.
+    // So does the short tail of a frame: two splices through a pipe for a few
+    // bytes cost more than one copy (64 KiB ping-pong measured it).
     const std::size_t splice_limit =
         f.frames.lost() ? PipePool::kCapacity
                         : static_cast<std::size_t>(std::min<std::uint64_t>(PipePool::kCapacity, f.frames.payload_left()));
-    if (f.bulk && worker_.splice_enabled() && !closing_ && splice_limit > 0) {
+    if (f.bulk && worker_.splice_enabled() && !closing_ && splice_limit >= kBulkThreshold) {
         f.pipe = worker_.pipes().take();
         if (f.pipe) {
             ssize_t n = ::splice(from, nullptr, f.pipe.write_fd, nullptr, splice_limit, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -219,8 +221,8 @@ bool Tunnel::read_some(Flow& f) {
                 *f.bytes += moved;
                 f.moved += moved;
                 worker_.stats().paths().spliced_bytes += moved;
-                // Short of what was asked and small: the burst is over. (A frame's end is not.)
-                if (moved < kBulkThreshold && moved < splice_limit) f.bulk = false;
+                // Small: the burst is over. (A frame's end is not: the limit is at least this.)
+                if (moved < kBulkThreshold) f.bulk = false;
                 dog_.touch();
                 return true;
             }
