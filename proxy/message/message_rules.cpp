@@ -5,6 +5,8 @@
 
 #include <boost/beast/core/string.hpp>
 
+#include <array>
+
 namespace sluice::proxy {
 namespace {
 
@@ -73,10 +75,18 @@ std::optional<std::string> content_length_problem(const MessageHead& head) {
     return std::nullopt;
 }
 
-bool unreserved_or_sub_delim(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           std::string_view("-._~!$&'()*+,;=%").find(c) != std::string_view::npos;
-}
+// RFC 3986's unreserved and sub-delims, and '%' of pct-encoded: one table
+// look-up per byte of every Host header.
+constexpr std::array<bool, 256> kRegNameBytes = [] {
+    std::array<bool, 256> t{};
+    for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = true;
+    for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
+    for (char c : std::string_view("-._~!$&'()*+,;=%")) t[static_cast<unsigned char>(c)] = true;
+    return t;
+}();
+
+bool unreserved_or_sub_delim(char c) { return kRegNameBytes[static_cast<unsigned char>(c)]; }
 
 }  // namespace
 

@@ -1,6 +1,7 @@
 #include "proxy/net/transport.h"
 
 #include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <openssl/err.h>
 
@@ -215,6 +216,17 @@ std::size_t Transport::write_now(asio::const_buffer b, boost::system::error_code
     return done_now(ret, n, ec, want_write);
 }
 
+std::size_t Transport::send_now(const iovec* pieces, std::size_t count, boost::system::error_code& ec) {
+    msghdr m{};
+    m.msg_iov = const_cast<iovec*>(pieces);
+    m.msg_iovlen = count;
+    const ssize_t n = ::sendmsg(fd(), &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (retryable(errno)) ec = asio::error::would_block;
+    else ec = {errno, boost::system::system_category()};
+    return 0;
+}
+
 std::size_t Transport::done_now(int ret, std::size_t n, boost::system::error_code& ec, bool& want_write) {
     if (ret == 1) return n;
     const int saved = errno;  // before anything else can change it
@@ -227,7 +239,13 @@ std::size_t Transport::done_now(int ret, std::size_t n, boost::system::error_cod
 }
 
 asio::awaitable<Transport::Result> Transport::read_some(asio::mutable_buffer b) {
-    if (!tls_) co_return co_await socket_.async_read_some(b, nothrow);
+    if (!tls_) {
+        if (wrote_now_) {
+            wrote_now_ = false;
+            co_await asio::post(socket_.get_executor(), asio::use_awaitable);
+        }
+        co_return co_await socket_.async_read_some(b, nothrow);
+    }
     if (b.size() == 0) co_return Result{};
     Tls& t = *tls_;
     if (t.drained && t.stage_at == t.stage_end && !t.stage_eof && SSL_has_pending(t.ssl.get()) != 1)

@@ -23,7 +23,9 @@
 #include <boost/asio/write.hpp>
 
 #include <openssl/ssl.h>
+#include <sys/uio.h>
 
+#include <algorithm>
 #include <array>
 #include <memory>
 #include <span>
@@ -112,9 +114,31 @@ private:
     bool attach();
 
     static constexpr auto nothrow = boost::asio::as_tuple(boost::asio::use_awaitable);
+    // A plain write's first try, without Asio: one sendmsg of at most
+    // kGatherMax pieces. How many bytes went (of `total`); 0 with `ec`
+    // would_block when none could, or when there are more pieces than that.
+    static constexpr std::size_t kGatherMax = 16;
+    template <class Buffers>
+    std::size_t try_send(const Buffers& b, std::size_t& total, boost::system::error_code& ec);
+    std::size_t send_now(const iovec* pieces, std::size_t count, boost::system::error_code& ec);
+    // What is left of `b` after its first `done` bytes.
+    template <class Buffers>
+    static std::vector<boost::asio::const_buffer> rest_of(const Buffers& b, std::size_t done) {
+        std::vector<boost::asio::const_buffer> rest;
+        for (auto it = boost::asio::buffer_sequence_begin(b); it != boost::asio::buffer_sequence_end(b); ++it) {
+            boost::asio::const_buffer piece(*it);
+            const std::size_t skip = std::min(done, piece.size());
+            done -= skip;
+            if (piece.size() > skip) rest.push_back(piece + skip);
+        }
+        return rest;
+    }
 
     tcp::socket socket_;
     int released_fd_ = -1;
+    // The last write went straight out: the peer has had no time to answer,
+    // so the next read first lets the worker's other work run.
+    bool wrote_now_ = false;
     std::unique_ptr<Tls> tls_;
 };
 
@@ -138,8 +162,40 @@ inline Transport::~Transport() = default;
 inline SSL* Transport::ssl() { return tls_ ? tls_->ssl.get() : nullptr; }
 
 template <class Buffers>
+std::size_t Transport::try_send(const Buffers& b, std::size_t& total, boost::system::error_code& ec) {
+    std::array<iovec, kGatherMax> pieces;
+    std::size_t count = 0;
+    total = 0;
+    for (auto it = boost::asio::buffer_sequence_begin(b); it != boost::asio::buffer_sequence_end(b); ++it) {
+        boost::asio::const_buffer piece(*it);
+        if (piece.size() == 0) continue;
+        if (count == pieces.size()) {
+            total = boost::asio::buffer_size(b);
+            ec = boost::asio::error::would_block;  // too many pieces: Asio writes them all
+            return 0;
+        }
+        pieces[count++] = iovec{const_cast<void*>(piece.data()), piece.size()};
+        total += piece.size();
+    }
+    return total == 0 ? 0 : send_now(pieces.data(), count, ec);
+}
+
+template <class Buffers>
 boost::asio::awaitable<Transport::Result> Transport::write(Buffers b) {
-    if (!tls_) co_return co_await boost::asio::async_write(socket_, b, nothrow);
+    if (!tls_) {
+        // Most writes fit in the socket buffer: one sendmsg, with no Asio
+        // operation, no trip through the scheduler and no suspension.
+        boost::system::error_code ec;
+        std::size_t total = 0;
+        const std::size_t done = try_send(b, total, ec);
+        if (done == total || (ec && ec != boost::asio::error::would_block)) {
+            wrote_now_ = !ec;
+            co_return Result{ec, done};
+        }
+        // The socket is full: Asio waits for room and writes the rest.
+        auto [wec, n] = co_await boost::asio::async_write(socket_, rest_of(b, done), nothrow);
+        co_return Result{wec, done + n};
+    }
     // One SSL_write for the whole sequence: a head, a chunk-size line and a
     // body make full records instead of three records and three sends.
     std::size_t pieces = 0;

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 using namespace sluice::proxy;
 
 namespace {
@@ -47,6 +49,29 @@ std::unique_ptr<ParsedResponse> parse_response(const std::string& raw, bool expe
 TEST(HttpHead, FindsTheEndOfAHead) {
     EXPECT_EQ(find_head_end("GET / HTTP/1.1\r\nHost: a\r\n\r\nbody"), 27u);
     EXPECT_EQ(find_head_end("GET / HTTP/1.1\r\nHost: a\r\n"), 0u);
+    EXPECT_EQ(find_head_end(""), 0u);
+    EXPECT_EQ(find_head_end("\r\n\r"), 0u);
+    EXPECT_EQ(find_head_end("\r\n\r\n"), 4u);
+    EXPECT_EQ(find_head_end("\n\r\n"), 0u);  // a bare LF is no CRLF
+    EXPECT_EQ(find_head_end("a\n\r\n\r\n"), 6u);
+    EXPECT_EQ(find_head_end("a\r\n\n\r\n"), 0u);
+}
+
+TEST(HttpHead, TheEndOfAHeadIsTheFirstBlankLineWhateverTheBytes) {
+    // Every string of up to 7 bytes over the four that matter, against the
+    // plain definition: just past the first "\r\n\r\n", else 0.
+    const char alphabet[] = {'\r', '\n', 'a', '\0'};
+    for (std::size_t len = 0; len <= 7; ++len) {
+        std::size_t combos = 1;
+        for (std::size_t i = 0; i < len; ++i) combos *= 4;
+        for (std::size_t c = 0; c < combos; ++c) {
+            std::string s;
+            for (std::size_t i = 0, v = c; i < len; ++i, v /= 4) s.push_back(alphabet[v % 4]);
+            const auto at = s.find("\r\n\r\n");
+            const std::size_t expected = at == std::string::npos ? 0 : at + 4;
+            ASSERT_EQ(find_head_end(s), expected) << "bytes " << testing::PrintToString(s);
+        }
+    }
 }
 
 TEST(HttpHead, SmugglingShapesAreRefused) {
