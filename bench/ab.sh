@@ -12,7 +12,9 @@
 #                                                           also https64, https256: keep-alive HTTPS, ECDSA P-256;
 #                                                           wss64, wss16384: the round trips over wss://;
 #                                                           bulk1, bulk8: one-way bulk through 1 or 8 tunnels,
-#                                                           in MiB per second and CPU µs per MiB)
+#                                                           in MiB per second and CPU µs per MiB;
+#                                                           h2, h2h2: h2load -c16 -m16 over h2c to the HTTP/1.1
+#                                                           origin, and to the same origin over h2c)
 # Prints the median and the range (min-max) of each figure over the runs.
 # Not a pass/fail test: it reports figures.
 set -euo pipefail
@@ -23,7 +25,7 @@ secs="${3:-5}" reps="${4:-5}"
 ulimit -n 20000
 
 . bench/lib.sh
-prepare "nginx wrk" sluice ws_echo_origin ws_pingpong
+prepare "nginx wrk h2load" sluice ws_echo_origin ws_pingpong
 make_workdir
 make_certs
 
@@ -50,7 +52,9 @@ clusters:
   - {name: http, endpoints: ["127.0.0.1:$http_origin"]}
   - {name: ws, endpoints: ["127.0.0.1:$ws_origin"]}
   - {name: bulk, endpoints: ["127.0.0.1:$bulk_origin"]}
+  - {name: h2, endpoints: ["127.0.0.1:$h2_origin"], protocol: http2}
 routes:
+  - {name: h2, match: {path_prefix: /h2}, cluster: h2}
   - {name: bulk, match: {path_prefix: /bulk}, cluster: bulk}
   - {name: ws, match: {path_prefix: /ws}, cluster: ws}
   - {name: http, match: {path_prefix: /}, cluster: http}
@@ -75,6 +79,15 @@ YAML
       after=$(cpu_ticks "$pid")
       set -- $out  # round_trips N per_second R p50_us A p99_us B errors E
       echo "$4 $(cpu_per $((after - before)) "$2")" ;;
+    h2*)
+      local path=/
+      [ "$row" = h2h2 ] && path=/h2
+      taskset -c 1 h2load -c16 -m16 -D1 "http://127.0.0.1:$port$path" >/dev/null 2>&1  # warm the pools
+      before=$(cpu_ticks "$pid")
+      out=$(taskset -c 1 h2load -c16 -m16 -D"$secs" "http://127.0.0.1:$port$path" 2>&1)
+      after=$(cpu_ticks "$pid")
+      n=$(echo "$out" | awk '/^status codes:/ {print $3}')  # 2xx only
+      echo "$(echo "$out" | awk '/^finished in/ {printf "%.0f", $4}') $(cpu_per $((after - before)) "$n")" ;;
     bulk*)
       before=$(cpu_ticks "$pid")
       out=$(taskset -c 1 python3 bench/ws_bulk.py client "$port" "${row#bulk}" "$secs")

@@ -43,6 +43,7 @@ H2Connection::H2Connection(WorkerContext& worker, std::shared_ptr<ListenerInfo> 
       in_(worker.buffers()),
       write_wake_(client_.socket().get_executor()),
       idle_timer_(client_.socket().get_executor()) {
+    client_.set_duplex();
     if (!received.empty()) {
         auto room = in_.prepare(received.size());
         std::memcpy(room.data(), received.data(), received.size());

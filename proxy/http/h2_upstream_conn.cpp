@@ -26,7 +26,9 @@ H2UpstreamConn::H2UpstreamConn(std::shared_ptr<UpstreamConn> conn, std::weak_ptr
       session_(*this, H2ClientSession::Settings{}),
       write_wake_(conn_->socket().get_executor()),
       settings_wake_(conn_->socket().get_executor()),
-      idle_since_(std::chrono::steady_clock::now()) {}
+      idle_since_(std::chrono::steady_clock::now()) {
+    conn_->transport.set_duplex();
+}
 
 H2UpstreamConn::~H2UpstreamConn() { conn_->transport.close(); }
 

@@ -4,6 +4,7 @@
 
 #include <boost/beast/core/string.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <charconv>
@@ -75,11 +76,18 @@ bool always_hop_by_hop(const HeaderField& f) {
     }
 }
 
+// One growth of `out` per field instead of four appends, each checking
+// the capacity: a head is rebuilt for every request and response.
 void append_field(std::string& out, std::string_view name, std::string_view value) {
-    out += name;
-    out += ": ";
-    out += value;
-    out += "\r\n";
+    const std::size_t at = out.size();
+    out.resize(at + name.size() + value.size() + 4);
+    char* p = out.data() + at;
+    p = std::copy(name.begin(), name.end(), p);
+    *p++ = ':';
+    *p++ = ' ';
+    p = std::copy(value.begin(), value.end(), p);
+    *p++ = '\r';
+    *p = '\n';
 }
 
 void append_framing(std::string& out, Framing framing, std::uint64_t length) {

@@ -240,9 +240,15 @@ std::size_t Transport::done_now(int ret, std::size_t n, boost::system::error_cod
 
 asio::awaitable<Transport::Result> Transport::read_some(asio::mutable_buffer b) {
     if (!tls_) {
-        if (wrote_now_) {
+        if (wrote_now_ && b.size() > 0) {
             wrote_now_ = false;
             co_await asio::post(socket_.get_executor(), asio::use_awaitable);
+            // The answer has most likely come while the worker did other
+            // work: take it without an Asio operation. Else Asio waits.
+            const ssize_t n = ::recv(fd(), b.data(), b.size(), MSG_DONTWAIT);
+            if (n > 0) co_return Result{boost::system::error_code{}, static_cast<std::size_t>(n)};
+            if (n == 0) co_return Result{asio::error::eof, 0};
+            if (!retryable(errno)) co_return Result{boost::system::error_code(errno, boost::system::system_category()), 0};
         }
         co_return co_await socket_.async_read_some(b, nothrow);
     }

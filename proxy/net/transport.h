@@ -91,6 +91,10 @@ public:
     // it. close() closes it; the caller must call it. -1 when the socket is
     // not open.
     int release_socket();
+    // Reads and writes run independently (HTTP/2): a read does not wait for
+    // the answer to the last write, and a write goes through Asio, whose
+    // deferred completion lets the writer gather more frames for the next.
+    void set_duplex() { duplex_ = true; }
     // The descriptor read_now and write_now use: the socket's, or the one
     // release_socket gave away.
     int fd() { return released_fd_ >= 0 ? released_fd_ : socket_.native_handle(); }
@@ -137,8 +141,10 @@ private:
     tcp::socket socket_;
     int released_fd_ = -1;
     // The last write went straight out: the peer has had no time to answer,
-    // so the next read first lets the worker's other work run.
+    // so the next read first lets the worker's other work run, then reads
+    // straight from the socket.
     bool wrote_now_ = false;
+    bool duplex_ = false;
     std::unique_ptr<Tls> tls_;
 };
 
@@ -182,6 +188,8 @@ std::size_t Transport::try_send(const Buffers& b, std::size_t& total, boost::sys
 
 template <class Buffers>
 boost::asio::awaitable<Transport::Result> Transport::write(Buffers b) {
+    // Duplex: Asio's write lets the writer's next frames gather meanwhile.
+    if (!tls_ && duplex_) co_return co_await boost::asio::async_write(socket_, b, nothrow);
     if (!tls_) {
         // Most writes fit in the socket buffer: one sendmsg, with no Asio
         // operation, no trip through the scheduler and no suspension.
