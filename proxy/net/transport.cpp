@@ -1,7 +1,6 @@
 #include "proxy/net/transport.h"
 
 #include <boost/asio/error.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <openssl/err.h>
 
@@ -13,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <utility>
 
 namespace sluice::proxy {
 namespace asio = boost::asio;
@@ -240,17 +240,21 @@ std::size_t Transport::done_now(int ret, std::size_t n, boost::system::error_cod
 
 asio::awaitable<Transport::Result> Transport::read_some(asio::mutable_buffer b) {
     if (!tls_) {
-        if (wrote_now_ && b.size() > 0) {
-            wrote_now_ = false;
-            co_await asio::post(socket_.get_executor(), asio::use_awaitable);
-            // The answer has most likely come while the worker did other
-            // work: take it without an Asio operation. Else Asio waits.
+        // The answer to the last write has most likely come (write yielded):
+        // take it without an Asio operation. Not while a write is still in
+        // its yield (HTTP/1 bodies are written by their own coroutine): the
+        // answer must not overtake the end of that write. Else Asio waits.
+        const bool try_now = std::exchange(wrote_now_, false) && writes_ == 0;
+        if (try_now && b.size() > 0) {
             const ssize_t n = ::recv(fd(), b.data(), b.size(), MSG_DONTWAIT);
             if (n > 0) co_return Result{boost::system::error_code{}, static_cast<std::size_t>(n)};
             if (n == 0) co_return Result{asio::error::eof, 0};
             if (!retryable(errno)) co_return Result{boost::system::error_code(errno, boost::system::system_category()), 0};
         }
-        co_return co_await socket_.async_read_some(b, nothrow);
+        ++reads_;
+        auto result = co_await socket_.async_read_some(b, nothrow);
+        --reads_;
+        co_return result;
     }
     if (b.size() == 0) co_return Result{};
     Tls& t = *tls_;

@@ -17,6 +17,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -140,10 +141,12 @@ private:
 
     tcp::socket socket_;
     int released_fd_ = -1;
-    // The last write went straight out: the peer has had no time to answer,
-    // so the next read first lets the worker's other work run, then reads
-    // straight from the socket.
+    // The last write went straight out, with no read waiting, and the
+    // worker has run other work since: the next read tries the socket
+    // itself before Asio's read.
     bool wrote_now_ = false;
+    int writes_ = 0;  // straight writes in their yield
+    int reads_ = 0;   // Asio reads waiting
     bool duplex_ = false;
     std::unique_ptr<Tls> tls_;
 };
@@ -197,7 +200,17 @@ boost::asio::awaitable<Transport::Result> Transport::write(Buffers b) {
         std::size_t total = 0;
         const std::size_t done = try_send(b, total, ec);
         if (done == total || (ec && ec != boost::asio::error::would_block)) {
-            wrote_now_ = !ec;
+            if (!ec) {
+                // Let the worker's other work run first, as Asio's write
+                // would: the caller's read of the answer usually finds it
+                // then. (A yield here, not in read_some, keeps the caller's
+                // checks between a cancel and the read.)
+                ++writes_;
+                co_await boost::asio::post(socket_.get_executor(), boost::asio::use_awaitable);
+                --writes_;
+                // A read already waiting gets the answer from Asio.
+                wrote_now_ = reads_ == 0;
+            }
             co_return Result{ec, done};
         }
         // The socket is full: Asio waits for room and writes the rest.

@@ -189,6 +189,29 @@ TEST(Upstream, RetriesGoToAnotherEndpointWhenNothingReachedTheApp) {
     }
 }
 
+TEST(Upstream, PostsOnAKeepAliveConnectionKeepItOpenWhateverTheOriginsSpeed) {
+    // Each body is written upstream by its own coroutine while the exchange
+    // reads the answer. An answer read before that write had finished made
+    // the request look unfinished: the client got Connection: close (one
+    // request in about a hundred ran into it, with a stale "just wrote" hint).
+    TestOrigin a(echo_handler("a"));
+    RunningProxy p(fill(R"(
+listeners: [{name: public, address: 127.0.0.1, port: 0}]
+clusters: [{name: c, endpoints: ["{a}"]}]
+routes: [{name: all, match: {path_prefix: /}, cluster: c}]
+)",
+                        {{"a", a.address()}}),
+                   1);
+    RawClient c(p.port());
+    for (int i = 0; i < 200; ++i) {
+        c.send("POST /k" + std::to_string(i) + " HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody");
+        auto r = c.read_response();
+        ASSERT_EQ(r.status, 200u) << "request " << i;
+        ASSERT_EQ(r.body, "a POST /k" + std::to_string(i));
+        ASSERT_TRUE(r.keep_alive) << "request " << i << " was answered with Connection: close";
+    }
+}
+
 TEST(Upstream, OnlyIdempotentBodilessRequestsAreRetriedAfterBytesWentUp) {
     TestOrigin a(echo_handler("a"));
     std::atomic<int> b_seen{0};
