@@ -195,7 +195,7 @@ boost::asio::awaitable<Transport::Result> Transport::write(Buffers b) {
     if (!tls_ && duplex_) co_return co_await boost::asio::async_write(socket_, b, nothrow);
     if (!tls_) {
         // Most writes fit in the socket buffer: one sendmsg, with no Asio
-        // operation, no trip through the scheduler and no suspension.
+        // write operation to build, start and complete.
         boost::system::error_code ec;
         std::size_t total = 0;
         const std::size_t done = try_send(b, total, ec);
