@@ -341,7 +341,8 @@ access_log: {{enabled: true, path: {self.access_log}}}
     def log_lines(self):
         try:
             with open(self.access_log) as f:
-                return [json.loads(line) for line in f if line.strip()]
+                # Only whole lines: the writer may be half-way through the last one.
+                return [json.loads(line) for line in f if line.endswith("\n") and line.strip()]
         except FileNotFoundError:
             return []
 
