@@ -244,16 +244,16 @@ asio::awaitable<Transport::Result> Transport::read_some(asio::mutable_buffer b) 
         // take it without an Asio operation. Not while a write is still in
         // its yield (HTTP/1 bodies are written by their own coroutine): the
         // answer must not overtake the end of that write. Else Asio waits.
-        const bool try_now = std::exchange(wrote_now_, false) && writes_ == 0;
+        const bool try_now = std::exchange(wrote_now_, false) && !writing_;
         if (try_now && b.size() > 0) {
             const ssize_t n = ::recv(fd(), b.data(), b.size(), MSG_DONTWAIT);
             if (n > 0) co_return Result{boost::system::error_code{}, static_cast<std::size_t>(n)};
             if (n == 0) co_return Result{asio::error::eof, 0};
             if (!retryable(errno)) co_return Result{boost::system::error_code(errno, boost::system::system_category()), 0};
         }
-        ++reads_;
+        reading_ = true;
         auto result = co_await socket_.async_read_some(b, nothrow);
-        --reads_;
+        reading_ = false;
         co_return result;
     }
     if (b.size() == 0) co_return Result{};

@@ -145,8 +145,9 @@ private:
     // worker has run other work since: the next read tries the socket
     // itself before Asio's read.
     bool wrote_now_ = false;
-    int writes_ = 0;  // straight writes in their yield
-    int reads_ = 0;   // Asio reads waiting
+    // One reader and one writer at a time, as for any Asio stream.
+    bool writing_ = false;  // a straight write is in its yield
+    bool reading_ = false;  // an Asio read is waiting
     bool duplex_ = false;
     std::unique_ptr<Tls> tls_;
 };
@@ -191,9 +192,9 @@ std::size_t Transport::try_send(const Buffers& b, std::size_t& total, boost::sys
 
 template <class Buffers>
 boost::asio::awaitable<Transport::Result> Transport::write(Buffers b) {
-    // Duplex: Asio's write lets the writer's next frames gather meanwhile.
-    if (!tls_ && duplex_) co_return co_await boost::asio::async_write(socket_, b, nothrow);
     if (!tls_) {
+        // Duplex: Asio's write lets the writer's next frames gather meanwhile.
+        if (duplex_) co_return co_await boost::asio::async_write(socket_, b, nothrow);
         // Most writes fit in the socket buffer: one sendmsg, with no Asio
         // write operation to build, start and complete.
         boost::system::error_code ec;
@@ -205,11 +206,11 @@ boost::asio::awaitable<Transport::Result> Transport::write(Buffers b) {
                 // would: the caller's read of the answer usually finds it
                 // then. (A yield here, not in read_some, keeps the caller's
                 // checks between a cancel and the read.)
-                ++writes_;
+                writing_ = true;
                 co_await boost::asio::post(socket_.get_executor(), boost::asio::use_awaitable);
-                --writes_;
+                writing_ = false;
                 // A read already waiting gets the answer from Asio.
-                wrote_now_ = reads_ == 0;
+                wrote_now_ = !reading_;
             }
             co_return Result{ec, done};
         }

@@ -218,9 +218,7 @@ bool Tunnel::read_some(Flow& f) {
                 const auto moved = static_cast<std::size_t>(n);
                 f.in_pipe = moved;
                 if (!f.frames.lost()) f.frames.skip(moved);
-                *f.bytes += moved;
-                f.moved += moved;
-                worker_.stats().paths().spliced_bytes += moved;
+                count_moved(f, moved, worker_.stats().paths().spliced_bytes);
                 // Small: the burst is over. (A frame's end is not: the limit is at least this.)
                 if (moved < kBulkThreshold) f.bulk = false;
                 dog_.touch();

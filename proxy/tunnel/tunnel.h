@@ -162,6 +162,15 @@ void start_flows(Tunnel::Setup& s, TunnelCounters& counters, Flow& up, Flow& dow
     }
 }
 
+// Bytes that left one side of a flow, on either path: they count on the
+// flow, on the route and on the worker's counter of that path.
+template <class Flow>
+void count_moved(Flow& f, std::size_t n, std::uint64_t& path_bytes) {
+    *f.bytes += n;
+    f.moved += n;
+    path_bytes += n;
+}
+
 // A piece read on the copy path: its WebSocket frames are followed; while
 // closing, the bytes past the chosen boundary are dropped (`n` shrinks) and
 // `at_boundary` says the goodbye goes after it. What is kept counts on the
@@ -177,9 +186,7 @@ bool take_copied(Flow& f, bool closing, const char* data, std::size_t& n, bool& 
     } else if (!f.frames.lost()) {
         f.frames.feed(data, n);
     }
-    *f.bytes += n;
-    f.moved += n;
-    paths.copied_bytes += n;
+    count_moved(f, n, paths.copied_bytes);
     return true;
 }
 
