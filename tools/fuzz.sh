@@ -5,7 +5,8 @@
 #                                      number of runs from a fixed random seed (about
 #                                      10 s each), so a CI result can be reproduced
 #   tools/fuzz.sh --time 600           every target for 10 minutes, new random seed each time
-#   tools/fuzz.sh --time 60 request    one target (request, response, config, admin, websocket_frames, h2 or h2_upstream)
+#   tools/fuzz.sh --time 60 request    one target (request, response, config, admin, websocket_frames, h2, h2_upstream
+#                                      or parser_diff)
 # Inputs that reach new code are kept in build-fuzz/corpus/<target>/, not in
 # the repository; copy the interesting ones into tests/fuzz/corpus/ by hand.
 # A crash or a failed check leaves its input in build-fuzz/crashes/ and makes
@@ -16,7 +17,7 @@ tools/deps.sh
 
 seconds=""
 if [ "${1:-}" = "--time" ]; then seconds="${2:?seconds}"; shift 2; fi
-targets=("${@:-request response config admin websocket_frames h2 h2_upstream}")
+targets=("${@:-request response config admin websocket_frames h2 h2_upstream parser_diff}")
 # shellcheck disable=SC2206
 targets=(${targets[*]})
 
@@ -26,7 +27,7 @@ mkdir -p build-fuzz/crashes
 
 status=0
 # Runs that take about 10 s each on one core of the CI machines.
-declare -A regression_runs=([request]=100000 [response]=250000 [config]=25000 [admin]=50000 [websocket_frames]=200000 [h2]=100000 [h2_upstream]=100000)
+declare -A regression_runs=([request]=100000 [response]=250000 [config]=25000 [admin]=50000 [websocket_frames]=200000 [h2]=100000 [h2_upstream]=100000 [parser_diff]=200000)
 for t in "${targets[@]}"; do
   if [ -n "$seconds" ]; then
     budget=(-max_total_time="$seconds"); what="${seconds}s"

@@ -173,10 +173,7 @@ asio::awaitable<std::optional<Exchange::AttemptEnd>> Exchange::read_response_hea
             co_return AttemptEnd{std::nullopt,
                                  bad_response(place(), "upstream answered 101 Switching Protocols to a request that "
                                                        "did not ask to upgrade")};
-        if (resp_.status >= 200) {
-            parser->eager(true);
-            co_return std::nullopt;
-        }
+        if (resp_.status >= 200) co_return std::nullopt;
         // Interim 1xx (100 Continue, 103 Early Hints): relayed where the client can take them, then read on.
         const bool relayed = co_await relay_interim();
         if (!relayed) co_return co_await abandon();  // the client left

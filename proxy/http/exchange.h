@@ -22,6 +22,7 @@
 #include "proxy/http/upstream_failure.h"
 #include "proxy/message/forward_headers.h"
 #include "proxy/message/http_head.h"
+#include "proxy/message/message_parser.h"
 #include "proxy/message/message_rules.h"
 #include "proxy/message/proxy_error.h"
 #include "proxy/net/upstream_pool.h"

@@ -27,7 +27,6 @@ asio::awaitable<bool> Http1Exchange::take_head(std::size_t end, const config::Pa
         co_await send_error(refusal->kind, refusal->message, true);
         co_return false;
     }
-    req_parser_->eager(true);
     client_keep_alive_ = req_parser_->keep_alive();
     co_return true;
 }

@@ -3,6 +3,7 @@
 #pragma once
 #include "proxy/message/h2_session.h"
 #include "proxy/message/http_head.h"
+#include "proxy/message/message_parser.h"
 
 #include <cstdint>
 #include <string>

@@ -4,6 +4,7 @@
 #include "proxy/message/request_path.h"
 
 #include <boost/beast/core/string.hpp>
+#include <boost/beast/http/error.hpp>
 
 #include <array>
 
@@ -116,13 +117,13 @@ std::optional<Refusal> parse_request_head(RequestHead& head, RequestParser& pars
     auto refuse = [](std::string message, ErrorKind kind = ErrorKind::bad_request) {
         return Refusal{kind, std::move(message)};
     };
+    boost::system::error_code ec;
+    parser.parse_head(ec);
     // RFC 9112 5.2: a server refuses obs-fold in a request or replaces it; refusing
     // is the reading no origin can take differently.
-    if (has_obs_fold(head.raw))
+    if (ec == http::error::bad_obs_fold)
         return refuse("a header line starts with a space or tab (obsolete line folding, RFC 9112 5.2); send each field on one line");
-    boost::beast::error_code ec;
-    parser.put(boost::asio::buffer(head.raw), ec);
-    if (ec || !parser.is_header_done()) return refuse("malformed request (" + ec.message() + ")");
+    if (ec) return refuse("malformed request (" + ec.message() + ")");
 
     if (head.transfer_encodings > 0 && head.content_lengths > 0)
         return refuse("the request has both Content-Length and Transfer-Encoding, which could smuggle a second request");
@@ -161,11 +162,10 @@ std::optional<Refusal> parse_request_head(RequestHead& head, RequestParser& pars
 
 std::optional<Refusal> parse_response_head(ResponseHead& head, ResponseParser& parser, bool head_request) {
     auto refuse = [](std::string message) { return Refusal{ErrorKind::upstream_bad_response, std::move(message)}; };
-    replace_obs_fold(head.raw);
-    if (head_request) parser.skip(true);
-    boost::beast::error_code ec;
-    parser.put(boost::asio::buffer(head.raw), ec);
-    if (ec || !parser.is_header_done()) return refuse("upstream sent a malformed response head (" + ec.message() + ")");
+    if (head_request) parser.skip_body();
+    boost::system::error_code ec;
+    parser.parse_head(ec);
+    if (ec) return refuse("upstream sent a malformed response head (" + ec.message() + ")");
     if (head.status < 100 || head.status > 599)
         return refuse("upstream sent status " + std::to_string(head.status) + ", outside 100 to 599");
     if (head.transfer_encodings > 0 && head.content_lengths > 0)
@@ -183,21 +183,15 @@ BodyStep feed_body(MessageParser<isRequest>& parser, std::string_view data, std:
     constexpr const char* who = isRequest ? "request body" : "response body";
     BodyStep step;
     if (parser.is_done() || data.empty()) return step;
-    // Beast 1.81 asserts (abort() in debug and sanitizer builds) when a
-    // chunk-size line that is the last chunk arrived and the next call brings
-    // fewer than 5 bytes. Between chunks nothing can be forwarded or completed
-    // with fewer ("0\r\n\r\n" is the shortest end), so wait for them.
-    if (parser.between_chunks() && data.size() < 5) return step;
-    boost::beast::error_code ec;
+    boost::system::error_code ec;
     step.used = parser.put(boost::asio::buffer(data.data(), data.size()), ec);
-    if (ec == http::error::need_more) ec = {};
     if (ec) {
         step.refusal = Refusal{ErrorKind::bad_request, std::string("malformed ") + who + " (" + ec.message() + ")"};
         return step;
     }
     if (parser.is_done() || !parser.chunked()) return step;
-    // What Beast left: the CRLF after chunk data, then an unfinished chunk-size
-    // line, or a complete last-chunk line and unfinished trailers.
+    // What the parser left: the first byte of the CRLF after chunk data, an
+    // unfinished chunk-size line, or a last chunk with unfinished trailers.
     std::string_view rest = data.substr(step.used);
     for (std::size_t i = rest.find('\n'); i != std::string_view::npos; i = rest.find('\n', i + 1)) {
         if (i == 0 || rest[i - 1] != '\r') {

@@ -8,6 +8,7 @@
 #pragma once
 #include "config/spec.h"
 #include "proxy/message/http_head.h"
+#include "proxy/message/message_parser.h"
 #include "proxy/message/proxy_error.h"
 
 #include <cstddef>

@@ -13,6 +13,7 @@
 #include "proxy/message/h2_client_session.h"
 #include "proxy/message/h2_response.h"
 #include "proxy/message/http_head.h"
+#include "proxy/message/message_parser.h"
 #include "proxy/message/message_rules.h"
 
 #include <map>

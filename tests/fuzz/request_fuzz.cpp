@@ -8,6 +8,7 @@
 #include "fuzz_check.h"
 #include "proxy/message/forward_headers.h"
 #include "proxy/message/http_head.h"
+#include "proxy/message/message_parser.h"
 #include "proxy/message/message_rules.h"
 
 #include <boost/beast/http/empty_body.hpp>
@@ -56,7 +57,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::size_t head_bytes = wire.size();
 
     // The body, fed the way a connection buffer is: unconsumed bytes stay.
-    parser.eager(true);
     std::string buffer, body;
     std::string_view rest = std::string_view(bytes).substr(end);
     char line[24];

@@ -8,6 +8,7 @@
 #include "fuzz_check.h"
 #include "proxy/message/forward_headers.h"
 #include "proxy/message/http_head.h"
+#include "proxy/message/message_parser.h"
 #include "proxy/message/message_rules.h"
 
 #include <boost/beast/http/parser.hpp>
@@ -44,7 +45,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::string wire;
     build_client_response(head, down, wire);
 
-    parser.eager(true);
     std::string buffer, body;
     std::string_view rest = std::string_view(bytes).substr(end);
     char line[24];

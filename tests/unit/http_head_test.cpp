@@ -1,5 +1,6 @@
 #include "proxy/message/forward_headers.h"
 #include "proxy/message/http_head.h"
+#include "proxy/message/message_parser.h"
 #include "proxy/message/message_rules.h"
 
 #include <gtest/gtest.h>
@@ -200,7 +201,6 @@ std::optional<Refusal> feed_all(const std::string& head, const std::string& body
                                 std::size_t trailer_limit = 65536, std::string* got = nullptr) {
     auto p = parse(head);
     EXPECT_TRUE(p->ok()) << p->why();
-    p->parser->eager(true);
     std::string buffer;
     for (std::size_t i = 0; i < body.size(); i += step) {
         buffer += body.substr(i, step);
@@ -243,7 +243,6 @@ TEST(HttpHead, BareLineFeedsInChunkedFramingAreRefused) {
 TEST(HttpHead, ChunkedBodyComesOutAsViews) {
     auto p = parse("POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
     ASSERT_TRUE(p->ok()) << p->why();
-    p->parser->eager(true);
     std::string body = "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
     boost::beast::error_code ec;
     auto used = p->parser->put(boost::asio::buffer(body), ec);

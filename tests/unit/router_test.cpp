@@ -1,4 +1,5 @@
 #include "config/load.h"
+#include "proxy/message/message_parser.h"
 #include "proxy/snapshot/router.h"
 
 #include <gtest/gtest.h>
@@ -18,8 +19,8 @@ std::unique_ptr<Parsed> request(const std::string& method, const std::string& ta
     auto p = std::make_unique<Parsed>();
     p->head.raw = method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\n" + extra + "\r\n";
     p->parser.emplace(p->head);
-    boost::beast::error_code ec;
-    p->parser->put(boost::asio::buffer(p->head.raw), ec);
+    boost::system::error_code ec;
+    p->parser->parse_head(ec);
     EXPECT_FALSE(ec) << ec.message();
     return p;
 }
