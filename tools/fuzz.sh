@@ -27,7 +27,7 @@ mkdir -p build-fuzz/crashes
 
 status=0
 # Runs that take about 10 s each on one core of the CI machines.
-declare -A regression_runs=([request]=100000 [response]=250000 [config]=25000 [admin]=50000 [websocket_frames]=200000 [h2]=100000 [h2_upstream]=100000 [parser_diff]=200000)
+declare -A regression_runs=([request]=100000 [response]=250000 [config]=25000 [admin]=50000 [websocket_frames]=200000 [h2]=100000 [h2_upstream]=100000 [parser_diff]=150000)
 for t in "${targets[@]}"; do
   if [ -n "$seconds" ]; then
     budget=(-max_total_time="$seconds"); what="${seconds}s"
