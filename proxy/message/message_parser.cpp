@@ -184,6 +184,21 @@ bool valid_chunk_extensions(const char* p, const char* end) {
 
 }  // namespace
 
+bool frames_or_connects(http::field f) {
+    switch (f) {
+    case http::field::content_length:
+    case http::field::transfer_encoding:
+    case http::field::host:
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::upgrade: return true;
+    default: return false;
+    }
+}
+
 template <bool isRequest>
 std::optional<std::uint64_t> MessageParser<isRequest>::content_length() const {
     if (!(flags_ & kContentLength)) return std::nullopt;
@@ -405,19 +420,8 @@ void MessageParser<isRequest>::record_field(http::field id, std::string_view nam
 
 template <bool isRequest>
 void MessageParser<isRequest>::record_trailer(http::field id, std::string_view name, std::string_view value) {
+    if (frames_or_connects(id)) return;
     // Copied: their bytes are the connection's, and are consumed after this.
-    switch (id) {
-    case http::field::content_length:
-    case http::field::transfer_encoding:
-    case http::field::host:
-    case http::field::connection:
-    case http::field::keep_alive:
-    case http::field::proxy_connection:
-    case http::field::te:
-    case http::field::trailer:
-    case http::field::upgrade: return;
-    default: break;
-    }
     std::string lower(name);
     for (char& c : lower)
         if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');

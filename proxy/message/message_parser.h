@@ -106,6 +106,10 @@ private:
     std::vector<std::pair<std::string, std::string>> trailers_;
 };
 
+// Fields that frame, route or connect a message (RFC 9110 6.5.1): a trailer
+// never carries them on.
+bool frames_or_connects(http::field f);
+
 using RequestParser = MessageParser<true>;
 using ResponseParser = MessageParser<false>;
 

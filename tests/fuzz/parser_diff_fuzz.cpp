@@ -37,21 +37,6 @@ struct Reading {
     bool done = false;
 };
 
-bool framing_trailer(http::field f) {
-    switch (f) {
-    case http::field::content_length:
-    case http::field::transfer_encoding:
-    case http::field::host:
-    case http::field::connection:
-    case http::field::keep_alive:
-    case http::field::proxy_connection:
-    case http::field::te:
-    case http::field::trailer:
-    case http::field::upgrade: return true;
-    default: return false;
-    }
-}
-
 std::string lower(std::string_view s) {
     std::string out(s);
     for (char& c : out)
@@ -76,7 +61,7 @@ private:
                        boost::beast::error_code&) override {
         if (!this->is_header_done())
             r.fields.emplace_back(std::string(name), std::string(value));
-        else if (!framing_trailer(f))
+        else if (!frames_or_connects(f))
             r.trailers.emplace_back(lower(name), std::string(value));
     }
     void on_header_impl(boost::beast::error_code&) override {}
