@@ -1,7 +1,7 @@
 // sluice's HTTP/1.1 parser on its own: what it accepts, what it refuses and
 // with which error, and how each framing ends a body. The differential fuzz
 // target (tests/fuzz/parser_diff_fuzz.cpp) holds it against Beast's; the
-// cases here are the ones that target found, and the framing rules by name.
+// cases here include the ones that target found, and the framing rules by name.
 #include "proxy/message/http_head.h"
 #include "proxy/message/message_parser.h"
 
@@ -97,8 +97,8 @@ TEST(MessageParser, AHeadIsReadIntoViewsOfItsOwnBytes) {
     }
 }
 
-// Found by the differential fuzz target: a value that was empty before its
-// fold kept the fold's blanks in front.
+// A first version kept the fold's blanks in front of a value that was empty
+// before its fold (found reading the parser against Beast's reading).
 TEST(MessageParser, AResponseFoldBecomesSpacesAndAValueStartsAtItsFirstByte) {
     auto p = http1_response("HTTP/1.1 200 OK\r\nX-A:\r\n  folded\r\nX-B: one\r\n\ttwo \r\nContent-Length: 0\r\n\r\n");
     ASSERT_FALSE(p->ec) << p->ec.message();
