@@ -69,7 +69,8 @@ TEST(MessageParser, EachPartOfAHeadHasItsOwnError) {
     EXPECT_EQ(http1_request("GET / HTTP/1.1\r\nHost : a\r\n\r\n")->ec, http::error::bad_field);
     EXPECT_EQ(http1_request("GET / HTTP/1.1\r\n: a\r\n\r\n")->ec, http::error::bad_field);
     EXPECT_EQ(http1_request("GET / HTTP/1.1\r\n Host: a\r\n\r\n")->ec, http::error::bad_field);
-    EXPECT_EQ(http1_request(std::string("GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", 29))->ec, http::error::bad_value);
+    const char with_nul[] = "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n";
+    EXPECT_EQ(http1_request(std::string(with_nul, sizeof with_nul - 1))->ec, http::error::bad_value);
     EXPECT_EQ(http1_request("GET / HTTP/1.1\r\nX: a\x7f\r\n\r\n")->ec, http::error::bad_value);
     EXPECT_EQ(http1_request("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n")->ec, http::error::bad_line_ending);
     EXPECT_EQ(http1_request("GET / HTTP/1.1\r\nX: a\r\n y\r\n\r\n")->ec, http::error::bad_obs_fold);
