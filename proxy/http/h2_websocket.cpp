@@ -26,17 +26,7 @@ namespace {
 
 // Fields of the 101 that mean nothing on an HTTP/2 stream (RFC 8441 5).
 bool dropped_from_tunnel_head(const HeaderField& f, const ResponseHead& head) {
-    switch (f.id) {
-    case http::field::connection:
-    case http::field::keep_alive:
-    case http::field::proxy_connection:
-    case http::field::transfer_encoding:
-    case http::field::upgrade:
-    case http::field::te:
-    case http::field::content_length:
-    case http::field::sec_websocket_accept: return true;
-    default: return head.connection_has(f.name);
-    }
+    return is_hop_field(f.id) || f.id == http::field::sec_websocket_accept || head.connection_has(f.name);
 }
 
 }  // namespace

@@ -61,21 +61,6 @@ bool is_xff(const HeaderField& f) {
     return f.id == http::field::unknown && iequals(f.name, "x-forwarded-for");
 }
 
-bool always_hop_by_hop(const HeaderField& f) {
-    switch (f.id) {
-    case http::field::connection:
-    case http::field::keep_alive:
-    case http::field::proxy_connection:
-    case http::field::te:
-    case http::field::trailer:
-    case http::field::transfer_encoding:
-    case http::field::upgrade:
-    case http::field::content_length:  // re-added with the framing of the hop
-        return true;
-    default: return false;
-    }
-}
-
 // One growth of `out` per field instead of four appends, each checking
 // the capacity: a head is rebuilt for every request and response.
 void append_field(std::string& out, std::string_view name, std::string_view value) {
@@ -151,7 +136,7 @@ void build_upstream_request(const RequestHead& req, const UpstreamRequest& up, s
     std::string_view forwarded_for;
     std::size_t xff_count = 0;
     for (const auto& f : req.fields) {
-        if (always_hop_by_hop(f) || f.id == http::field::host || (conn.count && conn.names(f.name)) ||
+        if (is_hop_field(f.id) || f.id == http::field::host || (conn.count && conn.names(f.name)) ||
             underscore_alias(f) || (!up.websocket_key.empty() && f.id == http::field::sec_websocket_key))
             continue;
         if (is_xff(f)) {
@@ -248,7 +233,7 @@ void build_switching_response(const ResponseHead& resp, std::string& out, std::s
     std::string_view upgrade = "websocket";
     for (const auto& f : resp.fields) {
         if (f.id == http::field::upgrade) upgrade = f.value;
-        if (always_hop_by_hop(f) || (conn.count && conn.names(f.name))) continue;
+        if (is_hop_field(f.id) || (conn.count && conn.names(f.name))) continue;
         append_field(out, f.name, f.value);
     }
     append_field(out, "Upgrade", upgrade);
@@ -284,7 +269,7 @@ void build_client_response(const ResponseHead& resp, const ClientResponse& down,
             append_field(out, f.name, f.value);
             continue;
         }
-        if (always_hop_by_hop(f) || (conn.count && conn.names(f.name))) continue;
+        if (is_hop_field(f.id) || (conn.count && conn.names(f.name))) continue;
         append_field(out, f.name, f.value);
     }
     append_framing(out, down.framing, down.content_length);
@@ -302,7 +287,7 @@ void build_interim_response(const ResponseHead& resp, std::string& out) {
     out += resp.reason;
     out += "\r\n";
     for (const auto& f : resp.fields)
-        if (!always_hop_by_hop(f) && !(conn.count && conn.names(f.name))) append_field(out, f.name, f.value);
+        if (!is_hop_field(f.id) && !(conn.count && conn.names(f.name))) append_field(out, f.name, f.value);
     out += "\r\n";
 }
 

@@ -19,16 +19,10 @@ namespace {
 // own limit (which answers INTERNAL_ERROR) stays as a backstop above it.
 constexpr double kResetBurst = 200, kResetRate = 100;
 
+// The HTTP/1.1 hop's fields that HTTP/2 forbids (RFC 9113 8.2.2):
+// Content-Length and Trailer mean the same on a stream and stay.
 bool connection_specific(http::field id) {
-    switch (id) {
-    case http::field::connection:
-    case http::field::keep_alive:
-    case http::field::proxy_connection:
-    case http::field::transfer_encoding:
-    case http::field::upgrade:
-    case http::field::te: return true;
-    default: return false;
-    }
+    return is_hop_field(id) && id != http::field::content_length && id != http::field::trailer;
 }
 
 }  // namespace

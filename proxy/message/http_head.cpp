@@ -69,6 +69,20 @@ void ResponseHead::clear() {
     reason = {};
 }
 
+bool is_hop_field(http::field f) {
+    switch (f) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::transfer_encoding:
+    case http::field::upgrade:
+    case http::field::content_length: return true;
+    default: return false;
+    }
+}
+
 std::size_t find_head_end(std::string_view data) {
     // The blank line ends at a '\n' with "\r\n\r" before it. A head has a
     // dozen lines, and the vectorised memchr hops from line to line: a third

@@ -65,6 +65,14 @@ struct ResponseHead : MessageHead {
     void clear();
 };
 
+// Fields that belong to one hop: they say how this connection is kept or
+// upgraded and how this message is framed on it (RFC 9110 7.6.1, 6.4.1).
+// sluice never forwards them as received: each caller re-frames the message
+// for its next hop, and drops more where it must (Host from an upstream
+// request, which gets its own, and from a trailer; Sec-WebSocket-Accept from
+// an HTTP/2 tunnel's head).
+bool is_hop_field(http::field f);
+
 // Length of the head at the start of `data` (through the blank line), or 0 when
 // the blank line has not arrived yet.
 std::size_t find_head_end(std::string_view data);

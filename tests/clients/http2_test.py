@@ -11,6 +11,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -205,7 +206,10 @@ class WebSocketOrigin:
                 await ws.send(message)
 
         async def main():
-            self.server = await websockets.serve(echo, "127.0.0.1", 0, max_size=None)
+            # Trailer frames nothing on a tunnel: sluice must drop it from the
+            # HTTP/2 answer, and keep the origin's own fields.
+            self.server = await websockets.serve(echo, "127.0.0.1", 0, max_size=None,
+                                                 extra_headers=[("Trailer", "x-digest"), ("X-Origin", "ws")])
             self.port = self.server.sockets[0].getsockname()[1]
             ready.set()
             await asyncio.Future()
@@ -320,6 +324,7 @@ access_log: {{enabled: true, path: {self.access_log}}}
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Client:
@@ -438,6 +443,7 @@ class Http2Test(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
         cls.sluice.stop()
         cls.origin.shutdown()
 
@@ -565,6 +571,8 @@ class Http2Test(unittest.TestCase):
         r = c.responses[sid]
         self.assertEqual(r["headers"][":status"], "200")
         self.assertNotIn("sec-websocket-accept", r["headers"])
+        self.assertNotIn("trailer", r["headers"])
+        self.assertEqual(r["headers"].get("x-origin"), "ws")
         # The upstream saw an HTTP/1.1 upgrade with a key sluice made (its
         # handler, which records it, runs just after its 101 went out).
         for _ in range(100):
