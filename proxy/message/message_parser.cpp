@@ -66,6 +66,12 @@ bool all_token(std::string_view v) {
     return true;
 }
 
+bool all_digits(std::string_view v) {
+    for (char c : v)
+        if (c < '0' || c > '9') return false;
+    return true;
+}
+
 // Calls `each` with every element of a comma-separated list, blanks trimmed
 // (empty ones too). Stops early when `each` returns false.
 template <class Each>
@@ -185,18 +191,7 @@ bool valid_chunk_extensions(const char* p, const char* end) {
 }  // namespace
 
 bool frames_or_connects(http::field f) {
-    switch (f) {
-    case http::field::content_length:
-    case http::field::transfer_encoding:
-    case http::field::host:
-    case http::field::connection:
-    case http::field::keep_alive:
-    case http::field::proxy_connection:
-    case http::field::te:
-    case http::field::trailer:
-    case http::field::upgrade: return true;
-    default: return false;
-    }
+    return is_hop_field(f) || f == http::field::host;
 }
 
 template <bool isRequest>
@@ -349,6 +344,13 @@ void MessageParser<isRequest>::frame_field(http::field id, std::string_view valu
     switch (id) {
     case http::field::connection:
     case http::field::proxy_connection: {
+        // Nearly always one option: all of it tokens means no comma, so the
+        // list's splitting and trimming can be skipped.
+        if (all_token(value)) {
+            if (iequals(value, "close")) flags_ |= kConnectionClose;
+            if (iequals(value, "keep-alive")) flags_ |= kConnectionKeepAlive;
+            return;
+        }
         unsigned seen = 0;
         const bool valid = each_element(value, [&](std::string_view option) {
             if (!all_token(option)) return false;
@@ -368,8 +370,20 @@ void MessageParser<isRequest>::frame_field(http::field id, std::string_view valu
             ec = Error::bad_content_length;
             return;
         }
-        // A list of one number, or of the same number repeated.
         std::optional<std::uint64_t> length = content_length();
+        // Nearly always one number, of at most 19 digits, which cannot overflow.
+        if (!value.empty() && value.size() <= 19 && all_digits(value)) {
+            std::uint64_t v = 0;
+            for (char c : value) v = v * 10 + static_cast<std::uint64_t>(c - '0');
+            if (length && *length != v) {
+                ec = Error::multiple_content_length;
+                return;
+            }
+            length_ = v;
+            flags_ |= kContentLength;
+            return;
+        }
+        // A list of one number, or of the same number repeated.
         bool multiple = false;
         const bool valid = each_element(value, [&](std::string_view n) {
             if (n.empty()) return false;

@@ -143,6 +143,11 @@ TEST(MessageParser, ContentLengthIsOneNumberOrTheSameNumberRepeated) {
     EXPECT_EQ(length("5,,5")->ec, http::error::bad_content_length);
     EXPECT_EQ(length("+5")->ec, http::error::bad_content_length);
     EXPECT_EQ(length("")->ec, http::error::bad_content_length);
+    // One number per line is read on a shorter path: the same rules hold.
+    EXPECT_EQ(length("9999999999999999999")->parser->content_length(), 9999999999999999999u);
+    EXPECT_EQ(length("5\r\nContent-Length: 5")->parser->content_length(), 5u);
+    EXPECT_EQ(length("5\r\nContent-Length: 6")->ec, http::error::multiple_content_length);
+    EXPECT_EQ(length("5\r\nContent-Length: 5, 6")->ec, http::error::multiple_content_length);
 }
 
 TEST(MessageParser, WhetherAConnectionStaysOpenFollowsVersionAndConnectionTokens) {
@@ -151,6 +156,10 @@ TEST(MessageParser, WhetherAConnectionStaysOpenFollowsVersionAndConnectionTokens
     EXPECT_FALSE(http1_request("GET / HTTP/1.0\r\n\r\n")->parser->keep_alive());
     EXPECT_TRUE(http1_request("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")->parser->keep_alive());
     EXPECT_EQ(http1_request("GET / HTTP/1.1\r\nConnection: keep alive\r\n\r\n")->ec, http::error::bad_value);
+    EXPECT_FALSE(http1_request("GET / HTTP/1.1\r\nConnection: Close\r\n\r\n")->parser->keep_alive());
+    EXPECT_TRUE(http1_request("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")->parser->keep_alive());
+    EXPECT_FALSE(http1_request("GET / HTTP/1.0\r\nConnection: keep-alives\r\n\r\n")->parser->keep_alive());
+    EXPECT_FALSE(http1_request("GET / HTTP/1.1\r\nProxy-Connection: close\r\n\r\n")->parser->keep_alive());
     auto eof = http1_response("HTTP/1.1 200 OK\r\n\r\n");
     EXPECT_TRUE(eof->parser->need_eof());
     EXPECT_FALSE(eof->parser->keep_alive());
