@@ -11,6 +11,7 @@ import concurrent.futures
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -354,6 +355,7 @@ access_log: {{enabled: true, path: {self.access_log}}}
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class GrpcThroughSluice(unittest.TestCase):
@@ -384,6 +386,7 @@ class GrpcThroughSluice(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
         cls.channel.close()
         cls.sluice.stop()
         cls.backend.stop()

@@ -12,9 +12,8 @@ import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import fs from "node:fs";
 import http from "node:http";
-import os from "node:os";
 import path from "node:path";
-import { startSluice } from "./start_sluice.mjs";
+import { startSluice, tempDir } from "./start_sluice.mjs";
 
 const [sluiceBin, modulesDir] = process.argv.slice(2);
 const require = createRequire(path.join(path.resolve(modulesDir), "noop.js"));
@@ -72,7 +71,7 @@ const model = http.createServer((req, res) => {
 });
 const modelPort = await new Promise((resolve) => model.listen(0, "127.0.0.1", () => resolve(model.address().port)));
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sluice-llm-"));
+const dir = tempDir("sluice-llm-");
 const configPath = path.join(dir, "config.yaml");
 fs.writeFileSync(configPath, `
 listeners: [{name: public, address: 127.0.0.1, port: 0}]

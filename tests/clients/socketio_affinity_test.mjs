@@ -7,9 +7,8 @@
 import { createRequire } from "node:module";
 import fs from "node:fs";
 import http from "node:http";
-import os from "node:os";
 import path from "node:path";
-import { startSluice } from "./start_sluice.mjs";
+import { startSluice, tempDir } from "./start_sluice.mjs";
 
 const [sluiceBin, modulesDir] = process.argv.slice(2);
 const require = createRequire(path.join(path.resolve(modulesDir), "noop.js"));
@@ -46,7 +45,7 @@ clusters: [{name: chat, endpoints: ["127.0.0.1:${a.port}", "127.0.0.1:${b.port}"
 routes: [{name: socketio, match: {path_prefix: /socket.io/}, cluster: chat}]
 timeouts: {drain_delay: 0s, drain: 1s}
 `;
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sluice-sio2-")), "config.yaml");
+  const file = path.join(tempDir("sluice-sio2-"), "config.yaml");
   fs.writeFileSync(file, config);
   return startSluice(sluiceBin, file, ["--workers", "1", "--log-level", "warn"]);
 }

@@ -9,8 +9,8 @@ import { createRequire } from "node:module";
 import fs from "node:fs";
 import http from "node:http";
 import net from "node:net";
-import os from "node:os";
 import path from "node:path";
+import { tempDir } from "./start_sluice.mjs";
 
 const [sluiceBin, modulesDir] = process.argv.slice(2);
 const require = createRequire(path.join(path.resolve(modulesDir), "noop.js"));
@@ -32,7 +32,7 @@ io.on("connection", (socket) => socket.on("ping-me", (n, ack) => ack(n)));
 await new Promise((r) => app.listen(0, "127.0.0.1", r));
 
 async function runSluice(name) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sluice-sio-drain-${name}-`));
+  const dir = tempDir(`sluice-sio-drain-${name}-`);
   fs.writeFileSync(path.join(dir, "config.yaml"), `
 listeners: [{name: public, address: 127.0.0.1, port: 0}]
 clusters: [{name: chat, endpoints: ["127.0.0.1:${app.address().port}"]}]

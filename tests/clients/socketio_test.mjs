@@ -10,9 +10,8 @@ import { createRequire } from "node:module";
 import fs from "node:fs";
 import http from "node:http";
 import https from "node:https";
-import os from "node:os";
 import path from "node:path";
-import { startSluice } from "./start_sluice.mjs";
+import { startSluice, tempDir } from "./start_sluice.mjs";
 
 const [sluiceBin, modulesDir, mode] = process.argv.slice(2);
 const useTls = mode === "--tls";
@@ -54,7 +53,7 @@ const llm = http.createServer((req, res) => {
 });
 const llmPort = await listen(llm);
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sluice-sio-"));
+const dir = tempDir("sluice-sio-");
 let tlsField = "", ca;
 if (useTls) {
   const openssl = (...args) => execFileSync("openssl", args, { stdio: "ignore" });
