@@ -14,7 +14,12 @@
 #                                                           bulk1, bulk8: one-way bulk through 1 or 8 tunnels,
 #                                                           in MiB per second and CPU µs per MiB;
 #                                                           h2, h2h2: h2load -c16 -m16 over h2c to the HTTP/1.1
-#                                                           origin, and to the same origin over h2c)
+#                                                           origin, and to the same origin over h2c;
+#                                                           stream: the NDJSON stream's first byte as bench/run.sh
+#                                                           takes it, minus direct's taken just before, in ms in
+#                                                           the first column)
+# Which binary goes first alternates from run to run too: whatever the second
+# of two back-to-back runs pays (a warmer or a busier machine) falls on both.
 # Prints the median and the range (min-max) of each figure over the runs.
 # Not a pass/fail test: it reports figures.
 set -euo pipefail
@@ -54,6 +59,7 @@ clusters:
   - {name: bulk, endpoints: ["127.0.0.1:$bulk_origin"]}
   - {name: h2, endpoints: ["127.0.0.1:$h2_origin"], protocol: http2}
 routes:
+  - {name: stream, match: {path: /stream}, cluster: ws}
   - {name: h2, match: {path_prefix: /h2}, cluster: h2}
   - {name: bulk, match: {path_prefix: /bulk}, cluster: bulk}
   - {name: ws, match: {path_prefix: /ws}, cluster: ws}
@@ -94,18 +100,36 @@ YAML
       after=$(cpu_ticks "$pid")
       set -- $out  # bytes N mib_per_second R
       echo "$4 $(cpu_per $((after - before)) "$(($2 >> 20))")" ;;
+    stream)
+      local direct through
+      direct=$(first_byte_ms "$ws_origin")
+      through=$(first_byte_ms "$port")
+      echo "$(awk -v t="$through" -v d="$direct" 'BEGIN {printf "%.3f", t - d}') -" ;;
     *) echo "unknown row $row (http64, http256, https64, ws64, ws16384, wss64, ...)" >&2; exit 2 ;;
   esac
   kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+# The median of 50 first-byte times of the NDJSON stream at port $1, in ms.
+first_byte_ms() {
+  local i
+  for i in $(seq 50); do
+    taskset -c 1 curl -s -o /dev/null -w '%{time_starttransfer}\n' "http://127.0.0.1:$1/stream"
+  done | awk '{print $1 * 1000}' | median
 }
 
 range() { sort -g | awk '{v[NR] = $1} END {printf "%s-%s", v[1], v[NR]}'; }
 printf '%-8s %-6s %22s %26s\n' row binary "per second (range)" "CPU µs each (range)"
 for row in ${ROWS:-http64 http256 ws64 ws16384}; do
   : > "$work/a" ; : > "$work/b"
-  for _ in $(seq "$reps"); do
-    run_once "$a_bin" "$row" >> "$work/a"
-    run_once "$b_bin" "$row" >> "$work/b"
+  for i in $(seq "$reps"); do
+    if (( i % 2 )); then
+      run_once "$a_bin" "$row" >> "$work/a"
+      run_once "$b_bin" "$row" >> "$work/b"
+    else
+      run_once "$b_bin" "$row" >> "$work/b"
+      run_once "$a_bin" "$row" >> "$work/a"
+    fi
   done
   for side in a b; do
     bin=$a_bin; [ "$side" = b ] && bin=$b_bin
