@@ -25,7 +25,6 @@ H2UpstreamConn::H2UpstreamConn(std::shared_ptr<UpstreamConn> conn, std::weak_ptr
       pool_(std::move(pool)),
       session_(*this, H2ClientSession::Settings{}),
       write_wake_(conn_->socket().get_executor()),
-      settings_wake_(conn_->socket().get_executor()),
       idle_since_(std::chrono::steady_clock::now()) {
     conn_->transport.set_duplex();
 }
@@ -67,10 +66,7 @@ void H2UpstreamConn::release(H2UpstreamStream& s) {
 
 asio::awaitable<void> H2UpstreamConn::wait_ready(std::chrono::steady_clock::duration limit) {
     if (!starting()) co_return;
-    // Several exchanges may wait: each on its own timer would be cancelled by
-    // another's expires_after, so they share one that only the news cancels.
-    if (settings_wake_.expiry() <= std::chrono::steady_clock::now()) settings_wake_.expires_after(limit);
-    co_await settings_wake_.async_wait(nothrow);
+    co_await ready_waiters_.wait(write_wake_.get_executor(), limit);
 }
 
 void H2UpstreamConn::resume(std::int32_t id) {
@@ -102,7 +98,7 @@ asio::awaitable<void> H2UpstreamConn::read_loop() {
         }
         in.commit(n);
         const bool more = session_.receive(in.data());
-        if (session_.settings_received()) settings_wake_.cancel();
+        if (session_.settings_received()) ready_waiters_.wake_all();
         in.consume(in.size());
         flush();
         if (!more) {
@@ -144,7 +140,7 @@ void H2UpstreamConn::close() {
     leave_pool();
     conn_->transport.close();
     write_wake_.cancel();
-    settings_wake_.cancel();
+    ready_waiters_.wake_all();
     // Streams still open end with the connection; those the upstream never
     // processed (above a GOAWAY's last stream) may be sent again anywhere.
     auto streams = std::move(streams_);

@@ -8,6 +8,7 @@
 //
 // Every method runs on the worker thread that made it.
 #pragma once
+#include "proxy/http/ready_waiters.h"
 #include "proxy/message/h2_client_session.h"
 #include "proxy/net/upstream_pool.h"
 
@@ -80,7 +81,7 @@ private:
     std::string out_;
     std::unordered_map<std::int32_t, std::shared_ptr<H2UpstreamStream>> streams_;
     boost::asio::steady_timer write_wake_;
-    boost::asio::steady_timer settings_wake_;  // exchanges waiting for the peer's SETTINGS
+    ReadyWaiters ready_waiters_;  // exchanges waiting for the peer's SETTINGS
     std::chrono::steady_clock::time_point idle_since_;
     std::string failure_;
     std::int32_t last_processed_ = INT32_MAX;

@@ -30,6 +30,8 @@ asio::awaitable<std::shared_ptr<H2UpstreamConn>> Exchange::h2_connection(bool fr
     // A connection being made, or just made (it takes one stream until its
     // peer's SETTINGS say how many): the others wait for it, one round trip or
     // two, rather than open a connection each.
+    // The waits together count against one connect deadline; each ends by it.
+    const auto deadline = deadline_after(view_->snapshot->routes[route_].timeouts.connect);
     for (int waits = 0; !fresh; ++waits) {
         if (auto shared = pool->shared_with_room()) {
             reused = true;
@@ -37,10 +39,16 @@ asio::awaitable<std::shared_ptr<H2UpstreamConn>> Exchange::h2_connection(bool fr
         }
         auto starting = pool->shared_starting();
         if (!starting || waits == 3) break;
-        client_.set_phase(Phase::connect, deadline_after(view_->snapshot->routes[route_].timeouts.connect));
-        co_await starting->wait_ready(std::chrono::seconds(1));
-        if (client_.deadline_passed() || client_.aborted()) {
-            failure = connect_failure(place(), client_.timed_out(), asio::error::timed_out, false, {});
+        client_.set_phase(Phase::connect, deadline);
+        const auto left = deadline - Watchdog::Clock::now();
+        if (left > left.zero()) co_await starting->wait_ready(std::min<Watchdog::Clock::duration>(std::chrono::seconds(1), left));
+        // The wait may end on its own timer before the watchdog's fires.
+        const bool out_of_time = Watchdog::Clock::now() >= deadline;
+        if (client_.deadline_passed() || client_.aborted() || out_of_time) {
+            const Deadline passed = client_.deadline_passed() ? client_.timed_out()
+                                    : out_of_time             ? Deadline::connect
+                                                              : Deadline::none;
+            failure = connect_failure(place(), passed, asio::error::timed_out, false, {});
             co_return nullptr;
         }
     }

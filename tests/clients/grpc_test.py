@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 import socket
@@ -277,8 +278,36 @@ def h2_get_many(port, paths, timeout=10):
     return {st["path"]: (st["status"], st["body"], st["reset"]) for st in streams.values()}
 
 
+class SilentOrigin:
+    """Accepts TCP connections and never sends a byte: an HTTP/2 connection to
+    it stays waiting for the peer's SETTINGS. Counts what it accepted."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.held = []
+        self.accepted = threading.Event()
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = self.sock.accept()
+                except OSError:
+                    return
+                self.held.append(conn)
+                self.accepted.set()
+        threading.Thread(target=serve, daemon=True).start()
+
+    def stop(self):
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
 class Sluice:
-    def __init__(self, plain_port, tls_port, h1_port, limited_port, raw_port, https1_port, certs):
+    def __init__(self, plain_port, tls_port, h1_port, limited_port, raw_port, https1_port, certs, silent_port):
         self.dir = tempfile.mkdtemp()
         self.config = os.path.join(self.dir, "sluice.yaml")
         self.access_log = os.path.join(self.dir, "access.log")
@@ -297,7 +326,10 @@ clusters:
       health_check: {{path: /healthz, interval: 100ms, healthy_threshold: 1, unhealthy_threshold: 1}}}}
   - {{name: checkedtls, endpoints: ["127.0.0.1:{tls_port}"], protocol: http2, tls: {{ca: {certs[0]}, sni: localhost}},
       health_check: {{path: /healthz, interval: 100ms, healthy_threshold: 1, unhealthy_threshold: 1}}}}
+  - {{name: silent, endpoints: ["127.0.0.1:{silent_port}"], protocol: http2}}
 routes:
+  - {{name: silent, match: {{path_prefix: /silent/}}, cluster: silent,
+      timeouts: {{connect: 200ms, upstream_response: 800ms}}}}
   - {{name: raw, match: {{path_prefix: /raw/}}, cluster: raw}}
   - {{name: https1, match: {{path_prefix: /https1/}}, cluster: https1}}
   - {{name: limited, match: {{path_prefix: /limited/}}, rewrite: {{path_prefix: /}}, cluster: limited}}
@@ -380,8 +412,9 @@ class GrpcThroughSluice(unittest.TestCase):
         ctx.load_cert_chain(cls.certs[1], cls.certs[2])
         cls.https1.socket = ctx.wrap_socket(cls.https1.socket, server_side=True)
         threading.Thread(target=cls.https1.serve_forever, daemon=True).start()
+        cls.silent = SilentOrigin()
         cls.sluice = Sluice(cls.backend.port, cls.tls_backend.port, cls.h1_port, cls.limited.port, cls.raw.port,
-                            cls.https1.server_address[1], cls.certs)
+                            cls.https1.server_address[1], cls.certs, cls.silent.port)
         cls.channel = grpc.insecure_channel(f"127.0.0.1:{cls.sluice.port}")
 
     @classmethod
@@ -392,6 +425,7 @@ class GrpcThroughSluice(unittest.TestCase):
         cls.backend.stop()
         cls.tls_backend.stop()
         cls.limited.stop()
+        cls.silent.stop()
         cls.h1.terminate()
 
     def call(self, method, prefix=""):
@@ -611,6 +645,29 @@ class GrpcThroughSluice(unittest.TestCase):
         with self.raw.lock:
             used = {n for n, p in self.raw.seen if p in ("flood", "after-the-flood")}
         self.assertEqual(len(used), 1, self.raw.seen)
+
+    def test_a_wait_for_a_starting_connection_ends_at_the_connect_deadline(self):
+        # The first request opens the connection, which the origin accepts and
+        # never speaks on: it gets no answer within upstream_response (800ms).
+        # The second waits for that connection to be ready; its wait must end
+        # with its own connect deadline (200ms), not a fixed second later, so
+        # it is answered first.
+        done = []
+
+        def get(name):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.sluice.port}/silent/{name}", timeout=10)
+                done.append((name, 200, ""))
+            except urllib.error.HTTPError as e:
+                done.append((name, e.code, e.headers.get("x-sluice-error")))
+        first = threading.Thread(target=get, args=("first",))
+        first.start()
+        self.assertTrue(self.silent.accepted.wait(5), "sluice did not connect to the silent origin")
+        second = threading.Thread(target=get, args=("second",))
+        second.start()
+        first.join(10)
+        second.join(10)
+        self.assertEqual(done, [("second", 504, "upstream_connect_timeout"), ("first", 504, "upstream_timeout")])
 
     def test_trailers_only_answer(self):
         with self.assertRaises(grpc.RpcError) as e:
