@@ -5,6 +5,8 @@
 # makes the clients speak wss:// to each proxy (the same ECDSA P-256
 # certificate for all three; the origin stays plain).
 #   bench/idle_tunnels.sh [COUNT] [ws|wss]
+#   SLUICE_BIN=/path/to/sluice bench/idle_tunnels.sh ...   (another sluice binary; default build/sluice,
+#                                                          which is then built first)
 # Installs nginx and haproxy from Debian if missing. Not a pass/fail test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +15,11 @@ mode="${2:-ws}"
 ulimit -n 20000
 
 . bench/lib.sh
-prepare "nginx haproxy" sluice ws_echo_origin ws_idle_clients
+# A given binary is used as it is: bench/run.sh passes its own, so a run
+# measures one binary throughout, even if the tree changes meanwhile.
+if [ -n "${SLUICE_BIN:-}" ]; then prepare "nginx haproxy" ws_echo_origin ws_idle_clients
+else prepare "nginx haproxy" sluice ws_echo_origin ws_idle_clients; fi
+sluice_bin=$(realpath -m "${SLUICE_BIN:-build/sluice}")
 
 make_workdir
 tls_arg=""
@@ -71,7 +77,7 @@ clusters: [{name: ws, endpoints: ["127.0.0.1:$origin_port"]}]
 routes: [{name: ws, match: {path_prefix: /}, cluster: ws}]
 YAML
 admin_port=$(free_port)
-./build/sluice run --config "$work/sluice.yaml" --admin "127.0.0.1:$admin_port" --workers 1 --log-level warn >/dev/null &
+"$sluice_bin" run --config "$work/sluice.yaml" --admin "127.0.0.1:$admin_port" --workers 1 --log-level warn >/dev/null &
 pid=$!; pids+=($pid)
 measure sluice "$pid" "$port"
 

@@ -116,7 +116,7 @@ for t in "${targets[@]}"; do
 done
 
 # Idle WebSockets: bench/idle_tunnels.sh prints "proxy clients ... KiB/tunnel" lines.
-idle_out=$(bench/idle_tunnels.sh "$idle" 2>/dev/null || true)
+idle_out=$(SLUICE_BIN="$sluice_bin" bench/idle_tunnels.sh "$idle" 2>/dev/null || true)
 for t in sluice nginx haproxy; do
   R[$t,idle]=$(echo "$idle_out" | awk -v p="$t" '$1 == p && $2 == "open" {print $NF}')
 done
