@@ -72,6 +72,20 @@ bool all_digits(std::string_view v) {
     return true;
 }
 
+// A non-empty run of digits that fits 64 bits.
+bool parse_decimal(std::string_view n, std::uint64_t& v) {
+    if (n.empty()) return false;
+    constexpr auto kMax = std::numeric_limits<std::uint64_t>::max();
+    v = 0;
+    for (char c : n) {
+        if (c < '0' || c > '9') return false;
+        const auto d = static_cast<std::uint64_t>(c - '0');
+        if (v > kMax / 10 || kMax - v * 10 < d) return false;
+        v = v * 10 + d;
+    }
+    return true;
+}
+
 // Calls `each` with every element of a comma-separated list, blanks trimmed
 // (empty ones too). Stops early when `each` returns false.
 template <class Each>
@@ -344,20 +358,23 @@ void MessageParser<isRequest>::frame_field(http::field id, std::string_view valu
     switch (id) {
     case http::field::connection:
     case http::field::proxy_connection: {
-        // Nearly always one option: all of it tokens means no comma, so the
-        // list's splitting and trimming can be skipped.
-        if (all_token(value)) {
-            if (iequals(value, "close")) flags_ |= kConnectionClose;
-            if (iequals(value, "keep-alive")) flags_ |= kConnectionKeepAlive;
-            return;
-        }
         unsigned seen = 0;
-        const bool valid = each_element(value, [&](std::string_view option) {
-            if (!all_token(option)) return false;
+        auto note = [&](std::string_view option) {
             if (iequals(option, "close")) seen |= kConnectionClose;
             if (iequals(option, "keep-alive")) seen |= kConnectionKeepAlive;
-            return true;
-        });
+        };
+        // Nearly always one option: all of it tokens means no comma, so there
+        // is no list to split and trim.
+        bool valid = true;
+        if (all_token(value)) {
+            note(value);
+        } else {
+            valid = each_element(value, [&](std::string_view option) {
+                if (!all_token(option)) return false;
+                note(option);
+                return true;
+            });
+        }
         if (!valid) {
             ec = Error::bad_value;
             return;
@@ -370,35 +387,18 @@ void MessageParser<isRequest>::frame_field(http::field id, std::string_view valu
             ec = Error::bad_content_length;
             return;
         }
-        std::optional<std::uint64_t> length = content_length();
-        // Nearly always one number, of at most 19 digits, which cannot overflow.
-        if (!value.empty() && value.size() <= 19 && all_digits(value)) {
-            std::uint64_t v = 0;
-            for (char c : value) v = v * 10 + static_cast<std::uint64_t>(c - '0');
-            if (length && *length != v) {
-                ec = Error::multiple_content_length;
-                return;
-            }
-            length_ = v;
-            flags_ |= kContentLength;
-            return;
-        }
         // A list of one number, or of the same number repeated.
+        std::optional<std::uint64_t> length = content_length();
         bool multiple = false;
-        const bool valid = each_element(value, [&](std::string_view n) {
-            if (n.empty()) return false;
+        auto one = [&](std::string_view n) {
             std::uint64_t v = 0;
-            constexpr auto kMax = std::numeric_limits<std::uint64_t>::max();
-            for (char c : n) {
-                if (c < '0' || c > '9') return false;
-                const auto d = static_cast<std::uint64_t>(c - '0');
-                if (v > kMax / 10 || kMax - v * 10 < d) return false;
-                v = v * 10 + d;
-            }
+            if (!parse_decimal(n, v)) return false;
             if (length && *length != v) multiple = true;
             length = v;
             return !multiple;
-        });
+        };
+        // Nearly always one number: no list to split and trim.
+        const bool valid = all_digits(value) ? one(value) : each_element(value, one);
         if (!valid) {
             ec = multiple ? Error::multiple_content_length : Error::bad_content_length;
             return;
